@@ -1,0 +1,249 @@
+//! Multi-head, grouped-query and multi-query attention with optional RoPE, causal or
+//! padding masks, and a KV cache.
+
+use crate::block::{softmax_reference, to_f64_cpu, Block};
+use crate::error::config_err;
+use crate::linear::Linear;
+use crate::rotary::{RopeScaling, RotaryEmbedding};
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// Shape and behaviour of an attention block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionConfig {
+    /// Model width.
+    pub hidden_size: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads: equal to the query heads (MHA), fewer (GQA) or one (MQA).
+    pub num_key_value_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// Whether q/k/v/o projections carry a bias.
+    pub attention_bias: bool,
+    /// Causal (decoder) or bidirectional (encoder) attention.
+    pub causal: bool,
+    /// RoPE base and scaling; `None` for models with absolute position embeddings.
+    pub rope: Option<(f64, Option<RopeScaling>)>,
+}
+
+impl AttentionConfig {
+    /// Checks that the head counts fit together.
+    pub fn validate(&self) -> crate::Result<()> {
+        if self.num_attention_heads == 0 || self.num_key_value_heads == 0 || self.head_dim == 0 {
+            return Err(config_err("num_attention_heads", "head counts and head_dim must be positive"));
+        }
+        if self.num_attention_heads % self.num_key_value_heads != 0 {
+            return Err(config_err(
+                "num_key_value_heads",
+                format!("{} key/value heads do not divide {} attention heads", self.num_key_value_heads, self.num_attention_heads),
+            ));
+        }
+        if self.rope.is_some() && self.head_dim % 2 != 0 {
+            return Err(config_err("head_dim", format!("RoPE needs an even head_dim, got {}", self.head_dim)));
+        }
+        Ok(())
+    }
+}
+
+/// Keys and values of earlier positions, for incremental decoding.
+///
+/// # Shapes
+/// `k, v: (batch, kv_heads, cached_len, head_dim)`
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    kv: Option<(Tensor, Tensor)>,
+}
+
+impl KvCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.kv.as_ref().map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends new keys and values and returns all of them.
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let kv = match &self.kv {
+            None => (k.clone(), v.clone()),
+            Some((ck, cv)) => (Tensor::cat(&[ck, k], 2)?, Tensor::cat(&[cv, v], 2)?),
+        };
+        self.kv = Some(kv.clone());
+        Ok(kv)
+    }
+}
+
+/// Additive mask value: large and finite so a fully masked row yields zeros, not NaN.
+const MASKED: f32 = -1e30;
+
+/// Attention over `x` with projections `q_proj`, `k_proj`, `v_proj`, `o_proj`.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    rotary: Option<RotaryEmbedding>,
+    cfg: AttentionConfig,
+}
+
+impl Attention {
+    /// Loads `q_proj`, `k_proj`, `v_proj`, `o_proj` (LLaMA names) from `vb`.
+    pub fn new(cfg: &AttentionConfig, vb: VarBuilder) -> crate::Result<Self> {
+        cfg.validate()?;
+        let (h, q_out, kv_out) = (cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim);
+        let bias = cfg.attention_bias;
+        Self::from_projections(
+            cfg,
+            Linear::new(h, q_out, bias, vb.pp("q_proj"))?,
+            Linear::new(h, kv_out, bias, vb.pp("k_proj"))?,
+            Linear::new(h, kv_out, bias, vb.pp("v_proj"))?,
+            Linear::new(q_out, h, bias, vb.pp("o_proj"))?,
+        )
+    }
+
+    /// Builds from already-loaded projections (used by BERT, whose names differ).
+    pub fn from_projections(cfg: &AttentionConfig, q_proj: Linear, k_proj: Linear, v_proj: Linear, o_proj: Linear) -> crate::Result<Self> {
+        cfg.validate()?;
+        let rotary = cfg.rope.as_ref().map(|(theta, scaling)| RotaryEmbedding::new(cfg.head_dim, *theta, scaling.as_ref()));
+        Ok(Self { q_proj, k_proj, v_proj, o_proj, rotary, cfg: cfg.clone() })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AttentionConfig {
+        &self.cfg
+    }
+
+    /// Projects `x` to heads: `(b, s, hidden) → (b, heads, s, head_dim)`.
+    fn heads(x: &Tensor, heads: usize, head_dim: usize) -> Result<Tensor> {
+        let (b, s, _) = x.dims3()?;
+        x.reshape((b, s, heads, head_dim))?.transpose(1, 2)?.contiguous()
+    }
+
+    /// Additive mask `(b or 1, 1, 1, s, t)` in f32 for queries at positions
+    /// `offset..offset + s` over `t` keys, combining causality and key padding.
+    fn mask(&self, s: usize, t: usize, padding: Option<&Tensor>, dev: &Device) -> Result<Option<Tensor>> {
+        let offset = t - s;
+        // A single query at the end of the sequence sees every key, so it needs no causal mask.
+        let causal = if self.cfg.causal && s > 1 {
+            let m: Vec<f32> = (0..s).flat_map(|i| (0..t).map(move |j| if j > offset + i { MASKED } else { 0.0 })).collect();
+            Some(Tensor::from_vec(m, (1, 1, 1, s, t), dev)?)
+        } else {
+            None
+        };
+        let padding = match padding {
+            Some(p) => {
+                let b = p.dim(0)?;
+                // 1 keeps a key, 0 masks it: (1 - p) · MASKED.
+                let p = ((p.to_dtype(DType::F32)?.affine(-1.0, 1.0))? * f64::from(MASKED))?;
+                Some(p.reshape((b, 1, 1, 1, t))?)
+            }
+            None => None,
+        };
+        Ok(match (causal, padding) {
+            (Some(c), Some(p)) => Some(c.broadcast_add(&p)?),
+            (c, p) => c.or(p),
+        })
+    }
+
+    /// Fast attention with an optional key padding mask `(batch, keys)` (1 = keep) and KV cache.
+    ///
+    /// Grouped-query attention never repeats K/V: the `rep = heads / kv_heads` queries that
+    /// share a key/value head are stacked along the sequence axis and meet K/V in one matmul.
+    ///
+    /// # Shapes
+    /// `x: (batch, seq, hidden) → (batch, seq, hidden)`
+    pub fn forward_with(&self, x: &Tensor, padding: Option<&Tensor>, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let c = &self.cfg;
+        let (b, s, _) = x.dims3()?;
+        let (h, kvh, d) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let rep = h / kvh;
+        let offset = cache.as_ref().map_or(0, |c| c.len());
+        let mut q = Self::heads(&self.q_proj.forward(x)?, h, d)?; // (b, h, s, d)
+        let mut k = Self::heads(&self.k_proj.forward(x)?, kvh, d)?; // (b, kvh, s, d)
+        let mut v = Self::heads(&self.v_proj.forward(x)?, kvh, d)?;
+        if let Some(rope) = &self.rotary {
+            q = rope.forward(&q, offset)?;
+            k = rope.forward(&k, offset)?;
+        }
+        if let Some(cache) = cache {
+            (k, v) = cache.append(&k, &v)?;
+        }
+        let t = k.dim(2)?;
+        let q = q.reshape((b, kvh, rep * s, d))?; // query heads grouped by their K/V head
+        let scores = (q.matmul(&k.t()?)? * (d as f64).powf(-0.5))?; // (b, kvh, rep·s, t)
+        // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
+        let mut scores = scores.to_dtype(DType::F32)?.reshape((b, kvh, rep, s, t))?;
+        if let Some(mask) = self.mask(s, t, padding, x.device())? {
+            scores = scores.broadcast_add(&mask)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(x.dtype())?;
+        let out = probs.reshape((b, kvh, rep * s, t))?.matmul(&v.contiguous()?)?; // (b, kvh, rep·s, d)
+        let out = out.reshape((b, h, s, d))?.transpose(1, 2)?.reshape((b, s, h * d))?;
+        self.o_proj.forward(&out)
+    }
+
+    /// Float64 reference with explicit K/V repetition, `-inf` masking and a written-out softmax.
+    ///
+    /// Queries sit at positions `offset..offset + seq`; `x` holds only those positions, so a
+    /// reference for a cached decode step is computed on the whole sequence instead.
+    pub fn forward_reference_with(&self, x: &Tensor, padding: Option<&Tensor>) -> Result<Tensor> {
+        let c = &self.cfg;
+        let x = to_f64_cpu(x)?;
+        let (b, s, _) = x.dims3()?;
+        let (h, kvh, d) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let heads = |proj: &Linear, n: usize| -> Result<Tensor> { Self::heads(&proj.forward_reference(&x)?, n, d) };
+        let (mut q, mut k, v) = (heads(&self.q_proj, h)?, heads(&self.k_proj, kvh)?, heads(&self.v_proj, kvh)?);
+        if let Some(rope) = &self.rotary {
+            q = rope.forward_reference(&q, 0)?;
+            k = rope.forward_reference(&k, 0)?;
+        }
+        // Head j reads K/V head j / rep, as Hugging Face's `repeat_kv` arranges it.
+        let repeat = |t: &Tensor| -> Result<Tensor> {
+            let idx: Vec<u32> = (0..h).map(|j| (j / (h / kvh)) as u32).collect();
+            t.index_select(&Tensor::new(idx, &Device::Cpu)?, 1)
+        };
+        let (k, v) = (repeat(&k)?, repeat(&v)?);
+        let mut scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?; // (b, h, s, s)
+        let mut mask = vec![0f64; b * s * s];
+        let keep = match padding {
+            Some(p) => p.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.to_vec2::<f64>()?,
+            None => vec![vec![1.0; s]; b],
+        };
+        for bi in 0..b {
+            for i in 0..s {
+                for j in 0..s {
+                    if (c.causal && j > i) || keep[bi][j] == 0.0 {
+                        mask[(bi * s + i) * s + j] = f64::NEG_INFINITY;
+                    }
+                }
+            }
+        }
+        scores = scores.broadcast_add(&Tensor::from_vec(mask, (b, 1, s, s), &Device::Cpu)?)?;
+        let out = softmax_reference(&scores)?.matmul(&v)?; // (b, h, s, d)
+        let out = out.transpose(1, 2)?.reshape((b, s, h * d))?;
+        self.o_proj.forward_reference(&out)
+    }
+}
+
+impl Module for Attention {
+    /// Attention at positions `0..seq` without padding or cache.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_with(xs, None, None)
+    }
+}
+
+impl Block for Attention {
+    fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_reference_with(xs, None)
+    }
+}

@@ -1,0 +1,71 @@
+//! One BERT encoder layer: post-norm self-attention and post-norm GELU feed-forward.
+
+use super::BertConfig;
+use crate::attention::Attention;
+use crate::block::{to_f64_cpu, Block};
+use crate::gelu_mlp::GeluMlp;
+use crate::layer_norm::LayerNorm;
+use crate::linear::Linear;
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// `h = LN(x + attention(x)); y = LN(h + mlp(h))`, loading Hugging Face `BertLayer` names
+/// (`attention.self.query`, `attention.output.dense`, `attention.output.LayerNorm`,
+/// `intermediate.dense`, `output.dense`, `output.LayerNorm`).
+///
+/// # Shapes
+/// `(batch, seq, hidden) → (batch, seq, hidden)`; padding mask `(batch, seq)`, 1 = token
+#[derive(Debug, Clone)]
+pub struct BertLayer {
+    attention: Attention,
+    attention_layer_norm: LayerNorm,
+    mlp: GeluMlp,
+    output_layer_norm: LayerNorm,
+}
+
+impl BertLayer {
+    /// Loads one `encoder.layer.{i}` from `vb`.
+    pub fn new(cfg: &BertConfig, vb: VarBuilder) -> crate::Result<Self> {
+        cfg.validate()?;
+        let h = cfg.hidden_size;
+        let (sa, out) = (vb.pp("attention").pp("self"), vb.pp("attention").pp("output"));
+        let attention = Attention::from_projections(
+            &cfg.attention_config(),
+            Linear::new(h, h, true, sa.pp("query"))?,
+            Linear::new(h, h, true, sa.pp("key"))?,
+            Linear::new(h, h, true, sa.pp("value"))?,
+            Linear::new(h, h, true, out.pp("dense"))?,
+        )?;
+        Ok(Self {
+            attention,
+            attention_layer_norm: LayerNorm::new(h, cfg.layer_norm_eps, true, out.pp("LayerNorm"))?,
+            mlp: GeluMlp::new(h, cfg.intermediate_size, cfg.hidden_act, vb.clone())?,
+            output_layer_norm: LayerNorm::new(h, cfg.layer_norm_eps, true, vb.pp("output").pp("LayerNorm"))?,
+        })
+    }
+
+    /// Forward with an optional padding mask.
+    pub fn forward_with(&self, x: &Tensor, padding: Option<&Tensor>) -> Result<Tensor> {
+        let h = self.attention_layer_norm.forward(&(x + self.attention.forward_with(x, padding, None)?)?)?;
+        self.output_layer_norm.forward(&(&h + self.mlp.forward(&h)?)?)
+    }
+
+    /// Float64 twin of [`BertLayer::forward_with`].
+    pub fn forward_reference_with(&self, x: &Tensor, padding: Option<&Tensor>) -> Result<Tensor> {
+        let x = to_f64_cpu(x)?;
+        let h = self.attention_layer_norm.forward_reference(&(&x + self.attention.forward_reference_with(&x, padding)?)?)?;
+        self.output_layer_norm.forward_reference(&(&h + self.mlp.forward_reference(&h)?)?)
+    }
+}
+
+impl Module for BertLayer {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_with(xs, None)
+    }
+}
+
+impl Block for BertLayer {
+    fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_reference_with(xs, None)
+    }
+}

@@ -1,0 +1,50 @@
+//! Layer normalisation with optional bias (BERT's `LayerNorm`).
+
+use crate::block::{to_f64_cpu, Block};
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+/// `y = (x - mean(x)) / sqrt(var(x) + eps) · weight + bias` over the last dimension, with the
+/// biased variance as in PyTorch.
+///
+/// # Shapes
+/// `(…, hidden) → (…, hidden)`
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Loads `weight` (and `bias` when `bias` is true) of length `hidden_size` from `vb`.
+    pub fn new(hidden_size: usize, eps: f64, bias: bool, vb: VarBuilder) -> crate::Result<Self> {
+        let weight = vb.get(hidden_size, "weight")?;
+        let bias = if bias { Some(vb.get(hidden_size, "bias")?) } else { None };
+        Ok(Self { weight, bias, eps })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let bias = match &self.bias {
+            Some(b) => b.clone(),
+            // The fused kernel always adds a bias; zeros make it a no-op.
+            None => self.weight.zeros_like()?,
+        };
+        candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &bias, self.eps as f32)
+    }
+}
+
+impl Block for LayerNorm {
+    fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
+        let x = to_f64_cpu(xs)?;
+        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let y = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?.broadcast_mul(&to_f64_cpu(&self.weight)?)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(&to_f64_cpu(b)?),
+            None => Ok(y),
+        }
+    }
+}

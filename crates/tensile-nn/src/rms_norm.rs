@@ -1,0 +1,43 @@
+//! Root-mean-square normalisation (LLaMA's `LlamaRMSNorm`).
+
+use crate::block::{to_f64_cpu, Block};
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+/// `y = x / sqrt(mean(x²) + eps) · weight`, normalising over the last dimension.
+///
+/// # Shapes
+/// `(…, hidden) → (…, hidden)`
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    /// Loads `weight` of length `hidden_size` from `vb`.
+    pub fn new(hidden_size: usize, eps: f64, vb: VarBuilder) -> crate::Result<Self> {
+        Ok(Self { weight: vb.get(hidden_size, "weight")?, eps })
+    }
+
+    /// The learned scale.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+impl Module for RmsNorm {
+    /// candle's fused kernel (statistics in f32 for half-precision inputs, like PyTorch's upcast).
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::rms_norm(&xs.contiguous()?, &self.weight, self.eps as f32)
+    }
+}
+
+impl Block for RmsNorm {
+    fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
+        let x = to_f64_cpu(xs)?;
+        let mean_sq = x.sqr()?.mean_keepdim(D::Minus1)?;
+        let inv_rms = (mean_sq + self.eps)?.sqrt()?.recip()?;
+        x.broadcast_mul(&inv_rms)?.broadcast_mul(&self.weight.to_dtype(DType::F64)?.to_device(x.device())?)
+    }
+}

@@ -1,0 +1,158 @@
+//! Rotary position embedding (RoPE), including Llama-3 frequency scaling.
+
+use crate::block::to_f64_cpu;
+use candle_core::{DType, Device, Result, Tensor, D};
+use serde::{Deserialize, Serialize};
+
+/// Hugging Face `rope_scaling`; only the Llama-3 scheme changes frequencies here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RopeScaling {
+    /// `"llama3"` (also accepted under the older key `type`).
+    #[serde(alias = "type")]
+    pub rope_type: String,
+    /// Overall context extension factor.
+    pub factor: f64,
+    /// Wavelengths longer than `original_max_position_embeddings / low_freq_factor` are divided by `factor`.
+    #[serde(default = "one")]
+    pub low_freq_factor: f64,
+    /// Wavelengths shorter than `original_max_position_embeddings / high_freq_factor` are kept.
+    #[serde(default = "four")]
+    pub high_freq_factor: f64,
+    /// Context length the model was pre-trained with.
+    #[serde(default = "orig_ctx")]
+    pub original_max_position_embeddings: usize,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn four() -> f64 {
+    4.0
+}
+fn orig_ctx() -> usize {
+    8192
+}
+
+/// Inverse frequencies `θ^(-2i/d)` for `i < d/2`, in float64, after optional Llama-3 scaling.
+pub fn inverse_frequencies(head_dim: usize, theta: f64, scaling: Option<&RopeScaling>) -> Vec<f64> {
+    let base: Vec<f64> = (0..head_dim / 2).map(|i| theta.powf(-((2 * i) as f64) / head_dim as f64)).collect();
+    let Some(s) = scaling.filter(|s| s.rope_type == "llama3") else { return base };
+    let old_ctx = s.original_max_position_embeddings as f64;
+    let low_freq_wavelen = old_ctx / s.low_freq_factor;
+    let high_freq_wavelen = old_ctx / s.high_freq_factor;
+    base.into_iter()
+        .map(|f| {
+            let wavelen = 2.0 * std::f64::consts::PI / f;
+            if wavelen < high_freq_wavelen {
+                f
+            } else if wavelen > low_freq_wavelen {
+                f / s.factor
+            } else {
+                // Between the two bands the frequency is interpolated smoothly.
+                let smooth = (old_ctx / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+                (1.0 - smooth) * f / s.factor + smooth * f
+            }
+        })
+        .collect()
+}
+
+/// Rotates query/key pairs `(x[i], x[i + d/2])` by position-dependent angles (the
+/// "rotate half" layout of Hugging Face LLaMA checkpoints).
+#[derive(Debug, Clone)]
+pub struct RotaryEmbedding {
+    inv_freq: Vec<f64>,
+    head_dim: usize,
+}
+
+impl RotaryEmbedding {
+    /// RoPE for heads of size `head_dim` with base `theta`.
+    pub fn new(head_dim: usize, theta: f64, scaling: Option<&RopeScaling>) -> Self {
+        Self { inv_freq: inverse_frequencies(head_dim, theta, scaling), head_dim }
+    }
+
+    /// `(cos, sin)` tables of shape `(seq, head_dim / 2)` for positions `offset..offset + seq`.
+    fn tables(&self, offset: usize, seq: usize, dtype: DType, dev: &Device) -> Result<(Tensor, Tensor)> {
+        let half = self.head_dim / 2;
+        let mut cos = Vec::with_capacity(seq * half);
+        let mut sin = Vec::with_capacity(seq * half);
+        for p in offset..offset + seq {
+            for &f in &self.inv_freq {
+                let (s, c) = (p as f64 * f).sin_cos();
+                cos.push(c);
+                sin.push(s);
+            }
+        }
+        let cos = Tensor::from_vec(cos, (seq, half), &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)?;
+        let sin = Tensor::from_vec(sin, (seq, half), &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)?;
+        Ok((cos, sin))
+    }
+
+    /// Applies RoPE with candle's fused kernel.
+    ///
+    /// # Shapes
+    /// `x: (batch, heads, seq, head_dim) → (batch, heads, seq, head_dim)`
+    pub fn forward(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
+        let seq = x.dim(2)?;
+        let (cos, sin) = self.tables(offset, seq, x.dtype(), x.device())?;
+        candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+    }
+
+    /// `x·cos + rotate_half(x)·sin` in float64, straight from the definition.
+    pub fn forward_reference(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
+        let x = to_f64_cpu(x)?;
+        let seq = x.dim(2)?;
+        let (cos, sin) = self.tables(offset, seq, DType::F64, &Device::Cpu)?;
+        let cos = Tensor::cat(&[&cos, &cos], D::Minus1)?; // (seq, head_dim)
+        let sin = Tensor::cat(&[&sin, &sin], D::Minus1)?;
+        let half = self.head_dim / 2;
+        let x1 = x.narrow(D::Minus1, 0, half)?;
+        let x2 = x.narrow(D::Minus1, half, half)?;
+        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+        x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_frequencies_follow_theta() {
+        let f = inverse_frequencies(8, 10_000.0, None);
+        assert_eq!(f.len(), 4);
+        assert!((f[0] - 1.0).abs() < 1e-15);
+        assert!((f[1] - 0.1).abs() < 1e-15); // 10000^(-2/8) = 0.1
+        assert!((f[3] - 1e-3).abs() < 1e-15);
+    }
+
+    #[test]
+    fn llama3_scaling_keeps_high_and_divides_low_frequencies() {
+        let s = RopeScaling { rope_type: "llama3".into(), factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
+        let plain = inverse_frequencies(128, 500_000.0, None);
+        let scaled = inverse_frequencies(128, 500_000.0, Some(&s));
+        // The fastest rotation (wavelength 2π) is far below 8192/4 and stays.
+        assert_eq!(plain[0], scaled[0]);
+        // The slowest one (wavelength ≫ 8192) is divided by the factor.
+        assert!((scaled[63] - plain[63] / 8.0).abs() < 1e-18);
+        // Somewhere in between the interpolation gives values strictly between the two.
+        let mid = (0..64).find(|&i| {
+            let w = 2.0 * std::f64::consts::PI / plain[i];
+            w > 2048.0 && w < 8192.0
+        }).unwrap();
+        assert!(scaled[mid] < plain[mid] && scaled[mid] > plain[mid] / 8.0);
+    }
+
+    #[test]
+    fn fused_and_reference_agree_and_position_zero_is_identity() {
+        let rope = RotaryEmbedding::new(16, 10_000.0, None);
+        let x = crate::init::randn(1, "x", (2, 3, 5, 16), DType::F32, &Device::Cpu).unwrap();
+        let fast = rope.forward(&x, 3).unwrap().to_dtype(DType::F64).unwrap();
+        let slow = rope.forward_reference(&x, 3).unwrap();
+        let diff = (fast - &slow).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        assert!(diff < 1e-5, "{diff}");
+        let at0 = rope.forward_reference(&x.narrow(2, 0, 1).unwrap(), 0).unwrap();
+        let x0 = x.narrow(2, 0, 1).unwrap().to_dtype(DType::F64).unwrap();
+        let diff = (at0 - x0).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        assert_eq!(diff, 0.0);
+    }
+}

@@ -1,0 +1,177 @@
+//! Sentence embeddings from a sentence-transformers BERT directory.
+//!
+//! The directory holds `config.json`, `model.safetensors`, `tokenizer.json`, `modules.json`,
+//! `1_Pooling/config.json` and usually `sentence_bert_config.json`. Texts are tokenised with
+//! the `tokenizers` crate, run through [`Bert`], pooled as the pooling config says and
+//! L2-normalised when `modules.json` lists a `Normalize` module.
+
+use crate::bert::{Bert, BertConfig};
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+/// How token vectors become one sentence vector (`1_Pooling/config.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct PoolingConfig {
+    /// Take the `[CLS]` vector.
+    pub pooling_mode_cls_token: bool,
+    /// Mean over real tokens.
+    pub pooling_mode_mean_tokens: bool,
+    /// Element-wise max over real tokens.
+    pub pooling_mode_max_tokens: bool,
+    /// Sum over real tokens divided by the square root of their count.
+    pub pooling_mode_mean_sqrt_len_tokens: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct ModuleEntry {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SentenceBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    serde_json::from_str(&text).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+}
+
+/// A loaded sentence-transformers model.
+pub struct SentenceEmbedder {
+    bert: Bert,
+    tokenizer: Tokenizer,
+    pooling: PoolingConfig,
+    normalize: bool,
+    device: Device,
+}
+
+impl SentenceEmbedder {
+    /// Loads the model in `dir` onto `device` with parameters in `dtype`.
+    pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        let cfg: BertConfig = read_json(&dir.join("config.json"))?;
+        let modules: Vec<ModuleEntry> = read_json(&dir.join("modules.json"))?;
+        let pooling: PoolingConfig = read_json(&dir.join("1_Pooling").join("config.json"))?;
+        if !(pooling.pooling_mode_cls_token || pooling.pooling_mode_mean_tokens || pooling.pooling_mode_max_tokens || pooling.pooling_mode_mean_sqrt_len_tokens) {
+            return Err(crate::error::config_err("pooling_mode", "1_Pooling/config.json enables no supported pooling mode (cls, mean, max, mean_sqrt_len)"));
+        }
+        let normalize = modules.iter().any(|m| m.kind.ends_with("Normalize"));
+        let st_path = dir.join("sentence_bert_config.json");
+        let max_len = if st_path.exists() { read_json::<SentenceBertConfig>(&st_path)?.max_seq_length } else { None }
+            .unwrap_or(cfg.max_position_embeddings);
+
+        let weights_path = dir.join("model.safetensors");
+        let bytes = std::fs::read(&weights_path).map_err(|source| Error::Io { path: weights_path.clone(), source })?;
+        let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, device)?;
+        // Some exports keep the `BertForX` prefix; a sentence-transformers export usually has none.
+        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
+        let bert = Bert::new(&cfg, false, vb)?;
+
+        let tokenizer_path: PathBuf = dir.join("tokenizer.json");
+        if !tokenizer_path.exists() {
+            return Err(Error::Io { path: tokenizer_path, source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+        }
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::Tokenizer(format!("{}: {e}", tokenizer_path.display())))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, pad_id: cfg.pad_token_id, ..Default::default() }));
+        Ok(Self { bert, tokenizer, pooling, normalize, device: device.clone() })
+    }
+
+    /// Whether outputs are L2-normalised.
+    pub fn normalizes(&self) -> bool {
+        self.normalize
+    }
+
+    /// One embedding per text, computed in batches of 32.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(32) {
+            let emb = self.embed_batch(chunk)?;
+            out.extend(emb.to_dtype(DType::F32)?.to_vec2::<f32>()?);
+        }
+        Ok(out)
+    }
+
+    fn embed_batch(&self, texts: &[&str]) -> Result<Tensor> {
+        let enc = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let stack = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor> {
+            let rows = enc.iter().map(|e| Tensor::new(f(e), &self.device)).collect::<candle_core::Result<Vec<_>>>()?;
+            Ok(Tensor::stack(&rows, 0)?)
+        };
+        let ids = stack(&|e| e.get_ids())?;
+        let types = stack(&|e| e.get_type_ids())?;
+        let mask = stack(&|e| e.get_attention_mask())?;
+        let hidden = self.bert.forward_with(&ids, Some(&types), Some(&mask))?.to_dtype(DType::F32)?;
+        let pooled = pool(&hidden, &mask, &self.pooling)?;
+        Ok(if self.normalize { l2_normalize(&pooled)? } else { pooled })
+    }
+}
+
+/// Pools `(batch, seq, hidden)` token vectors with a `(batch, seq)` 0/1 mask; several enabled
+/// modes are concatenated in sentence-transformers' order (cls, max, mean, mean_sqrt_len).
+pub fn pool(hidden: &Tensor, mask: &Tensor, cfg: &PoolingConfig) -> candle_core::Result<Tensor> {
+    let m = mask.to_dtype(hidden.dtype())?.unsqueeze(D::Minus1)?; // (b, s, 1)
+    let count = m.sum(1)?.clamp(1e-9, f64::MAX)?; // (b, 1)
+    let sum = hidden.broadcast_mul(&m)?.sum(1)?; // (b, hidden)
+    let mut parts = Vec::new();
+    if cfg.pooling_mode_cls_token {
+        parts.push(hidden.narrow(1, 0, 1)?.squeeze(1)?);
+    }
+    if cfg.pooling_mode_max_tokens {
+        // Padding positions are pushed far down so they never win the max.
+        let penalty = ((m.affine(-1.0, 1.0))? * -1e9)?;
+        parts.push(hidden.broadcast_add(&penalty)?.max(1)?);
+    }
+    if cfg.pooling_mode_mean_tokens {
+        parts.push(sum.broadcast_div(&count)?);
+    }
+    if cfg.pooling_mode_mean_sqrt_len_tokens {
+        parts.push(sum.broadcast_div(&count.sqrt()?)?);
+    }
+    Tensor::cat(&parts, 1)
+}
+
+/// Divides each row by its Euclidean norm.
+pub fn l2_normalize(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.broadcast_div(&x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_modes_respect_the_mask() {
+        // Two tokens, the second is padding: every mode must see only the first.
+        let h = Tensor::new(&[[[1f32, -2.0], [100.0, 100.0]]], &Device::Cpu).unwrap();
+        let mask = Tensor::new(&[[1u32, 0]], &Device::Cpu).unwrap();
+        let all = PoolingConfig { pooling_mode_cls_token: true, pooling_mode_mean_tokens: true, pooling_mode_max_tokens: true, pooling_mode_mean_sqrt_len_tokens: true };
+        let v = pool(&h, &mask, &all).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(v, vec![vec![1.0, -2.0, 1.0, -2.0, 1.0, -2.0, 1.0, -2.0]]);
+        let mean = PoolingConfig { pooling_mode_mean_tokens: true, ..Default::default() };
+        let mask2 = Tensor::new(&[[1u32, 1]], &Device::Cpu).unwrap();
+        assert_eq!(pool(&h, &mask2, &mean).unwrap().to_vec2::<f32>().unwrap(), vec![vec![50.5, 49.0]]);
+    }
+
+    #[test]
+    fn l2_normalize_gives_unit_rows() {
+        let x = Tensor::new(&[[3f32, 4.0]], &Device::Cpu).unwrap();
+        assert_eq!(l2_normalize(&x).unwrap().to_vec2::<f32>().unwrap(), vec![vec![0.6, 0.8]]);
+    }
+
+    #[test]
+    fn missing_directory_is_an_io_error_naming_the_file() {
+        let err = SentenceEmbedder::load(Path::new("/nonexistent/model"), DType::F32, &Device::Cpu).err().unwrap();
+        assert!(matches!(err, Error::Io { .. }));
+        assert!(err.to_string().contains("config.json"), "{err}");
+    }
+}

@@ -1,0 +1,82 @@
+//! The one error type of `tensile`.
+
+use std::path::PathBuf;
+
+/// Everything that stops tensile from producing a result. A check that runs and fails is not
+/// an error: it is a result with `passed == false`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read.
+    #[error("failed to read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A reference case file is malformed.
+    #[error("{path}: not a valid reference case: {reason}")]
+    InvalidCase {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A reference case lacks a tensor.
+    #[error("{path}: missing tensor `{name}`")]
+    MissingTensor {
+        /// The file.
+        path: PathBuf,
+        /// The missing tensor's name.
+        name: String,
+    },
+    /// A reference case names a block kind tensile does not know.
+    #[error("{path}: {source}")]
+    UnknownKind {
+        /// The file.
+        path: PathBuf,
+        /// The parse error, listing the known kinds.
+        source: tensile_nn::catalog::UnknownKind,
+    },
+    /// Building or running a block failed.
+    #[error("{context}: {source}")]
+    Block {
+        /// What was being built or run.
+        context: String,
+        /// The block library's error.
+        source: tensile_nn::Error,
+    },
+    /// A forward pass panicked; the panic message is kept.
+    #[error("{context}: panicked: {message}")]
+    Panicked {
+        /// What was running.
+        context: String,
+        /// The panic payload, when it was a string.
+        message: String,
+    },
+    /// A device string is malformed or names a device this build cannot use.
+    #[error("unsupported device `{name}`: {reason}")]
+    Device {
+        /// The device as given.
+        name: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A dtype string is unknown.
+    #[error("unknown dtype `{0}` (expected f32, bf16, f16 or f64)")]
+    DType(String),
+    /// Two tensors that must be compared have different shapes.
+    #[error("shape mismatch: got {actual:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// Shape of the tensor under test.
+        actual: Vec<usize>,
+        /// Shape of the reference.
+        expected: Vec<usize>,
+    },
+    /// A tensor operation outside any block failed.
+    #[error("{}", tensile_nn::innermost_message(.0))]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,27 @@
+//! tensile: declare how each module instance of a transformer must behave, and prove it.
+//!
+//! This crate holds the comparison machinery every check is built on: [`metrics`] (max abs/rel
+//! error, PCC, cosine, ULPs, with defined edge cases), [`Tolerance`] with per-dtype defaults,
+//! and [`golden`] reference case files produced from Hugging Face transformers.
+//!
+//! ```
+//! use candle_core::DType;
+//! use tensile::{metrics::compare_slices, Tolerance};
+//!
+//! let cmp = compare_slices(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.5], DType::F32);
+//! assert_eq!(cmp.max_abs, 0.5);
+//! assert!((cmp.max_rel - 0.5 / 3.5).abs() < 1e-12);
+//! let tol = Tolerance::for_dtype(DType::F32);
+//! assert_eq!(tol.first_violation(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.5]), Some(2));
+//! ```
+#![deny(missing_docs)]
+
+pub mod device;
+mod error;
+pub mod golden;
+pub mod guard;
+pub mod metrics;
+mod tolerance;
+
+pub use error::{Error, Result};
+pub use tolerance::Tolerance;

@@ -1,0 +1,227 @@
+//! Error metrics between a tensor under test and its reference.
+//!
+//! All metrics are computed in float64 on the CPU. Edge cases are defined, not accidental:
+//! - any NaN or infinity in either tensor makes `all_finite` false and PCC and cosine NaN,
+//!   so no tolerance can pass;
+//! - PCC of two constant tensors is 1 when they are equal and 0 otherwise; PCC of one constant
+//!   and one varying tensor is 0 (no linear relation can be established);
+//! - cosine of two all-zero tensors is 1; of one all-zero tensor and another, 0;
+//! - relative error at an element whose reference is exactly 0 is 0 when the values agree and
+//!   infinite otherwise (as in `torch.testing`).
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The metrics of one comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Number of elements compared.
+    pub numel: usize,
+    /// Both tensors are free of NaN and infinity.
+    pub all_finite: bool,
+    /// `max |a − e|`.
+    pub max_abs: f64,
+    /// `max |a − e| / |e|`.
+    pub max_rel: f64,
+    /// `mean |a − e|`.
+    pub mean_abs: f64,
+    /// Pearson correlation coefficient.
+    pub pcc: f64,
+    /// Cosine similarity of the flattened tensors.
+    pub cosine: f64,
+    /// Largest distance in units in the last place of the tested tensor's dtype.
+    pub max_ulp: u64,
+}
+
+/// Pearson correlation of two equally long samples, with the edge cases defined above.
+pub fn pcc(a: &[f64], e: &[f64]) -> f64 {
+    if a.iter().chain(e).any(|v| !v.is_finite()) {
+        return f64::NAN;
+    }
+    if a.is_empty() {
+        return 1.0;
+    }
+    let n = a.len() as f64;
+    let (ma, me) = (a.iter().sum::<f64>() / n, e.iter().sum::<f64>() / n);
+    let (mut cov, mut va, mut ve) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(e) {
+        let (dx, dy) = (x - ma, y - me);
+        cov += dx * dy;
+        va += dx * dx;
+        ve += dy * dy;
+    }
+    match (va == 0.0, ve == 0.0) {
+        (true, true) => f64::from(u8::from(a == e)),
+        (true, false) | (false, true) => 0.0,
+        _ => (cov / (va.sqrt() * ve.sqrt())).clamp(-1.0, 1.0),
+    }
+}
+
+/// Cosine similarity, with the edge cases defined above.
+pub fn cosine(a: &[f64], e: &[f64]) -> f64 {
+    if a.iter().chain(e).any(|v| !v.is_finite()) {
+        return f64::NAN;
+    }
+    let dot: f64 = a.iter().zip(e).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let ne = e.iter().map(|x| x * x).sum::<f64>().sqrt();
+    match (na == 0.0, ne == 0.0) {
+        (true, true) => 1.0,
+        (true, false) | (false, true) => 0.0,
+        _ => (dot / (na * ne)).clamp(-1.0, 1.0),
+    }
+}
+
+/// Maps a float's bits onto a line where adjacent floats differ by one.
+fn ordinal(bits: u64, sign_bit: u64) -> i128 {
+    if bits & sign_bit != 0 {
+        -((bits & !sign_bit) as i128)
+    } else {
+        bits as i128
+    }
+}
+
+/// Distance in units in the last place between `a` and `e` after rounding both to `dtype`.
+pub fn ulp_distance(a: f64, e: f64, dtype: DType) -> u64 {
+    if !a.is_finite() || !e.is_finite() {
+        return u64::MAX;
+    }
+    let (oa, oe) = match dtype {
+        DType::F64 => (ordinal(a.to_bits(), 1 << 63), ordinal(e.to_bits(), 1 << 63)),
+        DType::BF16 => {
+            let f = |v: f64| ordinal(u64::from(half::bf16::from_f64(v).to_bits()), 1 << 15);
+            (f(a), f(e))
+        }
+        DType::F16 => {
+            let f = |v: f64| ordinal(u64::from(half::f16::from_f64(v).to_bits()), 1 << 15);
+            (f(a), f(e))
+        }
+        _ => (ordinal(u64::from((a as f32).to_bits()), 1 << 31), ordinal(u64::from((e as f32).to_bits()), 1 << 31)),
+    };
+    u64::try_from((oa - oe).unsigned_abs()).unwrap_or(u64::MAX)
+}
+
+/// Flattens a tensor to float64 values on the CPU.
+pub fn to_f64_vec(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
+}
+
+/// Compares `actual` against `expected` (any dtypes, any devices, equal shapes). ULPs are
+/// counted in `actual`'s dtype.
+pub fn compare(actual: &Tensor, expected: &Tensor) -> Result<Comparison> {
+    if actual.dims() != expected.dims() {
+        return Err(Error::ShapeMismatch { actual: actual.dims().to_vec(), expected: expected.dims().to_vec() });
+    }
+    Ok(compare_slices(&to_f64_vec(actual)?, &to_f64_vec(expected)?, actual.dtype()))
+}
+
+/// [`compare`] on flat slices; `dtype` is the tested values' dtype for ULP counting.
+pub fn compare_slices(a: &[f64], e: &[f64], dtype: DType) -> Comparison {
+    let all_finite = a.iter().chain(e).all(|v| v.is_finite());
+    let (mut max_abs, mut max_rel, mut sum_abs, mut max_ulp) = (0.0f64, 0.0f64, 0.0f64, 0u64);
+    for (&x, &y) in a.iter().zip(e) {
+        let d = (x - y).abs();
+        // NaN never compares greater, so it is folded in explicitly.
+        max_abs = if d.is_nan() { f64::NAN } else if max_abs.is_nan() { max_abs } else { max_abs.max(d) };
+        let r = if d == 0.0 { 0.0 } else { d / y.abs() };
+        max_rel = if r.is_nan() || max_rel.is_nan() { f64::NAN } else { max_rel.max(r) };
+        sum_abs += d;
+        max_ulp = max_ulp.max(ulp_distance(x, y, dtype));
+    }
+    Comparison {
+        numel: a.len(),
+        all_finite,
+        max_abs,
+        max_rel,
+        mean_abs: if a.is_empty() { 0.0 } else { sum_abs / a.len() as f64 },
+        pcc: pcc(a, e),
+        cosine: cosine(a, e),
+        max_ulp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn hand_computed_example() {
+        let c = compare_slices(&[1.0, 2.0, 3.0], &[1.0, 2.5, 2.0], DType::F64);
+        assert_eq!(c.max_abs, 1.0);
+        assert_eq!(c.max_rel, 0.5); // |3 − 2| / 2
+        assert!((c.mean_abs - 0.5).abs() < 1e-15);
+        // Pearson of (1,2,3) and (1,2.5,2): cov = 0.5, var = 2 and 1.1666…
+        assert!((c.pcc - 0.5 / (2.0f64.sqrt() * (7.0f64 / 6.0).sqrt())).abs() < 1e-12);
+        // cos = (1 + 5 + 6) / (√14 · √11.25)
+        assert!((c.cosine - 12.0 / (14.0f64.sqrt() * 11.25f64.sqrt())).abs() < 1e-12);
+        assert!(c.all_finite);
+    }
+
+    #[test]
+    fn edge_cases() {
+        assert!(pcc(&[1.0, f64::NAN], &[1.0, 2.0]).is_nan());
+        assert!(cosine(&[f64::INFINITY], &[1.0]).is_nan());
+        assert_eq!(pcc(&[2.0, 2.0], &[2.0, 2.0]), 1.0);
+        assert_eq!(pcc(&[2.0, 2.0], &[3.0, 3.0]), 0.0);
+        assert_eq!(pcc(&[2.0, 2.0], &[1.0, 3.0]), 0.0);
+        assert_eq!(pcc(&[], &[]), 1.0);
+        assert_eq!(cosine(&[0.0, 0.0], &[0.0, 0.0]), 1.0);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
+        assert_eq!(pcc(&[1.0, 2.0], &[-1.0, -2.0]), -1.0);
+        let c = compare_slices(&[0.0, 1.0], &[0.0, f64::NAN], DType::F32);
+        assert!(!c.all_finite && c.max_abs.is_nan() && c.max_ulp == u64::MAX);
+        let c = compare_slices(&[1e-3], &[0.0], DType::F32);
+        assert_eq!(c.max_rel, f64::INFINITY);
+    }
+
+    #[test]
+    fn ulps_count_representable_steps() {
+        assert_eq!(ulp_distance(1.0, 1.0, DType::F32), 0);
+        assert_eq!(ulp_distance(1.0, 1.0 + f64::from(f32::EPSILON), DType::F32), 1);
+        assert_eq!(ulp_distance(1.0, 1.0 + 2.0 * f64::EPSILON, DType::F64), 2);
+        // bf16 has 7 explicit mantissa bits: 1 + 2⁻⁷ is the next value after 1.
+        assert_eq!(ulp_distance(1.0, 1.0 + 1.0 / 128.0, DType::BF16), 1);
+        assert_eq!(ulp_distance(1.0, 1.0 + 1.0 / 1024.0, DType::F16), 1);
+        // Across zero: the smallest positive and negative subnormals are two steps apart.
+        assert_eq!(ulp_distance(f64::from(f32::from_bits(1)), -f64::from(f32::from_bits(1)), DType::F32), 2);
+    }
+
+    #[test]
+    fn shape_mismatch_is_an_error() {
+        let a = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+        let b = Tensor::zeros((3, 2), DType::F32, &Device::Cpu).unwrap();
+        assert!(matches!(compare(&a, &b), Err(Error::ShapeMismatch { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn metrics_are_bounded_and_symmetric(v in prop::collection::vec(-1e3f64..1e3, 1..64), w in prop::collection::vec(-1e3f64..1e3, 1..64)) {
+            let n = v.len().min(w.len());
+            let (a, e) = (&v[..n], &w[..n]);
+            let p = pcc(a, e);
+            prop_assert!((-1.0..=1.0).contains(&p));
+            prop_assert_eq!(p, pcc(e, a));
+            let c = cosine(a, e);
+            prop_assert!((-1.0..=1.0).contains(&c));
+            let cmp = compare_slices(a, e, DType::F64);
+            prop_assert!(cmp.mean_abs <= cmp.max_abs + 1e-12);
+        }
+
+        #[test]
+        fn identical_inputs_are_perfect(v in prop::collection::vec(-1e3f64..1e3, 2..64)) {
+            let cmp = compare_slices(&v, &v, DType::F32);
+            prop_assert_eq!(cmp.max_abs, 0.0);
+            prop_assert_eq!(cmp.max_ulp, 0);
+            prop_assert!(cmp.pcc > 1.0 - 1e-12 && cmp.cosine > 1.0 - 1e-12);
+        }
+
+        #[test]
+        fn pcc_ignores_positive_affine_maps(v in prop::collection::vec(-1e3f64..1e3, 3..64), s in 0.1f64..10.0, t in -10f64..10.0) {
+            prop_assume!(v.iter().any(|x| (x - v[0]).abs() > 1e-3));
+            let w: Vec<f64> = v.iter().map(|x| s * x + t).collect();
+            prop_assert!((pcc(&v, &w) - 1.0).abs() < 1e-9);
+        }
+    }
+}

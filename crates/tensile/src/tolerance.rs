@@ -1,0 +1,96 @@
+//! Pass/fail thresholds for a comparison, with per-dtype defaults.
+
+use crate::metrics::Comparison;
+use candle_core::DType;
+use serde::{Deserialize, Serialize};
+
+/// Thresholds in the style of `torch.testing.assert_close`: every element must satisfy
+/// `|a − e| ≤ atol + rtol·|e|`; in addition the PCC and cosine similarity must reach their
+/// minimums.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tolerance {
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Relative tolerance.
+    pub rtol: f64,
+    /// Minimum Pearson correlation.
+    pub min_pcc: f64,
+    /// Minimum cosine similarity.
+    pub min_cosine: f64,
+}
+
+impl Tolerance {
+    /// Defaults for a module's output in `dtype`, measured against a float64 reference.
+    ///
+    /// `torch.testing.assert_close` uses (atol, rtol) = (1e-5, 1.3e-6) for f32, (1e-5, 1.6e-2)
+    /// for bf16 and (1e-5, 1e-3) for f16: tolerances for one rounding. A whole module
+    /// accumulates hundreds of roundings through its matmuls and reductions, so the module
+    /// defaults here allow a few units of that dtype's epsilon in both terms.
+    pub fn for_dtype(dtype: DType) -> Self {
+        match dtype {
+            DType::F64 => Self { atol: 1e-9, rtol: 1e-9, min_pcc: 1.0 - 1e-12, min_cosine: 1.0 - 1e-12 },
+            DType::BF16 => Self { atol: 5e-2, rtol: 5e-2, min_pcc: 0.999, min_cosine: 0.999 },
+            DType::F16 => Self { atol: 5e-3, rtol: 5e-3, min_pcc: 0.9999, min_cosine: 0.9999 },
+            _ => Self { atol: 1e-4, rtol: 1e-4, min_pcc: 0.99999, min_cosine: 0.99999 },
+        }
+    }
+
+    /// The index of the first element outside `atol + rtol·|e|`, if any.
+    pub fn first_violation(&self, actual: &[f64], expected: &[f64]) -> Option<usize> {
+        actual.iter().zip(expected).position(|(a, e)| !((a - e).abs() <= self.atol + self.rtol * e.abs()))
+    }
+
+    /// Why `cmp` (of `actual` against `expected`) fails these thresholds; empty when it passes.
+    pub fn failures(&self, cmp: &Comparison, actual: &[f64], expected: &[f64]) -> Vec<String> {
+        let mut why = Vec::new();
+        if !cmp.all_finite {
+            why.push("output contains NaN or infinity".to_string());
+        }
+        if let Some(i) = self.first_violation(actual, expected) {
+            why.push(format!(
+                "element {i}: |{} − {}| > atol {} + rtol {} · |expected| (max abs {:.3e}, max rel {:.3e})",
+                actual[i], expected[i], self.atol, self.rtol, cmp.max_abs, cmp.max_rel
+            ));
+        }
+        if !(cmp.pcc >= self.min_pcc) {
+            why.push(format!("pcc {:.6} < {}", cmp.pcc, self.min_pcc));
+        }
+        if !(cmp.cosine >= self.min_cosine) {
+            why.push(format!("cosine {:.6} < {}", cmp.cosine, self.min_cosine));
+        }
+        why
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::compare_slices;
+
+    #[test]
+    fn closeness_is_checked_elementwise() {
+        let tol = Tolerance { atol: 0.1, rtol: 0.1, min_pcc: 0.0, min_cosine: 0.0 };
+        // 1.19 vs 1.0: allowed 0.1 + 0.1 = 0.2. 2.5 vs 2.0: allowed 0.3 < 0.5.
+        assert_eq!(tol.first_violation(&[1.19, 2.0], &[1.0, 2.0]), None);
+        assert_eq!(tol.first_violation(&[1.0, 2.5], &[1.0, 2.0]), Some(1));
+        assert_eq!(tol.first_violation(&[f64::NAN], &[1.0]), Some(0));
+    }
+
+    #[test]
+    fn failures_name_each_violated_threshold() {
+        let tol = Tolerance::for_dtype(DType::F32);
+        let (a, e) = ([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]);
+        let why = tol.failures(&compare_slices(&a, &e, DType::F32), &a, &e);
+        assert_eq!(why.len(), 3, "{why:?}");
+        assert!(why[1].starts_with("pcc -1.000000"));
+        let ok = [1.0, 2.0, 3.0];
+        assert!(tol.failures(&compare_slices(&ok, &ok, DType::F32), &ok, &ok).is_empty());
+    }
+
+    #[test]
+    fn half_precision_defaults_are_looser_than_single() {
+        let (f32t, bf16t, f16t) = (Tolerance::for_dtype(DType::F32), Tolerance::for_dtype(DType::BF16), Tolerance::for_dtype(DType::F16));
+        assert!(f32t.rtol < f16t.rtol && f16t.rtol < bf16t.rtol);
+        assert!(f32t.min_pcc > f16t.min_pcc && f16t.min_pcc > bf16t.min_pcc);
+    }
+}

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Independent float64 NumPy re-implementation of every golden case kind.
+
+Reads each reference case in DIR (default crates/tensile-nn/tests/golden) with
+only safetensors + numpy (no torch, no transformers), recomputes the output in
+float64 from the float32 weights and input, and compares it with the stored
+``output``. This double-checks generate.py and documents the math the Rust
+implementation has to match.
+
+    python tools/golden/numpy_check.py [DIR] [--tol 1e-10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+from safetensors import safe_open
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_DIR = os.path.join(REPO_ROOT, "crates", "tensile-nn", "tests", "golden")
+
+
+def linear(x, w, b=None):
+    y = x @ w.T
+    return y if b is None else y + b
+
+
+def softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(-1, keepdims=True)
+
+
+def act(name, x):
+    if name == "silu":
+        return x / (1.0 + np.exp(-x))
+    if name == "gelu":
+        return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+    if name in ("gelu_new", "gelu_pytorch_tanh"):
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    raise ValueError(name)
+
+
+def rms_norm(x, w, eps):
+    return w * (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps))
+
+
+def layer_norm(x, w, b, eps):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+def inv_freq(cfg, head_dim):
+    theta = float(cfg["rope_theta"])
+    inv = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    rs = cfg.get("rope_scaling")
+    if not rs:
+        return inv
+    assert rs["rope_type"] == "llama3", rs
+    factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+    old = rs["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv
+    out = np.where(wavelen > old / lo, inv / factor, inv)
+    smooth = (old / wavelen - lo) / (hi - lo)
+    medium = (wavelen >= old / hi) & (wavelen <= old / lo)
+    return np.where(medium, (1 - smooth) * inv / factor + smooth * inv, out)
+
+
+def rope(x, cos, sin):  # x: (b, h, s, d), rotate_half convention
+    d = x.shape[-1] // 2
+    rot = np.concatenate([-x[..., d:], x[..., :d]], axis=-1)
+    return x * cos + rot * sin
+
+
+def llama_attention(x, W, cfg, p=""):
+    b, s, _ = x.shape
+    nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // nh
+    g = lambda n: W.get(p + n)  # noqa: E731
+    q = linear(x, g("q_proj.weight"), g("q_proj.bias")).reshape(b, s, nh, hd).transpose(0, 2, 1, 3)
+    k = linear(x, g("k_proj.weight"), g("k_proj.bias")).reshape(b, s, nkv, hd).transpose(0, 2, 1, 3)
+    v = linear(x, g("v_proj.weight"), g("v_proj.bias")).reshape(b, s, nkv, hd).transpose(0, 2, 1, 3)
+    ang = np.arange(s, dtype=np.float64)[:, None] * inv_freq(cfg, hd)[None, :]
+    ang = np.concatenate([ang, ang], axis=-1)
+    q, k = rope(q, np.cos(ang), np.sin(ang)), rope(k, np.cos(ang), np.sin(ang))
+    k = np.repeat(k, nh // nkv, axis=1)  # head i uses kv head i // (nh/nkv)
+    v = np.repeat(v, nh // nkv, axis=1)
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(hd)
+    scores = np.where(np.triu(np.ones((s, s), bool), 1), -np.inf, scores)
+    o = (softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(b, s, nh * hd)
+    return linear(o, g("o_proj.weight"), g("o_proj.bias"))
+
+
+def llama_mlp(x, W, cfg, p=""):
+    g = lambda n: W.get(p + n)  # noqa: E731
+    h = act(cfg["hidden_act"], linear(x, g("gate_proj.weight"), g("gate_proj.bias")))
+    h = h * linear(x, g("up_proj.weight"), g("up_proj.bias"))
+    return linear(h, g("down_proj.weight"), g("down_proj.bias"))
+
+
+def bert_layer(x, W, cfg):
+    b, s, hsz = x.shape
+    nh = cfg["num_attention_heads"]
+    hd = hsz // nh
+    eps = cfg["layer_norm_eps"]
+    g = lambda n: W[n]  # noqa: E731
+
+    def heads(t):
+        return t.reshape(b, s, nh, hd).transpose(0, 2, 1, 3)
+
+    q = heads(linear(x, g("attention.self.query.weight"), g("attention.self.query.bias")))
+    k = heads(linear(x, g("attention.self.key.weight"), g("attention.self.key.bias")))
+    v = heads(linear(x, g("attention.self.value.weight"), g("attention.self.value.bias")))
+    a = (softmax(q @ k.transpose(0, 1, 3, 2) / math.sqrt(hd)) @ v).transpose(0, 2, 1, 3).reshape(b, s, hsz)
+    a = linear(a, g("attention.output.dense.weight"), g("attention.output.dense.bias"))
+    h = layer_norm(a + x, g("attention.output.LayerNorm.weight"), g("attention.output.LayerNorm.bias"), eps)
+    i = act(cfg["hidden_act"], linear(h, g("intermediate.dense.weight"), g("intermediate.dense.bias")))
+    o = linear(i, g("output.dense.weight"), g("output.dense.bias"))
+    return layer_norm(o + h, g("output.LayerNorm.weight"), g("output.LayerNorm.bias"), eps)
+
+
+def run(kind, cfg, W, x):
+    if kind == "llama.rms_norm":
+        return rms_norm(x, W["weight"], cfg["rms_norm_eps"])
+    if kind == "llama.mlp":
+        return llama_mlp(x, W, cfg)
+    if kind == "llama.attention":
+        return llama_attention(x, W, cfg)
+    if kind == "llama.decoder_layer":
+        eps = cfg["rms_norm_eps"]
+        h = x + llama_attention(rms_norm(x, W["input_layernorm.weight"], eps), W, cfg, "self_attn.")
+        return h + llama_mlp(rms_norm(h, W["post_attention_layernorm.weight"], eps), W, cfg, "mlp.")
+    if kind == "bert.layer":
+        return bert_layer(x, W, cfg)
+    raise ValueError(kind)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("dir", nargs="?", default=DEFAULT_DIR)
+    p.add_argument("--tol", type=float, default=1e-10)
+    a = p.parse_args(argv)
+    bad = 0
+    for fn in sorted(os.listdir(a.dir)):
+        if not fn.endswith(".safetensors"):
+            continue
+        with safe_open(os.path.join(a.dir, fn), framework="np") as f:
+            case = json.loads(f.metadata()["tensile.case"])
+            T = {k: f.get_tensor(k) for k in f.keys()}
+        x = T.pop("input").astype(np.float64)
+        y = T.pop("output")
+        W = {k: v.astype(np.float64) for k, v in T.items()}
+        y2 = run(case["module"], case["config"], W, x)
+        err = float(np.abs(y2 - y).max())
+        ok = err <= a.tol
+        bad += not ok
+        print(f"{fn:42s} {case['module']:20s} max|numpy-ref| = {err:.2e} {'OK' if ok else 'FAIL'}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
