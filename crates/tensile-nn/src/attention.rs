@@ -1,7 +1,7 @@
 //! Multi-head, grouped-query and multi-query attention with optional RoPE, causal or
 //! padding masks, and a KV cache.
 
-use crate::block::{softmax_reference, to_f64_cpu, Block};
+use crate::block::{bytes_of, prefixed, softmax_reference, to_f64_cpu, Block, Cost};
 use crate::error::config_err;
 use crate::linear::Linear;
 use crate::rotary::{RopeScaling, RotaryEmbedding};
@@ -243,6 +243,44 @@ impl Module for Attention {
 }
 
 impl Block for Attention {
+    fn kind(&self) -> &'static str {
+        if self.cfg.rope.is_some() && self.cfg.causal {
+            "llama.attention"
+        } else {
+            "attention"
+        }
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = prefixed("q_proj", self.q_proj.parameters());
+        p.extend(prefixed("k_proj", self.k_proj.parameters()));
+        p.extend(prefixed("v_proj", self.v_proj.parameters()));
+        p.extend(prefixed("o_proj", self.o_proj.parameters()));
+        p
+    }
+
+    fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        Ok(Box::new(Attention::new(&self.cfg, vb)?))
+    }
+
+    fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {
+        vec![batch, seq, self.cfg.hidden_size]
+    }
+
+    /// Projections plus `QKᵀ` and `PV` over the full (unmasked) score matrix, which is what
+    /// the fast path computes; the f32 score matrix counts as traffic.
+    fn cost(&self, shape: &[usize]) -> Cost {
+        let c = &self.cfg;
+        let (b, s) = (shape[0] as f64, shape[1] as f64);
+        let (h, d) = (c.num_attention_heads as f64, c.head_dim as f64);
+        let mut q_shape = shape.to_vec();
+        q_shape[2] = c.num_attention_heads * c.head_dim;
+        let proj = self.q_proj.cost(shape) + self.k_proj.cost(shape) + self.v_proj.cost(shape) + self.o_proj.cost(&q_shape);
+        let scores = b * h * s * s;
+        let core = Cost { flops: 4.0 * scores * d + 5.0 * scores, bytes: 2.0 * bytes_of(scores, DType::F32) };
+        proj + core
+    }
+
     fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
         self.forward_reference_with(xs, None)
     }

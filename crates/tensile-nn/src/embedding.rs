@@ -1,6 +1,6 @@
 //! Token, position and token-type embeddings.
 
-use crate::block::{to_f64_cpu, Block};
+use crate::block::{bytes_of, prefixed, to_f64_cpu, Block, Cost, InputKind};
 use crate::layer_norm::LayerNorm;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -41,6 +41,32 @@ impl Module for Embedding {
 }
 
 impl Block for Embedding {
+    fn kind(&self) -> &'static str {
+        "embedding"
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        vec![("weight".to_string(), self.weight.clone())]
+    }
+
+    fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        let (v, h) = self.weight.dims2()?;
+        Ok(Box::new(Embedding::new(v, h, vb)?))
+    }
+
+    fn input_kind(&self) -> InputKind {
+        InputKind::TokenIds { vocab: self.weight.dims()[0] }
+    }
+
+    fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {
+        vec![batch, seq]
+    }
+
+    fn cost(&self, shape: &[usize]) -> Cost {
+        let n = shape.iter().product::<usize>() as f64;
+        Cost { flops: 0.0, bytes: bytes_of(2.0 * n * self.weight.dims()[1] as f64, self.weight.dtype()) }
+    }
+
     fn forward_reference(&self, ids: &Tensor) -> Result<Tensor> {
         Self::lookup(&to_f64_cpu(&self.weight)?, &ids.to_device(&candle_core::Device::Cpu)?)
     }
@@ -64,6 +90,15 @@ impl BertEmbeddings {
             token_type_embeddings: Embedding::new(cfg.type_vocab_size, cfg.hidden_size, vb.pp("token_type_embeddings"))?,
             layer_norm: LayerNorm::new(cfg.hidden_size, cfg.layer_norm_eps, true, vb.pp("LayerNorm"))?,
         })
+    }
+
+    /// Parameters under their checkpoint names.
+    pub fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = prefixed("word_embeddings", self.word_embeddings.parameters());
+        p.extend(prefixed("position_embeddings", self.position_embeddings.parameters()));
+        p.extend(prefixed("token_type_embeddings", self.token_type_embeddings.parameters()));
+        p.extend(prefixed("LayerNorm", self.layer_norm.parameters()));
+        p
     }
 
     fn positions(ids: &Tensor) -> Result<Tensor> {

@@ -1,7 +1,7 @@
 //! Two-layer GELU feed-forward block (BERT's `intermediate` + `output.dense`).
 
 use crate::activation::Activation;
-use crate::block::Block;
+use crate::block::{prefixed, tokens, Block, Cost};
 use crate::linear::Linear;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -35,6 +35,33 @@ impl Module for GeluMlp {
 }
 
 impl Block for GeluMlp {
+    fn kind(&self) -> &'static str {
+        "gelu_mlp"
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = prefixed("intermediate.dense", self.intermediate.parameters());
+        p.extend(prefixed("output.dense", self.output.parameters()));
+        p
+    }
+
+    fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        let (h, i) = self.intermediate.features();
+        Ok(Box::new(GeluMlp::new(h, i, self.act, vb)?))
+    }
+
+    fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {
+        vec![batch, seq, self.intermediate.features().0]
+    }
+
+    fn cost(&self, shape: &[usize]) -> Cost {
+        let i = self.intermediate.features().1;
+        let mut inner = shape.to_vec();
+        *inner.last_mut().unwrap_or(&mut 0) = i;
+        let act = Cost { flops: 8.0 * tokens(shape) * i as f64, bytes: 0.0 };
+        self.intermediate.cost(shape) + self.output.cost(&inner) + act
+    }
+
     fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
         self.output.forward_reference(&self.act.forward_reference(&self.intermediate.forward_reference(xs)?)?)
     }

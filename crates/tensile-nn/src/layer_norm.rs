@@ -1,6 +1,6 @@
 //! Layer normalisation with optional bias (BERT's `LayerNorm`).
 
-use crate::block::{to_f64_cpu, Block};
+use crate::block::{bytes_of, to_f64_cpu, tokens, Block, Cost};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -37,6 +37,29 @@ impl Module for LayerNorm {
 }
 
 impl Block for LayerNorm {
+    fn kind(&self) -> &'static str {
+        "layer_norm"
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = vec![("weight".to_string(), self.weight.clone())];
+        p.extend(self.bias.as_ref().map(|b| ("bias".to_string(), b.clone())));
+        p
+    }
+
+    fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        Ok(Box::new(LayerNorm::new(self.weight.dim(0)?, self.eps, self.bias.is_some(), vb)?))
+    }
+
+    fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {
+        vec![batch, seq, self.weight.dims()[0]]
+    }
+
+    fn cost(&self, shape: &[usize]) -> Cost {
+        let (n, h) = (tokens(shape), self.weight.dims()[0] as f64);
+        Cost { flops: 8.0 * n * h, bytes: bytes_of(2.0 * n * h + 2.0 * h, self.weight.dtype()) }
+    }
+
     fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
         let x = to_f64_cpu(xs)?;
         let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;

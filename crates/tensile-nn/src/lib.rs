@@ -42,7 +42,7 @@ mod swiglu;
 
 pub use activation::Activation;
 pub use attention::{Attention, AttentionConfig, KvCache};
-pub use block::{softmax_reference, to_f64_cpu, Block};
+pub use block::{bytes_of, prefixed, softmax_reference, to_f64_cpu, tokens, Block, Cost, InputKind};
 pub use catalog::BlockKind;
 pub use embedding::{BertEmbeddings, Embedding};
 pub use error::{innermost_message, Error, Result};

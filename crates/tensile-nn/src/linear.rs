@@ -1,6 +1,6 @@
 //! Affine map `y = x Wᵀ + b` with Hugging Face `weight`/`bias` names.
 
-use crate::block::{to_f64_cpu, Block};
+use crate::block::{bytes_of, to_f64_cpu, tokens, Block, Cost};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -32,6 +32,12 @@ impl Linear {
     pub fn bias(&self) -> Option<&Tensor> {
         self.inner.bias()
     }
+
+    /// `(in_features, out_features)`.
+    pub fn features(&self) -> (usize, usize) {
+        let d = self.weight().dims();
+        (d[1], d[0])
+    }
 }
 
 impl Module for Linear {
@@ -41,6 +47,31 @@ impl Module for Linear {
 }
 
 impl Block for Linear {
+    fn kind(&self) -> &'static str {
+        "linear"
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = vec![("weight".to_string(), self.weight().clone())];
+        p.extend(self.bias().map(|b| ("bias".to_string(), b.clone())));
+        p
+    }
+
+    fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        let (i, o) = self.features();
+        Ok(Box::new(Linear::new(i, o, self.bias().is_some(), vb)?))
+    }
+
+    fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {
+        vec![batch, seq, self.features().0]
+    }
+
+    fn cost(&self, shape: &[usize]) -> Cost {
+        let (n, (i, o)) = (tokens(shape), self.features());
+        let (i, o) = (i as f64, o as f64);
+        Cost { flops: 2.0 * n * i * o, bytes: bytes_of(n * i + n * o + i * o, self.weight().dtype()) }
+    }
+
     /// `x Wᵀ + b` in float64 for inputs of any rank ≥ 2.
     fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
         let x = to_f64_cpu(xs)?;

@@ -1,6 +1,6 @@
 //! Root-mean-square normalisation (LLaMA's `LlamaRMSNorm`).
 
-use crate::block::{to_f64_cpu, Block};
+use crate::block::{bytes_of, to_f64_cpu, tokens, Block, Cost};
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -34,6 +34,27 @@ impl Module for RmsNorm {
 }
 
 impl Block for RmsNorm {
+    fn kind(&self) -> &'static str {
+        "llama.rms_norm"
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        vec![("weight".to_string(), self.weight.clone())]
+    }
+
+    fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        Ok(Box::new(RmsNorm::new(self.weight.dim(0)?, self.eps, vb)?))
+    }
+
+    fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {
+        vec![batch, seq, self.weight.dims()[0]]
+    }
+
+    fn cost(&self, shape: &[usize]) -> Cost {
+        let (n, h) = (tokens(shape), self.weight.dims()[0] as f64);
+        Cost { flops: 4.0 * n * h, bytes: bytes_of(2.0 * n * h + h, self.weight.dtype()) }
+    }
+
     fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
         let x = to_f64_cpu(xs)?;
         let mean_sq = x.sqr()?.mean_keepdim(D::Minus1)?;

@@ -1,7 +1,7 @@
 //! SwiGLU feed-forward block (LLaMA's `LlamaMLP`).
 
 use crate::activation::Activation;
-use crate::block::Block;
+use crate::block::{bytes_of, prefixed, tokens, Block, Cost};
 use crate::linear::Linear;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -38,6 +38,35 @@ impl Module for SwiGlu {
 }
 
 impl Block for SwiGlu {
+    fn kind(&self) -> &'static str {
+        "llama.mlp"
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = prefixed("gate_proj", self.gate_proj.parameters());
+        p.extend(prefixed("up_proj", self.up_proj.parameters()));
+        p.extend(prefixed("down_proj", self.down_proj.parameters()));
+        p
+    }
+
+    fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        let (h, i) = self.gate_proj.features();
+        Ok(Box::new(SwiGlu::new(h, i, self.gate_proj.bias().is_some(), self.act, vb)?))
+    }
+
+    fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {
+        vec![batch, seq, self.gate_proj.features().0]
+    }
+
+    fn cost(&self, shape: &[usize]) -> Cost {
+        let (n, i) = (tokens(shape), self.gate_proj.features().1 as f64);
+        let mut inner = shape.to_vec();
+        *inner.last_mut().unwrap_or(&mut 0) = i as usize;
+        // Activation and product: a handful of flops and one extra intermediate per element.
+        let pointwise = Cost { flops: 6.0 * n * i, bytes: bytes_of(2.0 * n * i, self.gate_proj.weight().dtype()) };
+        self.gate_proj.cost(shape) + self.up_proj.cost(shape) + self.down_proj.cost(&inner) + pointwise
+    }
+
     fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
         let gate = self.act.forward_reference(&self.gate_proj.forward_reference(xs)?)?;
         self.down_proj.forward_reference(&(gate * self.up_proj.forward_reference(xs)?)?)

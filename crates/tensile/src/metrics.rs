@@ -152,8 +152,9 @@ mod tests {
         assert_eq!(c.max_abs, 1.0);
         assert_eq!(c.max_rel, 0.5); // |3 − 2| / 2
         assert!((c.mean_abs - 0.5).abs() < 1e-15);
-        // Pearson of (1,2,3) and (1,2.5,2): cov = 0.5, var = 2 and 1.1666…
-        assert!((c.pcc - 0.5 / (2.0f64.sqrt() * (7.0f64 / 6.0).sqrt())).abs() < 1e-12);
+        // Pearson of (1,2,3) and (1,2.5,2): deviations (−1,0,1) and (−5/6,2/3,1/6), so
+        // Σdxdy = 1, Σdx² = 2, Σdy² = 7/6.
+        assert!((c.pcc - 1.0 / (2.0f64.sqrt() * (7.0f64 / 6.0).sqrt())).abs() < 1e-12);
         // cos = (1 + 5 + 6) / (√14 · √11.25)
         assert!((c.cosine - 12.0 / (14.0f64.sqrt() * 11.25f64.sqrt())).abs() < 1e-12);
         assert!(c.all_finite);
@@ -169,7 +170,7 @@ mod tests {
         assert_eq!(pcc(&[], &[]), 1.0);
         assert_eq!(cosine(&[0.0, 0.0], &[0.0, 0.0]), 1.0);
         assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
-        assert_eq!(pcc(&[1.0, 2.0], &[-1.0, -2.0]), -1.0);
+        assert!((pcc(&[1.0, 2.0], &[-1.0, -2.0]) + 1.0).abs() < 1e-15);
         let c = compare_slices(&[0.0, 1.0], &[0.0, f64::NAN], DType::F32);
         assert!(!c.all_finite && c.max_abs.is_nan() && c.max_ulp == u64::MAX);
         let c = compare_slices(&[1e-3], &[0.0], DType::F32);

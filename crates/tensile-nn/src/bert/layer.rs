@@ -2,7 +2,7 @@
 
 use super::BertConfig;
 use crate::attention::Attention;
-use crate::block::{to_f64_cpu, Block};
+use crate::block::{prefixed, to_f64_cpu, Block, Cost};
 use crate::gelu_mlp::GeluMlp;
 use crate::layer_norm::LayerNorm;
 use crate::linear::Linear;
@@ -21,6 +21,7 @@ pub struct BertLayer {
     attention_layer_norm: LayerNorm,
     mlp: GeluMlp,
     output_layer_norm: LayerNorm,
+    cfg: BertConfig,
 }
 
 impl BertLayer {
@@ -41,6 +42,7 @@ impl BertLayer {
             attention_layer_norm: LayerNorm::new(h, cfg.layer_norm_eps, true, out.pp("LayerNorm"))?,
             mlp: GeluMlp::new(h, cfg.intermediate_size, cfg.hidden_act, vb.clone())?,
             output_layer_norm: LayerNorm::new(h, cfg.layer_norm_eps, true, vb.pp("output").pp("LayerNorm"))?,
+            cfg: cfg.clone(),
         })
     }
 
@@ -65,6 +67,39 @@ impl Module for BertLayer {
 }
 
 impl Block for BertLayer {
+    fn kind(&self) -> &'static str {
+        "bert.layer"
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        // The attention block names its projections like LLaMA; BERT checkpoints do not.
+        let rename = |n: String| {
+            for (from, to) in [("q_proj", "attention.self.query"), ("k_proj", "attention.self.key"), ("v_proj", "attention.self.value"), ("o_proj", "attention.output.dense")] {
+                if let Some(rest) = n.strip_prefix(from) {
+                    return format!("{to}{rest}");
+                }
+            }
+            n
+        };
+        let mut p: Vec<(String, Tensor)> = self.attention.parameters().into_iter().map(|(n, t)| (rename(n), t)).collect();
+        p.extend(prefixed("attention.output.LayerNorm", self.attention_layer_norm.parameters()));
+        p.extend(self.mlp.parameters());
+        p.extend(prefixed("output.LayerNorm", self.output_layer_norm.parameters()));
+        p
+    }
+
+    fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        Ok(Box::new(BertLayer::new(&self.cfg, vb)?))
+    }
+
+    fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {
+        vec![batch, seq, self.cfg.hidden_size]
+    }
+
+    fn cost(&self, shape: &[usize]) -> Cost {
+        self.attention.cost(shape) + self.mlp.cost(shape) + self.attention_layer_norm.cost(shape) + self.output_layer_norm.cost(shape)
+    }
+
     fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
         self.forward_reference_with(xs, None)
     }

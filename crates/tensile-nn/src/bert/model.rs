@@ -1,7 +1,7 @@
 //! The BERT encoder: embeddings, layers and an optional pooler.
 
 use super::{BertConfig, BertLayer};
-use crate::block::Block;
+use crate::block::{prefixed, Block, Cost, InputKind};
 use crate::embedding::BertEmbeddings;
 use crate::linear::Linear;
 use candle_core::{Module, Result, Tensor};
@@ -16,6 +16,7 @@ pub struct Bert {
     embeddings: BertEmbeddings,
     layers: Vec<BertLayer>,
     pooler: Option<Linear>,
+    cfg: BertConfig,
 }
 
 impl Bert {
@@ -31,7 +32,7 @@ impl Bert {
         } else {
             None
         };
-        Ok(Self { embeddings, layers, pooler })
+        Ok(Self { embeddings, layers, pooler, cfg: cfg.clone() })
     }
 
     /// The encoder layers.
@@ -73,6 +74,38 @@ impl Module for Bert {
 }
 
 impl Block for Bert {
+    fn kind(&self) -> &'static str {
+        "bert"
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = prefixed("embeddings", self.embeddings.parameters());
+        for (i, layer) in self.layers.iter().enumerate() {
+            p.extend(prefixed(&format!("encoder.layer.{i}"), layer.parameters()));
+        }
+        if let Some(pooler) = &self.pooler {
+            p.extend(prefixed("pooler.dense", pooler.parameters()));
+        }
+        p
+    }
+
+    fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        Ok(Box::new(Bert::new(&self.cfg, self.pooler.is_some(), vb)?))
+    }
+
+    fn input_kind(&self) -> InputKind {
+        InputKind::TokenIds { vocab: self.cfg.vocab_size }
+    }
+
+    fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {
+        vec![batch, seq]
+    }
+
+    fn cost(&self, shape: &[usize]) -> Cost {
+        let hidden = [shape[0], shape[1], self.cfg.hidden_size];
+        self.layers.iter().fold(Cost::default(), |acc, l| acc + l.cost(&hidden))
+    }
+
     fn forward_reference(&self, input_ids: &Tensor) -> Result<Tensor> {
         self.forward_reference_with(input_ids, None, None)
     }

@@ -2,7 +2,7 @@
 
 use super::LlamaConfig;
 use crate::attention::{Attention, KvCache};
-use crate::block::{to_f64_cpu, Block};
+use crate::block::{prefixed, to_f64_cpu, Block, Cost};
 use crate::rms_norm::RmsNorm;
 use crate::swiglu::SwiGlu;
 use candle_core::{Module, Result, Tensor};
@@ -18,6 +18,7 @@ pub struct LlamaDecoderLayer {
     mlp: SwiGlu,
     input_layernorm: RmsNorm,
     post_attention_layernorm: RmsNorm,
+    cfg: LlamaConfig,
 }
 
 impl LlamaDecoderLayer {
@@ -29,6 +30,7 @@ impl LlamaDecoderLayer {
             mlp: SwiGlu::new(cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias, cfg.hidden_act, vb.pp("mlp"))?,
             input_layernorm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("input_layernorm"))?,
             post_attention_layernorm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("post_attention_layernorm"))?,
+            cfg: cfg.clone(),
         })
     }
 
@@ -56,6 +58,30 @@ impl Module for LlamaDecoderLayer {
 }
 
 impl Block for LlamaDecoderLayer {
+    fn kind(&self) -> &'static str {
+        "llama.decoder_layer"
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = prefixed("self_attn", self.self_attn.parameters());
+        p.extend(prefixed("mlp", self.mlp.parameters()));
+        p.extend(prefixed("input_layernorm", self.input_layernorm.parameters()));
+        p.extend(prefixed("post_attention_layernorm", self.post_attention_layernorm.parameters()));
+        p
+    }
+
+    fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        Ok(Box::new(LlamaDecoderLayer::new(&self.cfg, vb)?))
+    }
+
+    fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {
+        vec![batch, seq, self.cfg.hidden_size]
+    }
+
+    fn cost(&self, shape: &[usize]) -> Cost {
+        self.self_attn.cost(shape) + self.mlp.cost(shape) + self.input_layernorm.cost(shape) + self.post_attention_layernorm.cost(shape)
+    }
+
     fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
         let x = to_f64_cpu(xs)?;
         let h = (&x + self.self_attn.forward_reference(&self.input_layernorm.forward_reference(&x)?)?)?;

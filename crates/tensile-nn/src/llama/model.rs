@@ -2,7 +2,7 @@
 
 use super::{LlamaConfig, LlamaDecoderLayer};
 use crate::attention::KvCache;
-use crate::block::{to_f64_cpu, Block};
+use crate::block::{bytes_of, prefixed, to_f64_cpu, Block, Cost, InputKind};
 use crate::embedding::Embedding;
 use crate::rms_norm::RmsNorm;
 use candle_core::{Module, Result, Tensor};
@@ -21,6 +21,7 @@ pub struct Llama {
     layers: Vec<LlamaDecoderLayer>,
     norm: RmsNorm,
     lm_head: Tensor,
+    cfg: LlamaConfig,
 }
 
 impl Llama {
@@ -38,7 +39,7 @@ impl Llama {
         } else {
             vb.pp("lm_head").get((cfg.vocab_size, cfg.hidden_size), "weight")?
         };
-        Ok(Self { embed_tokens, layers, norm, lm_head })
+        Ok(Self { embed_tokens, layers, norm, lm_head, cfg: cfg.clone() })
     }
 
     /// The decoder layers.
@@ -64,6 +65,42 @@ impl Module for Llama {
 }
 
 impl Block for Llama {
+    fn kind(&self) -> &'static str {
+        "llama"
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = prefixed("model.embed_tokens", self.embed_tokens.parameters());
+        for (i, layer) in self.layers.iter().enumerate() {
+            p.extend(prefixed(&format!("model.layers.{i}"), layer.parameters()));
+        }
+        p.extend(prefixed("model.norm", self.norm.parameters()));
+        if !self.cfg.tie_word_embeddings {
+            p.push(("lm_head.weight".to_string(), self.lm_head.clone()));
+        }
+        p
+    }
+
+    fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        Ok(Box::new(Llama::new(&self.cfg, vb)?))
+    }
+
+    fn input_kind(&self) -> InputKind {
+        InputKind::TokenIds { vocab: self.cfg.vocab_size }
+    }
+
+    fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {
+        vec![batch, seq]
+    }
+
+    fn cost(&self, shape: &[usize]) -> Cost {
+        let hidden = [shape[0], shape[1], self.cfg.hidden_size];
+        let n = (shape[0] * shape[1]) as f64;
+        let (h, v) = (self.cfg.hidden_size as f64, self.cfg.vocab_size as f64);
+        let head = Cost { flops: 2.0 * n * h * v, bytes: bytes_of(n * v + h * v, self.lm_head.dtype()) };
+        self.layers.iter().fold(self.embed_tokens.cost(shape) + self.norm.cost(&hidden) + head, |acc, l| acc + l.cost(&hidden))
+    }
+
     fn forward_reference(&self, ids: &Tensor) -> Result<Tensor> {
         let mut h = self.embed_tokens.forward_reference(ids)?;
         for layer in &self.layers {
