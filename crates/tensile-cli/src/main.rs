@@ -2,6 +2,10 @@
 
 mod embed;
 mod golden;
+mod report;
+mod run;
+
+//ALLOC tensile::install_counting_allocator!();
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +31,10 @@ enum Command {
         #[command(subcommand)]
         command: golden::GoldenCommand,
     },
+    /// Run a built-in preset's module tests and report.
+    Run(run::RunArgs),
+    /// List the built-in presets and their module tests.
+    List,
     /// Sentence embeddings from a sentence-transformers BERT directory.
     Embed(embed::EmbedArgs),
 }
@@ -35,10 +43,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Golden { command } => golden::run(command),
+        Command::Run(args) => run::run(&args),
+        Command::List => run::list(),
         Command::Embed(args) => embed::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // A closed pipe (`tensile list | head`) is the reader's choice, not an error.
+        Err(err) if err.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::from(EXIT_OK),
         Err(err) => {
             eprintln!("error: {}", one_line(&err));
             ExitCode::from(EXIT_USAGE)

@@ -73,6 +73,24 @@ pub enum Error {
         /// Shape of the reference.
         expected: Vec<usize>,
     },
+    /// A spec is invalid; nothing ran.
+    #[error("spec `{spec}`: field `{field}`: {reason}")]
+    Spec {
+        /// The module test's name.
+        spec: String,
+        /// The offending field.
+        field: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A preset name is unknown.
+    #[error("unknown preset `{name}` (known: {known})")]
+    UnknownPreset {
+        /// The name given.
+        name: String,
+        /// The known presets.
+        known: String,
+    },
     /// A tensor operation outside any block failed.
     #[error("{}", tensile_nn::innermost_message(.0))]
     Candle(#[from] candle_core::Error),

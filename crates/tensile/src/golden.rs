@@ -65,6 +65,11 @@ impl GoldenCase {
         Ok(Self { path: path.to_path_buf(), kind, config: meta.config, input, output, weights })
     }
 
+    /// The module weights, under their names relative to the module.
+    pub fn weights(&self) -> &HashMap<String, Tensor> {
+        &self.weights
+    }
+
     /// Builds the block on `device` in `dtype`, runs `input` through it and compares with
     /// `output` under `tolerance` (the dtype's default when `None`).
     pub fn check(&self, device: &Device, dtype: DType, tolerance: Option<Tolerance>) -> Result<GoldenResult> {

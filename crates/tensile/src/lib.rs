@@ -16,12 +16,25 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod checks;
 pub mod device;
 mod error;
+pub mod event;
 pub mod golden;
 pub mod guard;
 pub mod metrics;
+pub mod module;
+pub mod plan;
+pub mod presets;
+pub mod runner;
+pub mod spec;
+pub mod suite;
 mod tolerance;
 
 pub use error::{Error, Result};
+pub use event::{CheckOutcome, Event, Reporter};
+pub use module::{CustomModule, NnModule, TestModule};
+pub use plan::{Plan, Settings};
+pub use spec::{latency_ms, memory_mb, Check, ModuleTest, Scaling, Spec, Targets};
+pub use suite::{NamedModules, Suite};
 pub use tolerance::Tolerance;

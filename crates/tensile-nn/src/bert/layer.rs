@@ -46,6 +46,26 @@ impl BertLayer {
         })
     }
 
+    /// The self-attention block (`attention.self` + `attention.output.dense`).
+    pub fn attention(&self) -> &Attention {
+        &self.attention
+    }
+
+    /// The norm after attention (`attention.output.LayerNorm`).
+    pub fn attention_layer_norm(&self) -> &LayerNorm {
+        &self.attention_layer_norm
+    }
+
+    /// The feed-forward block (`intermediate.dense` + `output.dense`).
+    pub fn mlp(&self) -> &GeluMlp {
+        &self.mlp
+    }
+
+    /// The norm after the feed-forward block (`output.LayerNorm`).
+    pub fn output_layer_norm(&self) -> &LayerNorm {
+        &self.output_layer_norm
+    }
+
     /// Forward with an optional padding mask.
     pub fn forward_with(&self, x: &Tensor, padding: Option<&Tensor>) -> Result<Tensor> {
         let h = self.attention_layer_norm.forward(&(x + self.attention.forward_with(x, padding, None)?)?)?;

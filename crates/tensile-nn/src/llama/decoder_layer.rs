@@ -44,6 +44,21 @@ impl LlamaDecoderLayer {
         &self.mlp
     }
 
+    /// The norm before attention.
+    pub fn input_layernorm(&self) -> &RmsNorm {
+        &self.input_layernorm
+    }
+
+    /// The norm before the MLP.
+    pub fn post_attention_layernorm(&self) -> &RmsNorm {
+        &self.post_attention_layernorm
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
     /// Forward with an optional KV cache for incremental decoding.
     pub fn forward_with(&self, x: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
         let h = (x + self.self_attn.forward_with(&self.input_layernorm.forward(x)?, None, cache)?)?;

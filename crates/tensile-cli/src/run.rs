@@ -1,0 +1,104 @@
+//! `tensile run` and `tensile list`.
+
+use crate::{EXIT_FAILED, EXIT_OK};
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+use tensile::device::parse_dtype;
+use tensile::presets;
+use tensile::{Check, Plan, Settings};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Built-in preset (see `tensile list`).
+    #[arg(long)]
+    model: String,
+    /// Device: cpu, cuda or cuda:N (replaces the specs' devices).
+    #[arg(long)]
+    device: Option<String>,
+    /// Dtype: f32, bf16 or f16 (replaces the specs' dtypes).
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Batch size of inferred input shapes.
+    #[arg(long, default_value_t = 1)]
+    batch_size: usize,
+    /// Sequence length of inferred input shapes (default: the preset's).
+    #[arg(long)]
+    seq_len: Option<usize>,
+    /// Run only module tests whose name matches this glob, e.g. "*attention*".
+    #[arg(long)]
+    filter: Option<String>,
+    /// Comma-separated checks to run instead of the specs' own (correctness, gradients,
+    /// determinism, batch_invariance, dtype_parity, performance, memory, scaling).
+    #[arg(long, value_delimiter = ',')]
+    checks: Option<Vec<String>>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report_json: Option<PathBuf>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+pub fn run(args: &RunArgs) -> Result<u8> {
+    let preset = presets::find(&args.model)?;
+    let checks = match &args.checks {
+        Some(names) => Some(
+            names
+                .iter()
+                .map(|n| Check::parse(n.trim()).ok_or_else(|| anyhow::anyhow!("unknown check `{n}` (known: {})", Check::ALL.map(|c| c.name()).join(", "))))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    if let Some(d) = &args.device {
+        // Reject a malformed device before anything runs; an unavailable one skips per case.
+        if let Err(e) = tensile::device::parse_device(d) {
+            if !d.starts_with("cuda") || matches!(e, tensile::Error::Device { ref reason, .. } if reason.starts_with("expected")) {
+                bail!(e);
+            }
+            eprintln!("warning: {e}; cases on {d} will be skipped");
+        }
+    }
+    let seq_len = args.seq_len.unwrap_or(preset.seq_len);
+    let settings = Settings {
+        batch_size: args.batch_size,
+        seq_len,
+        dtypes: args.dtype.as_deref().map(parse_dtype).transpose()?.map(|d| vec![d]),
+        devices: args.device.clone().map(|d| vec![d]),
+        checks,
+        filter: args.filter.clone(),
+    };
+    let tests = preset.module_tests(args.batch_size, seq_len)?;
+    let plan = Plan::new(&tests, &settings)?;
+    if plan.cases.is_empty() {
+        bail!("no module test of preset `{}` matches the filter", preset.name);
+    }
+    let summary = crate::report::run_with_reporters(&plan, !args.no_progress, args.report_json.as_deref())?;
+    Ok(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
+}
+
+pub fn list() -> Result<u8> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for p in presets::all() {
+        writeln!(out, "{}  (seq {})\n  {}", p.name, p.seq_len, p.description)?;
+        for t in p.module_tests_with(1, p.seq_len, presets::Weights::Zeros)? {
+            let shape = t.module.input_shape_hint(1, p.seq_len).map(|s| format!("{s:?}")).unwrap_or_default();
+            let checks: Vec<&str> = t.spec.checks.iter().map(|c| c.name()).collect();
+            let mut targets = Vec::new();
+            if let Some(l) = &t.spec.targets.latency_ms {
+                targets.push(format!("{} ms", l.at(p.seq_len)));
+            }
+            if let Some(m) = &t.spec.targets.memory_mb {
+                targets.push(format!("{} MB", m.at(p.seq_len)));
+            }
+            if t.spec.targets.gpu_class {
+                targets.push("GPU-class".into());
+            }
+            let sweep = t.spec.sweep.as_ref().map(|s| format!(" sweep {:?} expect {:?}", s.seq_lengths, s.expect)).unwrap_or_default();
+            writeln!(out, "    {:<28} {:<20} {:<16} {}{}{}", t.name, t.module.kind(), shape, checks.join(","), if targets.is_empty() { String::new() } else { format!(" targets {}", targets.join(" / ")) }, sweep)?;
+        }
+    }
+    Ok(EXIT_OK)
+}

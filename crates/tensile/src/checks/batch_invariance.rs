@@ -1,0 +1,29 @@
+//! Running rows one at a time must give the batched result.
+
+use super::{make_input, Ctx};
+use crate::error::Result;
+use crate::event::CheckOutcome;
+use crate::metrics::{compare, to_f64_vec};
+use candle_core::Tensor;
+
+pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
+    // A batch of one proves nothing, so the check always uses at least two rows.
+    let input = if ctx.input.dim(0)? >= 2 {
+        ctx.input.clone()
+    } else {
+        let mut shape = ctx.case.input_shape.clone();
+        shape[0] = 2;
+        make_input(ctx.module.as_ref(), &shape, ctx.case.dtype, ctx.device, ctx.case.spec.seed)?
+    };
+    let batched = ctx.module.forward(&input)?;
+    let rows = (0..input.dim(0)?).map(|i| ctx.module.forward(&input.narrow(0, i, 1)?)).collect::<candle_core::Result<Vec<_>>>()?;
+    let single = Tensor::cat(&rows, 0)?;
+    let cmp = compare(&single, &batched)?;
+    let mut metrics = super::correctness::comparison_metrics(&cmp);
+    let (a, b) = (to_f64_vec(&single)?, to_f64_vec(&batched)?);
+    let bitwise = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+    metrics.insert("bitwise_equal".to_string(), f64::from(u8::from(bitwise)));
+    metrics.insert("batch".to_string(), input.dim(0)? as f64);
+    let errors = ctx.case.tolerance.failures(&cmp, &a, &b).into_iter().map(|f| format!("row-by-row vs batched: {f}")).collect();
+    Ok(CheckOutcome::from_errors(metrics, errors))
+}

@@ -1,0 +1,81 @@
+//! Output shape, finiteness, and agreement with the reference.
+
+use super::Ctx;
+use crate::error::Result;
+use crate::event::CheckOutcome;
+use crate::golden::GoldenCase;
+use crate::metrics::{compare, to_f64_vec, Comparison};
+use crate::module::{convert, InputKind};
+use crate::spec::Reference;
+use candle_core::Tensor;
+use std::collections::BTreeMap;
+
+/// The comparison metrics as a metric map.
+pub(crate) fn comparison_metrics(c: &Comparison) -> BTreeMap<String, f64> {
+    BTreeMap::from([
+        ("max_abs".to_string(), c.max_abs),
+        ("max_rel".to_string(), c.max_rel),
+        ("mean_abs".to_string(), c.mean_abs),
+        ("pcc".to_string(), c.pcc),
+        ("cosine".to_string(), c.cosine),
+        ("max_ulp".to_string(), c.max_ulp as f64),
+    ])
+}
+
+fn finite(t: &Tensor) -> Result<bool> {
+    Ok(to_f64_vec(t)?.iter().all(|v| v.is_finite()))
+}
+
+pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
+    let spec = &ctx.case.spec;
+    let (output, expected) = match &spec.reference {
+        Reference::Twin => {
+            let out = ctx.module.forward(ctx.input)?;
+            (out, ctx.module.forward_reference(ctx.input).transpose()?)
+        }
+        Reference::Module(other) => {
+            let other = convert(other, ctx.case.dtype, ctx.device).map_err(|reason| candle_core::Error::Msg(format!("compare_with module: {reason}")))?;
+            (ctx.module.forward(ctx.input)?, Some(other.forward(ctx.input)?))
+        }
+        Reference::CaseFile(path) => {
+            // The case file carries its own weights and input: load them into this module.
+            let case = GoldenCase::load(path)?;
+            let module = ctx
+                .module
+                .with_parameters(case.weights().clone(), ctx.case.dtype, ctx.device)
+                .ok_or_else(|| candle_core::Error::Msg("module cannot load the case file's weights".into()))??;
+            let input = case.input.to_dtype(ctx.case.dtype)?.to_device(ctx.device)?;
+            (module.forward(&input)?, Some(case.output.clone()))
+        }
+    };
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    let expected_shape = match (&spec.output_shape, ctx.module.input_kind(), &expected) {
+        (Some(s), _, _) => Some(s.clone()),
+        (None, _, Some(e)) => Some(e.dims().to_vec()),
+        (None, InputKind::Hidden, None) => Some(ctx.input.dims().to_vec()),
+        (None, InputKind::TokenIds { .. }, None) => None,
+    };
+    if let Some(s) = &expected_shape {
+        if output.dims() != s.as_slice() {
+            errors.push(format!("output shape {:?}, expected {s:?}", output.dims()));
+        }
+    }
+    if !finite(&output)? {
+        errors.push("output contains NaN or infinity".to_string());
+    }
+    let mut metrics = BTreeMap::new();
+    match expected {
+        Some(e) if output.dims() == e.dims() => {
+            let cmp = compare(&output, &e)?;
+            metrics = comparison_metrics(&cmp);
+            let tol = ctx.case.tolerance;
+            errors.extend(tol.failures(&cmp, &to_f64_vec(&output)?, &to_f64_vec(&e)?).into_iter().filter(|f| !f.starts_with("output contains")));
+        }
+        Some(_) => {}
+        None => notes.push("no reference twin: only the output shape and finiteness were checked".to_string()),
+    }
+    let mut outcome = CheckOutcome::from_errors(metrics, errors);
+    outcome.notes = notes;
+    Ok(outcome)
+}

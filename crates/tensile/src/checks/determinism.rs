@@ -1,0 +1,25 @@
+//! The same input twice must give the same output: bitwise on the CPU, within the dtype's
+//! tolerance on accelerators (whose reductions may legitimately reorder).
+
+use super::Ctx;
+use crate::error::Result;
+use crate::event::CheckOutcome;
+use crate::metrics::to_f64_vec;
+use std::collections::BTreeMap;
+
+pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
+    let a = to_f64_vec(&ctx.module.forward(ctx.input)?)?;
+    let b = to_f64_vec(&ctx.module.forward(ctx.input)?)?;
+    let differing = a.iter().zip(&b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+    let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let metrics = BTreeMap::from([("differing_elements".to_string(), differing as f64), ("max_abs_diff".to_string(), max_diff)]);
+    let mut errors = Vec::new();
+    if ctx.device.is_cpu() {
+        if differing > 0 {
+            errors.push(format!("two runs on the same input differ in {differing} of {} elements (max {max_diff:.3e}); expected bitwise equality on cpu", a.len()));
+        }
+    } else if let Some(i) = ctx.case.tolerance.first_violation(&a, &b) {
+        errors.push(format!("two runs on the same input differ at element {i} beyond the tolerance ({} vs {})", a[i], b[i]));
+    }
+    Ok(CheckOutcome::from_errors(metrics, errors))
+}

@@ -1,0 +1,140 @@
+//! [`TestModule`]: what the runner needs from a module under test.
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use std::collections::HashMap;
+use std::sync::Arc;
+pub use tensile_nn::{Cost, InputKind};
+use tensile_nn::Block;
+
+/// A module under test. Object safe, so the runner holds any mix of blocks and user modules.
+pub trait TestModule: Send + Sync {
+    /// A short kind name (`llama.attention`, `custom`, …).
+    fn kind(&self) -> &str;
+    /// The fast forward pass.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+    /// The float64 reference twin, if the module has one. It must be built from elementary
+    /// differentiable operations: the gradient check differentiates through it.
+    fn forward_reference(&self, _x: &Tensor) -> Option<Result<Tensor>> {
+        None
+    }
+    /// What the module consumes.
+    fn input_kind(&self) -> InputKind {
+        InputKind::Hidden
+    }
+    /// The natural input shape for `batch` sequences of `seq` tokens, if the module knows it.
+    fn input_shape_hint(&self, _batch: usize, _seq: usize) -> Option<Vec<usize>> {
+        None
+    }
+    /// Named parameters.
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+    /// FLOPs and bytes of one forward on `shape` (zeros when unknown).
+    fn cost(&self, _shape: &[usize]) -> Cost {
+        Cost::default()
+    }
+    /// The same module with parameters replaced by `params` (same names), placed in `dtype`
+    /// on `device`. `None` when the module cannot be rebuilt; checks that need another dtype
+    /// or device then skip with that reason.
+    fn with_parameters(&self, _params: HashMap<String, Tensor>, _dtype: DType, _device: &Device) -> Option<Result<Arc<dyn TestModule>>> {
+        None
+    }
+}
+
+/// The dtype and device of a module's first parameter (f32 on the CPU for a module without
+/// parameters).
+pub fn placement(m: &dyn TestModule) -> (DType, Device) {
+    m.parameters().first().map_or((DType::F32, Device::Cpu), |(_, t)| (t.dtype(), t.device().clone()))
+}
+
+/// The module converted to `dtype` on `device` (itself when already there).
+pub fn convert(m: &Arc<dyn TestModule>, dtype: DType, device: &Device) -> std::result::Result<Arc<dyn TestModule>, String> {
+    let (d, dev) = placement(m.as_ref());
+    if d == dtype && dev.same_device(device) {
+        return Ok(m.clone());
+    }
+    let params: HashMap<String, Tensor> = m.parameters().into_iter().collect();
+    match m.with_parameters(params, dtype, device) {
+        Some(Ok(converted)) => Ok(converted),
+        Some(Err(e)) => Err(tensile_nn::innermost_message(&e)),
+        None => Err(format!("module `{}` cannot be rebuilt in another dtype or on another device", m.kind())),
+    }
+}
+
+/// A `tensile-nn` block as a [`TestModule`].
+pub struct NnModule(Box<dyn Block>);
+
+impl NnModule {
+    /// Wraps an owned block.
+    pub fn new(block: impl Block + 'static) -> Self {
+        Self(Box::new(block))
+    }
+
+    /// An owned copy of a borrowed block (parameters are shared, not copied).
+    pub fn from_dyn(block: &dyn Block) -> Result<Self> {
+        let params: HashMap<String, Tensor> = block.parameters().into_iter().collect();
+        let (dtype, dev) = params.values().next().map_or((DType::F32, Device::Cpu), |t| (t.dtype(), t.device().clone()));
+        let vb = candle_nn::VarBuilder::from_tensors(params, dtype, &dev);
+        block.rebuild(vb).map(Self).map_err(|e| candle_core::Error::Msg(e.to_string()))
+    }
+}
+
+impl TestModule for NnModule {
+    fn kind(&self) -> &str {
+        self.0.kind()
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.0.forward(x)
+    }
+    fn forward_reference(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(self.0.forward_reference(x))
+    }
+    fn input_kind(&self) -> InputKind {
+        self.0.input_kind()
+    }
+    fn input_shape_hint(&self, batch: usize, seq: usize) -> Option<Vec<usize>> {
+        Some(self.0.input_shape(batch, seq))
+    }
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        self.0.parameters()
+    }
+    fn cost(&self, shape: &[usize]) -> Cost {
+        self.0.cost(shape)
+    }
+    fn with_parameters(&self, params: HashMap<String, Tensor>, dtype: DType, device: &Device) -> Option<Result<Arc<dyn TestModule>>> {
+        let vb = candle_nn::VarBuilder::from_tensors(params, dtype, device);
+        Some(self.0.rebuild(vb).map(|b| Arc::new(NnModule(b)) as Arc<dyn TestModule>).map_err(|e| candle_core::Error::Msg(e.to_string())))
+    }
+}
+
+/// Any candle [`Module`] as a [`TestModule`], with an optional reference closure.
+pub struct CustomModule<M> {
+    module: M,
+    kind: String,
+    reference: Option<Box<dyn Fn(&Tensor) -> Result<Tensor> + Send + Sync>>,
+}
+
+impl<M: Module + Send + Sync> CustomModule<M> {
+    /// Wraps `module` under the kind name `kind`.
+    pub fn new(kind: impl Into<String>, module: M) -> Self {
+        Self { module, kind: kind.into(), reference: None }
+    }
+
+    /// Adds a float64 reference forward.
+    pub fn with_reference(mut self, f: impl Fn(&Tensor) -> Result<Tensor> + Send + Sync + 'static) -> Self {
+        self.reference = Some(Box::new(f));
+        self
+    }
+}
+
+impl<M: Module + Send + Sync> TestModule for CustomModule<M> {
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.module.forward(x)
+    }
+    fn forward_reference(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        self.reference.as_ref().map(|f| f(x))
+    }
+}

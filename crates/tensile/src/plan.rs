@@ -1,0 +1,221 @@
+//! Validation and expansion of module tests into cases (test × dtype × device).
+
+use crate::device::dtype_name;
+use crate::error::{Error, Result};
+use crate::module::{InputKind, TestModule};
+use crate::spec::{Check, ModuleTest, Reference, Scaling, Spec, Target};
+use crate::tolerance::Tolerance;
+use candle_core::DType;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Suite-wide settings: defaults for specs and command-line overrides.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Batch size for inferred input shapes.
+    pub batch_size: usize,
+    /// Sequence length for inferred input shapes.
+    pub seq_len: usize,
+    /// Replace every spec's dtypes.
+    pub dtypes: Option<Vec<DType>>,
+    /// Replace every spec's devices.
+    pub devices: Option<Vec<String>>,
+    /// Replace every spec's checks.
+    pub checks: Option<Vec<Check>>,
+    /// Keep only tests whose name matches this glob.
+    pub filter: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { batch_size: 1, seq_len: 128, dtypes: None, devices: None, checks: None, filter: None }
+    }
+}
+
+/// One runnable case.
+#[derive(Clone)]
+pub struct Case {
+    /// Position in the plan.
+    pub index: usize,
+    /// Module test name.
+    pub name: String,
+    /// The module as declared (the runner converts it to `dtype` on `device`).
+    pub module: Arc<dyn TestModule>,
+    /// Dtype of this case.
+    pub dtype: DType,
+    /// Device of this case, as written in the spec.
+    pub device: String,
+    /// Resolved input shape.
+    pub input_shape: Vec<usize>,
+    /// Sequence length of the input (dimension 1).
+    pub seq_len: usize,
+    /// Resolved tolerance.
+    pub tolerance: Tolerance,
+    /// Checks to run, in order.
+    pub checks: Vec<Check>,
+    /// The spec.
+    pub spec: Arc<Spec>,
+}
+
+/// A validated plan.
+#[derive(Clone, Default)]
+pub struct Plan {
+    /// Cases in run order.
+    pub cases: Vec<Case>,
+}
+
+fn invalid(spec: &str, field: &str, reason: impl Into<String>) -> Error {
+    Error::Spec { spec: spec.to_string(), field: field.to_string(), reason: reason.into() }
+}
+
+/// Checks a device name's syntax (availability is decided at run time).
+fn valid_device(d: &str) -> bool {
+    d == "cpu" || d == "cuda" || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok())
+}
+
+fn check_target(name: &str, field: &str, t: &Option<Target>, seq_len: usize) -> Result<()> {
+    if let Some(t) = t {
+        let v = t.at(seq_len);
+        if !(v.is_finite() && v > 0.0) {
+            return Err(invalid(name, field, format!("must be a positive number, got {v}")));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves the input shape of `test` under `settings`.
+fn input_shape(test: &ModuleTest, settings: &Settings) -> Result<Vec<usize>> {
+    let name = &test.name;
+    let hint = test.module.input_shape_hint(settings.batch_size, settings.seq_len);
+    let shape = match (&test.spec.input_shape, &hint) {
+        (Some(s), _) => s.clone(),
+        (None, Some(h)) => h.clone(),
+        (None, None) => return Err(invalid(name, "input_shape", "required: the module does not suggest one")),
+    };
+    if shape.len() < 2 || shape.contains(&0) {
+        return Err(invalid(name, "input_shape", format!("needs at least (batch, seq) with positive dimensions, got {shape:?}")));
+    }
+    if let (Some(h), InputKind::Hidden) = (&hint, test.module.input_kind()) {
+        if h.last() != shape.last() {
+            return Err(invalid(name, "input_shape", format!("last dimension {} does not match the module's hidden size {}", shape[shape.len() - 1], h[h.len() - 1])));
+        }
+    }
+    Ok(shape)
+}
+
+fn validate(test: &ModuleTest, settings: &Settings, checks: &[Check]) -> Result<()> {
+    let (name, spec) = (&test.name, &test.spec);
+    if let Some(t) = &spec.tolerance {
+        for (field, v) in [("tolerance.atol", t.atol), ("tolerance.rtol", t.rtol)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(invalid(name, field, format!("must be finite and ≥ 0, got {v}")));
+            }
+        }
+        for (field, v) in [("tolerance.min_pcc", t.min_pcc), ("tolerance.min_cosine", t.min_cosine)] {
+            if !(-1.0..=1.0).contains(&v) {
+                return Err(invalid(name, field, format!("must lie in [-1, 1], got {v}")));
+            }
+        }
+    }
+    check_target(name, "latency_ms", &spec.targets.latency_ms, settings.seq_len)?;
+    check_target(name, "memory_mb", &spec.targets.memory_mb, settings.seq_len)?;
+    if let Some(m) = spec.targets.margin {
+        if !(m.is_finite() && m > 1.0) {
+            return Err(invalid(name, "margin", format!("must be > 1, got {m}")));
+        }
+    }
+    if let Some(sweep) = &spec.sweep {
+        let distinct: HashSet<_> = sweep.seq_lengths.iter().collect();
+        if distinct.len() < 2 || sweep.seq_lengths.contains(&0) {
+            return Err(invalid(name, "seq_lengths", format!("needs at least two distinct positive lengths, got {:?}", sweep.seq_lengths)));
+        }
+        if let Scaling::Exponent { value, tolerance } = sweep.expect {
+            if !(value.is_finite() && tolerance.is_finite() && tolerance > 0.0) {
+                return Err(invalid(name, "expect_scaling", format!("exponent {value} ± {tolerance} must be finite with a positive tolerance")));
+            }
+        }
+    } else if checks.contains(&Check::Scaling) {
+        return Err(invalid(name, "seq_lengths", "the scaling check needs a sequence-length sweep"));
+    }
+    if checks.is_empty() {
+        return Err(invalid(name, "checks", "no checks to run"));
+    }
+    if let Reference::CaseFile(path) = &spec.reference {
+        if !path.is_file() {
+            return Err(invalid(name, "reference", format!("case file {} does not exist", path.display())));
+        }
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// Validates every test and expands it into cases. Nothing runs; the first invalid spec
+    /// is reported with its name and field.
+    pub fn new(tests: &[ModuleTest], settings: &Settings) -> Result<Plan> {
+        if settings.batch_size == 0 || settings.seq_len == 0 {
+            return Err(invalid("suite", if settings.batch_size == 0 { "batch_size" } else { "seq_len" }, "must be positive"));
+        }
+        let pattern = match &settings.filter {
+            Some(f) => Some(glob::Pattern::new(f).map_err(|e| invalid("suite", "filter", format!("bad glob `{f}`: {e}")))?),
+            None => None,
+        };
+        let mut seen = HashSet::new();
+        let mut cases = Vec::new();
+        for test in tests {
+            if test.name.trim().is_empty() {
+                return Err(invalid("<unnamed>", "name", "must not be empty"));
+            }
+            if !seen.insert(test.name.clone()) {
+                return Err(invalid(&test.name, "name", "declared twice; module test names must be unique"));
+            }
+            if pattern.as_ref().is_some_and(|p| !p.matches(&test.name)) {
+                continue;
+            }
+            let checks = settings.checks.clone().unwrap_or_else(|| test.spec.checks.clone());
+            let mut checks: Vec<Check> = checks.into_iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            // A scaling check without a sweep only makes sense if the spec asked for it.
+            if settings.checks.is_some() && test.spec.sweep.is_none() {
+                checks.retain(|c| *c != Check::Scaling);
+            }
+            validate(test, settings, &checks)?;
+            let shape = input_shape(test, settings)?;
+            let dtypes = settings.dtypes.clone().unwrap_or_else(|| test.spec.dtypes.clone());
+            let devices = settings.devices.clone().unwrap_or_else(|| test.spec.devices.clone());
+            if dtypes.is_empty() {
+                return Err(invalid(&test.name, "dtype", "no dtype to run in"));
+            }
+            if let Some(d) = devices.iter().find(|d| !valid_device(d)) {
+                return Err(invalid(&test.name, "device", format!("`{d}` is not cpu, cuda or cuda:N")));
+            }
+            if devices.is_empty() {
+                return Err(invalid(&test.name, "device", "no device to run on"));
+            }
+            let spec = Arc::new(test.spec.clone());
+            for device in &devices {
+                for &dtype in &dtypes {
+                    if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16 | DType::F64) {
+                        return Err(invalid(&test.name, "dtype", format!("{} is not a float dtype", dtype_name(dtype))));
+                    }
+                    cases.push(Case {
+                        index: cases.len(),
+                        name: test.name.clone(),
+                        module: test.module.clone(),
+                        dtype,
+                        device: device.clone(),
+                        seq_len: shape[1],
+                        input_shape: shape.clone(),
+                        tolerance: spec.tolerance.unwrap_or_else(|| Tolerance::for_dtype(dtype)),
+                        checks: checks.clone(),
+                        spec: spec.clone(),
+                    });
+                }
+            }
+        }
+        Ok(Plan { cases })
+    }
+
+    /// Number of checks across all cases.
+    pub fn check_count(&self) -> usize {
+        self.cases.iter().map(|c| c.checks.len()).sum()
+    }
+}
