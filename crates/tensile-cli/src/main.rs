@@ -5,7 +5,7 @@ mod golden;
 mod report;
 mod run;
 
-//ALLOC tensile::install_counting_allocator!();
+tensile::install_counting_allocator!();
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

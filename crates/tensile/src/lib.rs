@@ -16,6 +16,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod alloc;
 pub mod checks;
 pub mod device;
 mod error;
@@ -26,8 +27,10 @@ pub mod metrics;
 pub mod module;
 pub mod plan;
 pub mod presets;
+pub mod report;
 pub mod runner;
 pub mod spec;
+pub mod stats;
 pub mod suite;
 mod tolerance;
 

@@ -87,7 +87,7 @@ fn checks(gradients: bool) -> Vec<Check> {
 }
 
 fn sweep_around(seq: usize) -> Vec<usize> {
-    vec![(seq / 2).max(8), seq, seq * 2, seq * 4]
+    vec![seq, seq * 2, seq * 4, seq * 8]
 }
 
 struct LlamaPreset {
@@ -101,7 +101,7 @@ struct LlamaPreset {
 fn llama_suite(p: LlamaPreset, batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
     let layer = LlamaDecoderLayer::new(&p.cfg, w.var_builder()).map_err(|source| Error::Block { context: p.name.to_string(), source })?;
     let mut s = Suite::new(&layer).name(p.name).batch_size(batch).seq_len(seq);
-    let sweep = sweep_around(seq.min(512));
+    let sweep = sweep_around(seq.min(256));
     s.test(layer.self_attn()).name("attention").checks(checks(p.gradients)).with_seq_lengths(sweep.clone()).expect_scaling(Scaling::FromCost).expect(p.attention);
     s.test(layer.mlp()).name("mlp").checks(checks(p.gradients)).with_seq_lengths(sweep).expect_scaling(Scaling::Linear).expect(p.mlp);
     s.test(layer.input_layernorm()).name("norm").checks(checks(p.gradients));

@@ -1,0 +1,206 @@
+//! Statistics for timings: quantiles, a bootstrap confidence interval of the median, and a
+//! power-law fit on log-log axes with a confidence interval of the exponent.
+
+use rand::Rng;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// The `q`-quantile of sorted samples with linear interpolation (numpy's default).
+/// Returns NaN for no samples.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// The median of unsorted samples.
+pub fn median(samples: &[f64]) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    quantile(&s, 0.5)
+}
+
+/// A percentile-bootstrap confidence interval of the median: `resamples` resamples with
+/// replacement from a generator seeded with `seed`, so the interval is reproducible.
+pub fn bootstrap_median_ci(samples: &[f64], confidence: f64, resamples: usize, seed: u64) -> (f64, f64) {
+    if samples.len() < 2 {
+        let m = median(samples);
+        return (m, m);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut buf = vec![0.0; samples.len()];
+    let mut medians: Vec<f64> = (0..resamples)
+        .map(|_| {
+            for b in buf.iter_mut() {
+                *b = samples[rng.random_range(0..samples.len())];
+            }
+            median(&buf)
+        })
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    let alpha = (1.0 - confidence) / 2.0;
+    (quantile(&medians, alpha), quantile(&medians, 1.0 - alpha))
+}
+
+/// A summary of timing samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// Number of samples.
+    pub n: usize,
+    /// Median.
+    pub median: f64,
+    /// 10th percentile.
+    pub p10: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// Smallest sample.
+    pub min: f64,
+    /// Largest sample.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Lower end of the 95% bootstrap interval of the median.
+    pub ci_low: f64,
+    /// Upper end of the 95% bootstrap interval of the median.
+    pub ci_high: f64,
+}
+
+impl Summary {
+    /// Summarises `samples` (NaN fields when empty).
+    pub fn of(samples: &[f64]) -> Summary {
+        let mut s = samples.to_vec();
+        s.sort_by(f64::total_cmp);
+        let (ci_low, ci_high) = bootstrap_median_ci(&s, 0.95, 1000, 0x7e15_11e);
+        Summary {
+            n: s.len(),
+            median: quantile(&s, 0.5),
+            p10: quantile(&s, 0.1),
+            p90: quantile(&s, 0.9),
+            min: s.first().copied().unwrap_or(f64::NAN),
+            max: s.last().copied().unwrap_or(f64::NAN),
+            mean: if s.is_empty() { f64::NAN } else { s.iter().sum::<f64>() / s.len() as f64 },
+            ci_low,
+            ci_high,
+        }
+    }
+}
+
+/// Two-sided 97.5% quantile of Student's t with `df` degrees of freedom.
+fn t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => TABLE[df - 1],
+        _ => 1.96,
+    }
+}
+
+/// `y ≈ c · x^exponent` fitted by least squares of `ln y` on `ln x`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogLogFit {
+    /// The fitted exponent (slope on log-log axes).
+    pub exponent: f64,
+    /// `ln c`.
+    pub intercept: f64,
+    /// Lower end of the 95% interval of the exponent (−∞ with only two points).
+    pub ci_low: f64,
+    /// Upper end of the 95% interval of the exponent (+∞ with only two points).
+    pub ci_high: f64,
+    /// Coefficient of determination on log-log axes.
+    pub r2: f64,
+}
+
+/// Fits a power law; `None` with fewer than two distinct positive `x` or any non-positive `y`.
+pub fn fit_power_law(xs: &[f64], ys: &[f64]) -> Option<LogLogFit> {
+    if xs.len() != ys.len() || xs.len() < 2 || xs.iter().chain(ys).any(|v| !(*v > 0.0 && v.is_finite())) {
+        return None;
+    }
+    let lx: Vec<f64> = xs.iter().map(|x| x.ln()).collect();
+    let ly: Vec<f64> = ys.iter().map(|y| y.ln()).collect();
+    let n = lx.len() as f64;
+    let (mx, my) = (lx.iter().sum::<f64>() / n, ly.iter().sum::<f64>() / n);
+    let sxx: f64 = lx.iter().map(|x| (x - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let sxy: f64 = lx.iter().zip(&ly).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let sse: f64 = lx.iter().zip(&ly).map(|(x, y)| (y - intercept - slope * x).powi(2)).sum();
+    let syy: f64 = ly.iter().map(|y| (y - my).powi(2)).sum();
+    let df = lx.len() - 2;
+    // With two points the line fits exactly and says nothing about its own uncertainty.
+    let half = if df == 0 { f64::INFINITY } else { t_975(df) * (sse / df as f64 / sxx).sqrt() };
+    Some(LogLogFit { exponent: slope, intercept, ci_low: slope - half, ci_high: slope + half, r2: if syy == 0.0 { 1.0 } else { 1.0 - sse / syy } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn quantiles_interpolate_like_numpy() {
+        let s = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&s, 0.5), 2.5);
+        assert!((quantile(&s, 0.1) - 1.3).abs() < 1e-12);
+        assert_eq!(quantile(&s, 1.0), 4.0);
+        assert!(quantile(&[], 0.5).is_nan());
+        assert_eq!(median(&[5.0, 1.0, 3.0]), 3.0);
+    }
+
+    #[test]
+    fn bootstrap_interval_brackets_the_median_and_is_reproducible() {
+        let samples: Vec<f64> = (0..50).map(|i| 10.0 + (i % 7) as f64).collect();
+        let (lo, hi) = bootstrap_median_ci(&samples, 0.95, 500, 1);
+        let m = median(&samples);
+        assert!(lo <= m && m <= hi, "{lo} {m} {hi}");
+        assert_eq!((lo, hi), bootstrap_median_ci(&samples, 0.95, 500, 1));
+    }
+
+    #[test]
+    fn power_law_fit_recovers_known_exponents() {
+        let xs = [64.0, 128.0, 256.0, 512.0];
+        let ys: Vec<f64> = xs.iter().map(|x: &f64| 3.0 * x.powf(1.5)).collect();
+        let fit = fit_power_law(&xs, &ys).unwrap();
+        assert!((fit.exponent - 1.5).abs() < 1e-12 && (fit.r2 - 1.0).abs() < 1e-12);
+        let two = fit_power_law(&xs[..2], &ys[..2]).unwrap();
+        assert!(two.ci_low.is_infinite() && two.ci_high.is_infinite());
+        assert!(fit_power_law(&[1.0, 1.0], &[2.0, 3.0]).is_none());
+        assert!(fit_power_law(&[1.0, 2.0], &[0.0, 3.0]).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn quantiles_are_monotone_and_bounded(mut v in prop::collection::vec(-1e6f64..1e6, 1..50), a in 0.0f64..1.0, b in 0.0f64..1.0) {
+            v.sort_by(f64::total_cmp);
+            let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+            prop_assert!(quantile(&v, lo) <= quantile(&v, hi));
+            prop_assert!(quantile(&v, lo) >= v[0] && quantile(&v, hi) <= v[v.len() - 1]);
+        }
+
+        #[test]
+        fn fits_of_exact_power_laws_are_exact(k in -2.0f64..3.0, c in 0.01f64..100.0) {
+            let xs = [8.0, 16.0, 32.0, 64.0, 128.0];
+            let ys: Vec<f64> = xs.iter().map(|x: &f64| c * x.powf(k)).collect();
+            let fit = fit_power_law(&xs, &ys).unwrap();
+            prop_assert!((fit.exponent - k).abs() < 1e-9);
+            prop_assert!(fit.ci_low <= fit.exponent && fit.exponent <= fit.ci_high);
+        }
+
+        #[test]
+        fn noisy_fits_keep_the_estimate_inside_the_interval(noise in prop::collection::vec(-0.1f64..0.1, 6)) {
+            let xs = [8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+            let ys: Vec<f64> = xs.iter().zip(&noise).map(|(x, e): (&f64, &f64)| x * e.exp()).collect();
+            let fit = fit_power_law(&xs, &ys).unwrap();
+            prop_assert!(fit.ci_low <= fit.exponent && fit.exponent <= fit.ci_high);
+            prop_assert!((fit.exponent - 1.0).abs() < 0.2);
+        }
+    }
+}
