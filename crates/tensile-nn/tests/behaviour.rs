@@ -1,13 +1,15 @@
 //! Behaviour that the twins alone cannot show: KV-cache decoding, causality, padding,
 //! grouped-query semantics, configs from real `config.json` files and load errors.
 
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use tensile_nn::bert::{BertConfig, BertLayer};
 use tensile_nn::init::{random_ids, randn, SeededInit};
 use tensile_nn::llama::{Llama, LlamaConfig};
 use tensile_nn::{Attention, AttentionConfig, Block, Error, KvCache};
+
+mod common;
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     let a = a.to_dtype(DType::F64).unwrap();
@@ -109,24 +111,6 @@ fn attention_rows_are_convex_combinations(dev: &Device) {
     let y1 = y.narrow(1, 1, 1).unwrap().squeeze(1).unwrap();
     let inside = y1.ge(&(lo - 1e-6).unwrap()).unwrap().mul(&y1.le(&(hi + 1e-6).unwrap()).unwrap()).unwrap();
     assert_eq!(inside.to_dtype(DType::F32).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 8.0);
-    let _ = D::Minus1;
-}
-
-macro_rules! per_device {
-    ($($name:ident),*) => {
-        mod cpu {
-            $(#[test] fn $name() { super::$name(&candle_core::Device::Cpu) })*
-        }
-        #[cfg(feature = "cuda")]
-        mod cuda {
-            $(#[test] fn $name() {
-                match candle_core::Device::new_cuda(0) {
-                    Ok(dev) => super::$name(&dev),
-                    Err(e) => println!("skipped: no CUDA device ({e})"),
-                }
-            })*
-        }
-    };
 }
 
 per_device!(kv_cache_decoding_matches_full_forward, causal_outputs_ignore_the_future, padding_is_invisible_to_real_tokens, grouped_query_equals_repeated_heads, attention_rows_are_convex_combinations);

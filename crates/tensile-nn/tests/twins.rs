@@ -12,6 +12,8 @@ use tensile_nn::init::{random_ids, randn, SeededInit};
 use tensile_nn::llama::{Llama, LlamaConfig, LlamaDecoderLayer};
 use tensile_nn::*;
 
+mod common;
+
 const DTYPES: [DType; 3] = [DType::F32, DType::BF16, DType::F16];
 
 /// Asserts that `fast` matches `reference` within the dtype's tolerance, naming the block.
@@ -133,23 +135,6 @@ fn embeddings_and_models(dev: &Device) {
         let rebuilt = bert.rebuild(candle_nn::VarBuilder::from_tensors(params, dtype, dev)).unwrap();
         assert_eq!(to_f64_vec(&rebuilt.forward(&ids).unwrap()).unwrap(), to_f64_vec(&bert.forward(&ids).unwrap()).unwrap());
     }
-}
-
-macro_rules! per_device {
-    ($($name:ident),*) => {
-        mod cpu {
-            $(#[test] fn $name() { super::$name(&candle_core::Device::Cpu) })*
-        }
-        #[cfg(feature = "cuda")]
-        mod cuda {
-            $(#[test] fn $name() {
-                match candle_core::Device::new_cuda(0) {
-                    Ok(dev) => super::$name(&dev),
-                    Err(e) => println!("skipped: no CUDA device ({e})"),
-                }
-            })*
-        }
-    };
 }
 
 per_device!(norms_and_linear, mlps, attentions, layers, embeddings_and_models);
