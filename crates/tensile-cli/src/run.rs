@@ -9,10 +9,14 @@ use tensile::presets;
 use tensile::{Check, Plan, Settings};
 
 #[derive(Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["model", "spec"]))]
 pub struct RunArgs {
     /// Built-in preset (see `tensile list`).
     #[arg(long)]
-    model: String,
+    model: Option<String>,
+    /// TOML spec file with `[[test]]` entries.
+    #[arg(long)]
+    spec: Option<PathBuf>,
     /// Device: cpu, cuda or cuda:N (replaces the specs' devices).
     #[arg(long)]
     device: Option<String>,
@@ -41,7 +45,6 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> Result<u8> {
-    let preset = presets::find(&args.model)?;
     let checks = match &args.checks {
         Some(names) => Some(
             names
@@ -60,7 +63,16 @@ pub fn run(args: &RunArgs) -> Result<u8> {
             eprintln!("warning: {e}; cases on {d} will be skipped");
         }
     }
-    let seq_len = args.seq_len.unwrap_or(preset.seq_len);
+    let (tests, default_seq, source) = match (&args.model, &args.spec) {
+        (Some(model), _) => {
+            let preset = presets::find(model)?;
+            let seq = args.seq_len.unwrap_or(preset.seq_len);
+            (preset.module_tests(args.batch_size, seq)?, preset.seq_len, format!("preset `{}`", preset.name))
+        }
+        (None, Some(path)) => (tensile::specfile::load(path)?, tensile::Settings::default().seq_len, format!("spec file {}", path.display())),
+        (None, None) => bail!("give --model PRESET or --spec FILE.toml"),
+    };
+    let seq_len = args.seq_len.unwrap_or(default_seq);
     let settings = Settings {
         batch_size: args.batch_size,
         seq_len,
@@ -69,10 +81,9 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         checks,
         filter: args.filter.clone(),
     };
-    let tests = preset.module_tests(args.batch_size, seq_len)?;
     let plan = Plan::new(&tests, &settings)?;
     if plan.cases.is_empty() {
-        bail!("no module test of preset `{}` matches the filter", preset.name);
+        bail!("no module test of {source} matches the filter");
     }
     let summary = crate::report::run_with_reporters(&plan, !args.no_progress, args.report_json.as_deref())?;
     Ok(if summary.passed() { EXIT_OK } else { EXIT_FAILED })

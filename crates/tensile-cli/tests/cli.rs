@@ -154,24 +154,42 @@ fn bad_arguments_exit_2() {
     assert_usage_error(&tensile(&["run", "--model", "tiny-llama", "--seq-len", "0"]), "seq_len");
 }
 
+/// Timing verdicts depend on the machine and on what else runs (tests run in parallel), so
+/// end-to-end tests assert that timing checks measured something, and that every other check
+/// passed. Speed claims live in bench/RESULTS.md.
+fn assert_untimed_checks_passed(report: &serde_json::Value) {
+    for case in report["cases"].as_array().unwrap() {
+        for check in case["checks"].as_array().unwrap() {
+            let name = check["check"].as_str().unwrap();
+            if matches!(name, "performance" | "scaling") {
+                assert!(!check["metrics"].as_object().unwrap().is_empty(), "{name} measured nothing");
+            } else {
+                assert_eq!(check["passed"], true, "{} {name}: {}", case["name"], check["errors"]);
+            }
+        }
+    }
+}
+
 #[test]
-fn run_tiny_llama_passes_and_writes_a_json_report() {
+fn run_tiny_llama_runs_every_check_and_writes_a_json_report() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let o = tensile(&["run", "--model", "tiny-llama", "--no-progress", "--report-json", report.to_str().unwrap()]);
     let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{out}{}", stderr(&o));
     for module in ["attention", "mlp", "norm", "decoder_layer"] {
-        assert!(out.contains(&format!("✓ tiny-llama::{module}")), "{out}");
+        assert!(out.contains(&format!(" tiny-llama::{module} ")), "{out}");
     }
-    assert!(out.contains("4 cases: 4 passed, 0 failed"), "{out}");
+    assert!(out.contains("4 cases: "), "{out}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(v["schema_version"], 1);
+    assert_eq!(o.status.code() == Some(0), v["totals"]["checks_failed"] == 0, "exit code follows the verdicts");
     let checks: Vec<&str> = v["cases"][0]["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
     assert_eq!(checks, ["correctness", "gradients", "determinism", "batch_invariance", "dtype_parity", "performance", "memory", "scaling"]);
     let perf = &v["cases"][0]["checks"][5]["metrics"];
     assert!(perf["median_ms"].as_f64().unwrap() > 0.0 && perf["gflops"].as_f64().unwrap() > 0.0);
     assert!(v["cases"][0]["checks"][6]["metrics"]["peak_mb"].as_f64().unwrap() > 0.0, "the CLI installs the counting allocator");
+    assert_untimed_checks_passed(&v);
 }
 
 #[test]
@@ -251,4 +269,34 @@ fn embed_matches_sentence_transformers() {
     }
     let o = tensile(&["embed", "--model", dir.to_str().unwrap(), "--text", "hello world"]);
     assert!(stdout(&o).contains("384 dims"));
+}
+
+#[test]
+fn run_spec_file_runs_every_declared_test() {
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/specs/tiny.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let o = tensile(&["run", "--spec", spec, "--no-progress", "--report-json", report.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{out}{}", stderr(&o));
+    for name in ["tiny_attention", "tiny_mlp", "golden_rms_norm"] {
+        assert!(out.contains(&format!(" {name} ")), "{name}: {out}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(v["cases"].as_array().unwrap().len(), 4, "attention runs in f32 and bf16");
+    assert_untimed_checks_passed(&v);
+}
+
+#[test]
+fn bad_spec_files_exit_2_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[[test]]\nname = \"a\"\nmodule = \"llama.attention\"\nconfig = { hidden_size = 60, num_attention_heads = 7 }\n").unwrap();
+    let o = tensile(&["run", "--spec", path.to_str().unwrap()]);
+    assert_usage_error(&o, &format!("{}:4:10: field `config`", path.display()));
+    std::fs::write(&path, "[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\ninput_shape = [1, -2, 64]\n").unwrap();
+    assert_usage_error(&tensile(&["run", "--spec", path.to_str().unwrap()]), "dimension -2 must be positive");
+    assert_usage_error(&tensile(&["run", "--spec", "/nonexistent/spec.toml"]), "/nonexistent/spec.toml");
+    let o = tensile(&["run"]);
+    assert_eq!(o.status.code(), Some(2), "--model or --spec is required");
 }

@@ -83,6 +83,18 @@ pub enum Error {
         /// Why it is rejected.
         reason: String,
     },
+    /// A spec file is malformed or declares an invalid spec.
+    #[error("failed to load spec at {}:{line}:{col}: {message}", path.display())]
+    SpecFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// What is wrong, naming the field.
+        message: String,
+    },
     /// A preset name is unknown.
     #[error("unknown preset `{name}` (known: {known})")]
     UnknownPreset {

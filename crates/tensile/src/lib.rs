@@ -30,6 +30,7 @@ pub mod presets;
 pub mod report;
 pub mod runner;
 pub mod spec;
+pub mod specfile;
 pub mod stats;
 pub mod suite;
 mod tolerance;

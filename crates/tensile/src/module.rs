@@ -62,7 +62,7 @@ pub fn convert(m: &Arc<dyn TestModule>, dtype: DType, device: &Device) -> std::r
 }
 
 /// A `tensile-nn` block as a [`TestModule`].
-pub struct NnModule(Box<dyn Block>);
+pub struct NnModule(pub Box<dyn Block>);
 
 impl NnModule {
     /// Wraps an owned block.

@@ -1,0 +1,309 @@
+//! TOML spec files: `[[test]]` tables lowered to the same spec IR as the builder.
+//!
+//! ```toml
+//! [[test]]
+//! name = "llama3_8b_attention"
+//! module = "llama.attention"                      # a tensile-nn block kind
+//! config = { hidden_size = 4096, num_attention_heads = 32, num_key_value_heads = 8 }
+//! input_shape = [1, 2048, 4096]
+//! dtype = "bf16"                                   # or a list
+//! tolerance = 1e-3                                 # or { atol, rtol, min_pcc, min_cosine }
+//! expected_performance = { latency_ms = 5.0, memory_mb = 512 }
+//! seq_lengths = [512, 1024, 2048]
+//! expect_scaling = "quadratic"                     # constant | linear | quadratic | from_cost | { exponent, tolerance }
+//! checks = ["correctness", "performance", "scaling"]
+//! reference = "cases/attention.safetensors"        # optional, relative to this file
+//! ```
+//!
+//! Every error names the file, line and column, and the field; nothing runs until the whole
+//! file is valid.
+
+use crate::device::parse_dtype;
+use crate::error::{Error, Result};
+use crate::module::{NnModule, TestModule};
+use crate::plan::{Plan, Settings};
+use crate::spec::{Check, ModuleTest, Reference, Scaling, Spec, Sweep, Target, Targets};
+use crate::tolerance::Tolerance;
+use candle_core::{DType, Device};
+use serde::Deserialize;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tensile_nn::init::SeededInit;
+use tensile_nn::BlockKind;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    test: Vec<Spanned<Entry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ToleranceEntry {
+    Uniform(f64),
+    Full { atol: Option<f64>, rtol: Option<f64>, min_pcc: Option<f64>, min_cosine: Option<f64> },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Performance {
+    latency_ms: Option<f64>,
+    memory_mb: Option<f64>,
+    margin: Option<f64>,
+    #[serde(default)]
+    gpu_class: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScalingEntry {
+    Named(String),
+    Exponent { exponent: f64, tolerance: Option<f64> },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: Spanned<String>,
+    module: Spanned<String>,
+    config: Option<Spanned<toml::Table>>,
+    input_shape: Option<Spanned<Vec<i64>>>,
+    dtype: Option<Spanned<OneOrMany>>,
+    device: Option<Spanned<OneOrMany>>,
+    tolerance: Option<Spanned<ToleranceEntry>>,
+    expected_performance: Option<Spanned<Performance>>,
+    seq_lengths: Option<Spanned<Vec<i64>>>,
+    expect_scaling: Option<Spanned<ScalingEntry>>,
+    checks: Option<Spanned<Vec<String>>>,
+    reference: Option<Spanned<String>>,
+    seed: Option<u64>,
+}
+
+/// Turns byte offsets into `path:line:col` errors.
+struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> Error {
+        let upto = &self.text[..span.start.min(self.text.len())];
+        let line = upto.matches('\n').count() + 1;
+        let col = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Error::SpecFile { path: self.path.to_path_buf(), line, col, message: message.into() }
+    }
+
+    fn field<T>(&self, s: &Spanned<T>, field: &str, reason: impl std::fmt::Display) -> Error {
+        self.err(s.span(), format!("field `{field}`: {reason}"))
+    }
+}
+
+fn positive(loc: &Locator, s: &Spanned<Vec<i64>>, field: &str) -> Result<Vec<usize>> {
+    s.get_ref()
+        .iter()
+        .map(|&d| if d > 0 { Ok(d as usize) } else { Err(loc.field(s, field, format!("dimension {d} must be positive"))) })
+        .collect()
+}
+
+/// Reads a spec file into module tests (with seeded weights on the CPU).
+pub fn load(path: &Path) -> Result<Vec<ModuleTest>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    parse(&text, path)
+}
+
+/// Parses spec-file text; `path` names the file in errors and anchors relative references.
+pub fn parse(text: &str, path: &Path) -> Result<Vec<ModuleTest>> {
+    let loc = Locator { path, text };
+    let file: File = toml::from_str(text).map_err(|e| loc.err(e.span().unwrap_or(0..0), e.message().trim().to_string()))?;
+    if file.test.is_empty() {
+        return Err(loc.err(0..0, "no [[test]] entries"));
+    }
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut tests = Vec::new();
+    for entry in file.test {
+        let span = entry.span();
+        let test = lower(&loc, &base, entry.into_inner())?;
+        // Validate now, so plan errors also point into the file.
+        if let Err(Error::Spec { field, reason, .. }) = Plan::new(std::slice::from_ref(&test), &Settings::default()) {
+            return Err(loc.err(span, format!("test `{}`: field `{field}`: {reason}", test.name)));
+        }
+        if tests.iter().any(|t: &ModuleTest| t.name == test.name) {
+            return Err(loc.err(span, format!("test `{}` is declared twice", test.name)));
+        }
+        tests.push(test);
+    }
+    Ok(tests)
+}
+
+fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
+    let kind: BlockKind = e.module.get_ref().parse().map_err(|err| loc.field(&e.module, "module", err))?;
+    let config = match &e.config {
+        Some(c) => serde_json::to_value(c.get_ref()).map_err(|err| loc.field(c, "config", err))?,
+        None => serde_json::json!({}),
+    };
+    let seed = e.seed.unwrap_or(0);
+    let block = kind.build(&config, SeededInit::var_builder(seed, DType::F32, &Device::Cpu)).map_err(|err| match &e.config {
+        Some(c) => loc.field(c, "config", err),
+        None => loc.field(&e.module, "module", err),
+    })?;
+    let module: Arc<dyn TestModule> = Arc::new(NnModule(block));
+    let mut spec = Spec { seed, ..Spec::default() };
+    if let Some(s) = &e.input_shape {
+        spec.input_shape = Some(positive(loc, s, "input_shape")?);
+    }
+    if let Some(d) = e.dtype {
+        let span = d.span();
+        spec.dtypes = d.into_inner().into_vec().iter().map(|n| parse_dtype(n).map_err(|err| loc.err(span.clone(), format!("field `dtype`: {err}")))).collect::<Result<_>>()?;
+    }
+    if let Some(d) = e.device {
+        spec.devices = d.into_inner().into_vec();
+    }
+    if let Some(t) = &e.tolerance {
+        spec.tolerance = Some(match t.get_ref() {
+            ToleranceEntry::Uniform(v) => Tolerance::from(*v),
+            ToleranceEntry::Full { atol, rtol, min_pcc, min_cosine } => {
+                // Unset thresholds take the first dtype's defaults.
+                let d = Tolerance::for_dtype(spec.dtypes.first().copied().unwrap_or(DType::F32));
+                Tolerance { atol: atol.unwrap_or(d.atol), rtol: rtol.unwrap_or(d.rtol), min_pcc: min_pcc.unwrap_or(d.min_pcc), min_cosine: min_cosine.unwrap_or(d.min_cosine) }
+            }
+        });
+    }
+    if let Some(p) = &e.expected_performance {
+        let perf = p.get_ref();
+        spec.targets = Targets { latency_ms: perf.latency_ms.map(Target::Fixed), memory_mb: perf.memory_mb.map(Target::Fixed), margin: perf.margin, gpu_class: perf.gpu_class };
+        spec.checks.retain(|c| *c != Check::Performance && *c != Check::Memory);
+        spec.checks.extend([Check::Performance, Check::Memory]);
+    }
+    let expect = match &e.expect_scaling {
+        None => Scaling::Linear,
+        Some(s) => match s.get_ref() {
+            ScalingEntry::Named(n) => match n.as_str() {
+                "constant" => Scaling::Constant,
+                "linear" => Scaling::Linear,
+                "quadratic" => Scaling::Quadratic,
+                "from_cost" => Scaling::FromCost,
+                other => return Err(loc.field(s, "expect_scaling", format!("`{other}` is not constant, linear, quadratic, from_cost or {{ exponent, tolerance }}"))),
+            },
+            ScalingEntry::Exponent { exponent, tolerance } => Scaling::Exponent { value: *exponent, tolerance: tolerance.unwrap_or(Scaling::DEFAULT_TOLERANCE) },
+        },
+    };
+    if let Some(s) = &e.seq_lengths {
+        spec.sweep = Some(Sweep { seq_lengths: positive(loc, s, "seq_lengths")?, expect });
+        spec.checks.push(Check::Scaling);
+    } else if let Some(s) = &e.expect_scaling {
+        return Err(loc.field(s, "expect_scaling", "needs `seq_lengths`"));
+    }
+    if let Some(c) = &e.checks {
+        spec.checks = c
+            .get_ref()
+            .iter()
+            .map(|n| Check::parse(n).ok_or_else(|| loc.field(c, "checks", format!("unknown check `{n}` (known: {})", Check::ALL.map(|c| c.name()).join(", ")))))
+            .collect::<Result<_>>()?;
+    }
+    if let Some(r) = &e.reference {
+        let p = PathBuf::from(r.get_ref());
+        spec.reference = Reference::CaseFile(if p.is_absolute() { p } else { base.join(p) });
+    }
+    Ok(ModuleTest { name: e.name.into_inner(), module, spec })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GOOD: &str = r#"
+[[test]]
+name = "attention"
+module = "llama.attention"
+config = { hidden_size = 64, num_attention_heads = 4, num_key_value_heads = 2 }
+input_shape = [1, 16, 64]
+dtype = ["f32", "bf16"]
+tolerance = 1e-3
+expected_performance = { latency_ms = 5.0, memory_mb = 512 }
+seq_lengths = [16, 32]
+expect_scaling = { exponent = 1.5, tolerance = 0.4 }
+
+[[test]]
+name = "mlp"
+module = "llama.mlp"
+config = { hidden_size = 64, intermediate_size = 128 }
+checks = ["correctness", "gradients"]
+"#;
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new("specs/x.toml")).err().expect("rejected").to_string()
+    }
+
+    #[test]
+    fn a_valid_file_lowers_to_the_ir() {
+        let tests = parse(GOOD, Path::new("x.toml")).unwrap();
+        assert_eq!(tests.len(), 2);
+        let a = &tests[0].spec;
+        assert_eq!(a.input_shape, Some(vec![1, 16, 64]));
+        assert_eq!(a.dtypes, vec![DType::F32, DType::BF16]);
+        assert_eq!(a.tolerance.unwrap().atol, 1e-3);
+        assert_eq!(a.targets.latency_ms.as_ref().unwrap().at(16), 5.0);
+        assert_eq!(a.sweep.as_ref().unwrap().expect, Scaling::Exponent { value: 1.5, tolerance: 0.4 });
+        assert!(a.checks.contains(&Check::Scaling) && a.checks.contains(&Check::Performance));
+        assert_eq!(tests[1].spec.checks, vec![Check::Correctness, Check::Gradients]);
+        assert_eq!(tests[1].module.kind(), "llama.mlp");
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_field() {
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\ncolour = 3\n");
+        assert!(e.starts_with("failed to load spec at specs/x.toml:4:1:") && e.contains("unknown field `colour`"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\ninput_shape = \"wide\"\n");
+        assert!(e.contains(":4:15:") && e.contains("invalid type"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\nconfig = { hidden_size = 64 }\ninput_shape = [1, -4, 64]\n");
+        assert!(e.contains(":5:15:") && e.contains("field `input_shape`: dimension -4 must be positive"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.attention\"\nconfig = { hidden_size = 60, num_attention_heads = 7 }\n");
+        assert!(e.contains(":4:10:") && e.contains("field `config`") && e.contains("num_attention_heads"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.attn\"\n");
+        assert!(e.contains(":3:10:") && e.contains("unknown block kind `llama.attn`"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\nconfig = { hidden_size = 64 }\ninput_shape = [1, 8, 32]\n");
+        assert!(e.contains(":1:1:") && e.contains("field `input_shape`"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\nchecks = [\"speed\"]\n");
+        assert!(e.contains("unknown check `speed`"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\nexpect_scaling = \"cubic\"\nseq_lengths = [8, 16]\n");
+        assert!(e.contains("field `expect_scaling`"), "{e}");
+        assert!(err("").contains("no [[test]] entries"));
+        assert!(err("[[test]\n").contains(":1:"));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = parse(&text, Path::new("fuzz.toml"));
+        }
+
+        #[test]
+        fn generated_valid_specs_round_trip(hidden in 1usize..8, heads in 1usize..5, batch in 1usize..4, seq in 1usize..16, tol in 1e-6f64..1e-1) {
+            let hidden = hidden * heads * 2;
+            let text = format!("[[test]]\nname = \"t\"\nmodule = \"llama.attention\"\nconfig = {{ hidden_size = {hidden}, num_attention_heads = {heads}, intermediate_size = 8 }}\ninput_shape = [{batch}, {seq}, {hidden}]\ntolerance = {tol:e}\n");
+            let tests = parse(&text, Path::new("gen.toml")).unwrap();
+            prop_assert_eq!(tests[0].spec.input_shape.clone(), Some(vec![batch, seq, hidden]));
+            prop_assert!((tests[0].spec.tolerance.unwrap().atol - tol).abs() <= 1e-12 * tol.max(1.0));
+        }
+    }
+}
