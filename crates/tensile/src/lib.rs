@@ -23,6 +23,7 @@ mod error;
 pub mod event;
 pub mod golden;
 pub mod guard;
+pub mod inline;
 pub mod metrics;
 pub mod module;
 pub mod plan;
