@@ -32,6 +32,48 @@ use candle_core::{Module, Result, Tensor};
 use std::sync::Arc;
 use tensile_nn::Block;
 
+/// Dimensions from a tuple, an array or a vector (what `input_shape = …` accepts).
+pub trait IntoDims {
+    /// The dimensions as a vector.
+    fn into_dims(self) -> Vec<usize>;
+}
+
+impl IntoDims for Vec<usize> {
+    fn into_dims(self) -> Vec<usize> {
+        self
+    }
+}
+
+impl<const N: usize> IntoDims for [usize; N] {
+    fn into_dims(self) -> Vec<usize> {
+        self.to_vec()
+    }
+}
+
+impl IntoDims for (usize, usize) {
+    fn into_dims(self) -> Vec<usize> {
+        vec![self.0, self.1]
+    }
+}
+
+impl IntoDims for (usize, usize, usize) {
+    fn into_dims(self) -> Vec<usize> {
+        vec![self.0, self.1, self.2]
+    }
+}
+
+impl IntoDims for (usize, usize, usize, usize) {
+    fn into_dims(self) -> Vec<usize> {
+        vec![self.0, self.1, self.2, self.3]
+    }
+}
+
+/// A block as a test module (what `#[derive(Testable)]` calls for each declared field; its
+/// bound is what makes a non-block field a compile error).
+pub fn test_module<B: Block + Clone + 'static>(block: &B) -> Arc<dyn crate::module::TestModule> {
+    Arc::new(NnModule::new(block.clone()))
+}
+
 /// A model that lists its own module tests (the seed's `get_module_tests()`).
 pub trait TestableModel {
     /// The module tests of this model instance.

@@ -23,11 +23,13 @@ mod error;
 pub mod event;
 pub mod golden;
 pub mod guard;
+pub mod harness;
 pub mod inline;
 pub mod metrics;
 pub mod module;
 pub mod plan;
 pub mod presets;
+pub mod registry;
 pub mod report;
 pub mod runner;
 pub mod spec;
@@ -37,6 +39,9 @@ pub mod suite;
 mod tolerance;
 
 pub use error::{Error, Result};
+#[doc(hidden)]
+pub use inventory;
+pub use tensile_derive::{model_tests, Testable};
 pub use event::{CheckOutcome, Event, Reporter};
 pub use module::{CustomModule, NnModule, TestModule};
 pub use plan::{Plan, Settings};

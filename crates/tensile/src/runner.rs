@@ -8,7 +8,11 @@ use crate::device::{dtype_name, parse_device};
 use crate::event::{CaseInfo, CaseResult, CheckOutcome, CheckResult, Event, Machine, Reporter, Totals};
 use crate::guard;
 use crate::module::convert;
+use crate::module::TestModule;
 use crate::plan::{Case, Plan};
+use crate::spec::Check;
+use candle_core::{Device, Tensor};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The results of a run.
@@ -66,38 +70,53 @@ pub fn run(plan: &Plan, reporters: &mut [&mut dyn Reporter]) -> RunSummary {
     summary
 }
 
-/// Prepares the case (device, module, input), then runs its checks. A failure to prepare
-/// becomes the outcome of every check, so nothing is lost silently.
+/// A case made ready to run: device, module in place, input. The error says whether the
+/// device is merely unavailable (`true`: checks skip) or something is broken (`false`: fail).
+type Prepared = std::result::Result<(Device, Arc<dyn TestModule>, Tensor), (bool, String)>;
+
+fn prepare(case: &Case) -> Prepared {
+    let device = parse_device(&case.device).map_err(|e| (true, e.to_string()))?;
+    let context = format!("{} [{}]", case.name, case.device);
+    let module = guard::catch(&context, || convert(&case.module, case.dtype, &device))
+        .map_err(|e| (false, e.to_string()))?
+        .map_err(|e| (false, format!("cannot place the module in {} on {}: {e}", dtype_name(case.dtype), case.device)))?;
+    let input = guard::catch(&context, || make_input(module.as_ref(), &case.input_shape, case.dtype, &device, case.spec.seed))
+        .map_err(|e| (false, e.to_string()))?
+        .map_err(|e| (false, format!("cannot build the input: {e}")))?;
+    Ok((device, module, input))
+}
+
+fn run_check(case: &Case, prepared: &Prepared, check: Check) -> CheckResult {
+    let started = Instant::now();
+    let outcome = match prepared {
+        Err((true, reason)) => CheckOutcome::skip(format!("device unavailable: {reason}")),
+        Err((false, reason)) => CheckOutcome::fail(reason.clone()),
+        Ok((device, module, input)) => {
+            let ctx = Ctx { case, module, device, input };
+            match guard::catch(&format!("{} {check}", case.name), || checks::run(check, &ctx)) {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(e)) => CheckOutcome::fail(e.to_string().lines().collect::<Vec<_>>().join(" ")),
+                Err(panic) => CheckOutcome::fail(panic.to_string()),
+            }
+        }
+    };
+    CheckResult { check, outcome, elapsed_s: started.elapsed().as_secs_f64() }
+}
+
+/// Runs one check of one case on its own (the cargo harness runs each as a test).
+pub fn run_single(case: &Case, check: Check) -> CheckResult {
+    run_check(case, &prepare(case), check)
+}
+
+/// Prepares the case, then runs its checks. A failure to prepare becomes the outcome of every
+/// check, so nothing is lost silently.
 fn run_case(case: &Case, reporters: &mut [&mut dyn Reporter]) -> CaseResult {
     let ci = info(case);
     emit(reporters, Event::CaseStarted(ci.clone()));
-    let prepared = parse_device(&case.device).map_err(|e| (true, e.to_string())).and_then(|device| {
-        let context = format!("{} [{}]", case.name, case.device);
-        let module = guard::catch(&context, || convert(&case.module, case.dtype, &device))
-            .map_err(|e| (false, e.to_string()))?
-            .map_err(|e| (false, format!("cannot place the module in {} on {}: {e}", dtype_name(case.dtype), case.device)))?;
-        let input = guard::catch(&context, || make_input(module.as_ref(), &case.input_shape, case.dtype, &device, case.spec.seed))
-            .map_err(|e| (false, e.to_string()))?
-            .map_err(|e| (false, format!("cannot build the input: {e}")))?;
-        Ok((device, module, input))
-    });
+    let prepared = prepare(case);
     let mut checks = Vec::new();
     for &check in &case.checks {
-        let started = Instant::now();
-        let outcome = match &prepared {
-            // An unusable device (no CUDA in this build or machine) skips; anything else fails.
-            Err((true, reason)) => CheckOutcome::skip(format!("device unavailable: {reason}")),
-            Err((false, reason)) => CheckOutcome::fail(reason.clone()),
-            Ok((device, module, input)) => {
-                let ctx = Ctx { case, module, device, input };
-                match guard::catch(&format!("{} {check}", case.name), || checks::run(check, &ctx)) {
-                    Ok(Ok(outcome)) => outcome,
-                    Ok(Err(e)) => CheckOutcome::fail(e.to_string().lines().collect::<Vec<_>>().join(" ")),
-                    Err(panic) => CheckOutcome::fail(panic.to_string()),
-                }
-            }
-        };
-        let result = CheckResult { check, outcome, elapsed_s: started.elapsed().as_secs_f64() };
+        let result = run_check(case, &prepared, check);
         emit(reporters, Event::CheckFinished { case: ci.clone(), result: result.clone() });
         checks.push(result);
     }
