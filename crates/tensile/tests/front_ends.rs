@@ -1,5 +1,5 @@
-//! The same declaration through every front-end (builder, inline wrapper, TOML) lowers to the
-//! same spec and the same plan.
+//! The same declaration through every front-end (builder, inline wrapper, derive, registry,
+//! TOML) lowers to the same spec and the same plan.
 
 use candle_core::{DType, Device};
 use std::path::Path;
@@ -39,6 +39,29 @@ fn via_inline() -> ModuleTest {
     model.module_tests().remove(0)
 }
 
+#[derive(tensile::Testable)]
+struct Derived {
+    #[tensile(input_shape = (1, 8, 64), tolerance = 1e-3, latency_ms = 5.0, memory_mb = 512.0, seq_lengths = [8, 16], expect_scaling = Scaling::Linear, checks = CHECKS)]
+    mlp: SwiGlu,
+}
+
+fn via_derive() -> ModuleTest {
+    Derived { mlp: mlp() }.module_tests().remove(0)
+}
+
+#[tensile::model_tests("same_declaration")]
+fn registered() -> Vec<ModuleTest> {
+    vec![via_builder()]
+}
+
+fn via_registry() -> ModuleTest {
+    assert!(tensile::discover().iter().any(|r| r.model == "same_declaration" && r.file.ends_with("front_ends.rs")));
+    let mut t = tensile::registry::module_tests(Some("same_*")).unwrap().remove(0);
+    assert_eq!(t.name, "same_declaration::mlp");
+    t.name = "mlp".into();
+    t
+}
+
 fn via_toml() -> ModuleTest {
     let text = r#"
 [[test]]
@@ -62,7 +85,7 @@ fn plan_fingerprint(t: &ModuleTest) -> Vec<String> {
 
 #[test]
 fn every_front_end_produces_the_same_plan() {
-    let forms = [via_builder(), via_inline(), via_toml()];
+    let forms = [via_builder(), via_inline(), via_derive(), via_registry(), via_toml()];
     let reference = plan_fingerprint(&forms[0]);
     for f in &forms {
         assert_eq!(f.module.kind(), "llama.mlp");
