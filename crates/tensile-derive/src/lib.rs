@@ -16,7 +16,7 @@ use syn::{Data, DeriveInput, Expr, Fields, Ident, LitStr, Meta, Token};
 fn apply_key(key: &Ident, value: &Expr) -> syn::Result<Tokens> {
     // A closure is evaluated on the model, so specs may depend on its config.
     let v = match value {
-        Expr::Closure(c) => quote_spanned! {c.span()=> (#c)(self) },
+        Expr::Closure(c) => quote_spanned! {c.span()=> ::tensile::inline::with_model(self, #c) },
         other => quote! { #other },
     };
     Ok(match key.to_string().as_str() {
@@ -87,7 +87,7 @@ fn spec_body(args: &Punctuated<Meta, Token![,]>, field: &Ident, ty: &syn::Type, 
 /// On the struct: `#[tensile(name = "llama3")]` prefixes test names, and
 /// `#[tensile(attention(input_shape = ...))]` declares a spec for the field `attention` (a
 /// name that is not a field is a compile error). Values may be closures of the model:
-/// `input_shape = |m: &Self| (1, 2048, m.hidden)`.
+/// `input_shape = |m| (1, 2048, m.config.hidden_size)`.
 #[proc_macro_derive(Testable, attributes(tensile))]
 pub fn derive_testable(input: TokenStream) -> TokenStream {
     match derive(syn::parse_macro_input!(input as DeriveInput)) {

@@ -74,6 +74,12 @@ pub fn test_module<B: Block + Clone + 'static>(block: &B) -> Arc<dyn crate::modu
     Arc::new(NnModule::new(block.clone()))
 }
 
+/// Calls `f` on the model; lets `#[derive(Testable)]` accept closures without type annotations
+/// (`|m| (1, 2048, m.config.hidden_size)`).
+pub fn with_model<M: ?Sized, R>(model: &M, f: impl FnOnce(&M) -> R) -> R {
+    f(model)
+}
+
 /// A model that lists its own module tests (the seed's `get_module_tests()`).
 pub trait TestableModel {
     /// The module tests of this model instance.

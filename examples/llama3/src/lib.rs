@@ -16,15 +16,15 @@ use tensile_nn::{Attention, RmsNorm, SwiGlu};
 
 /// The example's modules, built from one Llama-3-style config.
 #[derive(Testable)]
-#[tensile(input_layernorm(input_shape = |m: &Self| (1, 64, m.config.hidden_size), checks = [Check::Correctness, Check::Gradients, Check::Determinism]))]
+#[tensile(input_layernorm(input_shape = |m| (1, 64, m.config.hidden_size), checks = [Check::Correctness, Check::Gradients, Check::Determinism]))]
 pub struct Llama3Block {
     /// The Hugging Face config.
     pub config: LlamaConfig,
     /// Grouped-query attention; its latency target depends on the model's size.
     #[tensile(
-        input_shape = |m: &Self| (1, 64, m.config.hidden_size),
+        input_shape = |m| (1, 64, m.config.hidden_size),
         tolerance = 1e-3,
-        latency_ms = |m: &Self| if m.config.hidden_size >= 4096 { 5.0 } else { 1000.0 },
+        latency_ms = |m| if m.config.hidden_size >= 4096 { 5.0 } else { 1000.0 },
         memory_mb = 256.0,
         checks = [Check::Correctness, Check::Gradients, Check::Determinism, Check::Performance, Check::Memory]
     )]
