@@ -108,7 +108,16 @@ pub fn list() -> Result<u8> {
                 targets.push("GPU-class".into());
             }
             let sweep = t.spec.sweep.as_ref().map(|s| format!(" sweep {:?} expect {:?}", s.seq_lengths, s.expect)).unwrap_or_default();
-            writeln!(out, "    {:<28} {:<20} {:<16} {}{}{}", t.name, t.module.kind(), shape, checks.join(","), if targets.is_empty() { String::new() } else { format!(" targets {}", targets.join(" / ")) }, sweep)?;
+            writeln!(
+                out,
+                "    {:<28} {:<20} {:<16} {}{}{}",
+                t.name,
+                t.module.kind(),
+                shape,
+                checks.join(","),
+                if targets.is_empty() { String::new() } else { format!(" targets {}", targets.join(" / ")) },
+                sweep
+            )?;
         }
     }
     Ok(EXIT_OK)

@@ -13,7 +13,8 @@ fn golden_dir() -> PathBuf {
 }
 
 fn golden_files() -> Vec<String> {
-    let mut files: Vec<String> = std::fs::read_dir(golden_dir()).unwrap().map(|e| e.unwrap().path().display().to_string()).filter(|p| p.ends_with(".safetensors")).collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(golden_dir()).unwrap().map(|e| e.unwrap().path().display().to_string()).filter(|p| p.ends_with(".safetensors")).collect();
     files.sort();
     files
 }
@@ -59,7 +60,8 @@ fn edited_case(src: &Path, dst: &Path, drop: &[&str], perturb_output: bool, modu
         }
         owned.push((name, view.dtype(), view.shape().to_vec(), data));
     }
-    let views: Vec<(String, safetensors::tensor::TensorView)> = owned.iter().map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        owned.iter().map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
     safetensors::serialize_to_file(views, Some(metadata), dst).unwrap();
 }
 
@@ -194,7 +196,20 @@ fn run_tiny_llama_runs_every_check_and_writes_a_json_report() {
 
 #[test]
 fn run_filters_checks_and_dtypes() {
-    let o = tensile(&["run", "--model", "tiny-bert", "--no-progress", "--filter", "*ffn", "--checks", "correctness,determinism", "--dtype", "bf16", "--seq-len", "16"]);
+    let o = tensile(&[
+        "run",
+        "--model",
+        "tiny-bert",
+        "--no-progress",
+        "--filter",
+        "*ffn",
+        "--checks",
+        "correctness,determinism",
+        "--dtype",
+        "bf16",
+        "--seq-len",
+        "16",
+    ]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("✓ tiny-bert::ffn") && out.contains("bf16") && out.contains("[1,16,128]"), "{out}");
@@ -236,7 +251,9 @@ fn list_prints_every_preset() {
 }
 
 fn minilm_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("TENSILE_MINILM_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../test-data/all-MiniLM-L6-v2")));
+    let dir = std::env::var_os("TENSILE_MINILM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../test-data/all-MiniLM-L6-v2")));
     if dir.join("model.safetensors").exists() {
         Some(dir)
     } else {

@@ -71,7 +71,14 @@ mod tests {
 
     #[test]
     fn parses_hugging_face_names() {
-        for (name, act) in [("gelu", Activation::Gelu), ("gelu_new", Activation::GeluTanh), ("gelu_pytorch_tanh", Activation::GeluTanh), ("silu", Activation::Silu), ("swish", Activation::Silu), ("relu", Activation::Relu)] {
+        for (name, act) in [
+            ("gelu", Activation::Gelu),
+            ("gelu_new", Activation::GeluTanh),
+            ("gelu_pytorch_tanh", Activation::GeluTanh),
+            ("silu", Activation::Silu),
+            ("swish", Activation::Silu),
+            ("relu", Activation::Relu),
+        ] {
             assert_eq!(serde_json::from_str::<Activation>(&format!("\"{name}\"")).unwrap(), act);
         }
         assert!(serde_json::from_str::<Activation>("\"tanhh\"").is_err());

@@ -181,7 +181,7 @@ impl Attention {
         let t = k.dim(2)?;
         let q = q.reshape((b, kvh, rep * s, d))?; // query heads grouped by their K/V head
         let scores = (q.matmul(&k.t()?)? * (d as f64).powf(-0.5))?; // (b, kvh, rep·s, t)
-        // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
+                                                                    // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
         let mut scores = scores.to_dtype(DType::F32)?.reshape((b, kvh, rep, s, t))?;
         if let Some(mask) = self.mask(s, t, padding, x.device())? {
             scores = scores.broadcast_add(&mask)?;

@@ -28,26 +28,14 @@ pub fn normal_samples(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 }
 
 /// A standard-normal tensor of `shape`, reproducible from `(seed, name)`.
-pub fn randn(
-    seed: u64,
-    name: &str,
-    shape: impl Into<Shape>,
-    dtype: DType,
-    dev: &Device,
-) -> candle_core::Result<Tensor> {
+pub fn randn(seed: u64, name: &str, shape: impl Into<Shape>, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
     let shape = shape.into();
     let values = normal_samples(&mut rng_for(seed, name), shape.elem_count());
     Tensor::from_vec(values, shape, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)
 }
 
 /// Random token ids in `0..vocab`, reproducible from `(seed, name)`.
-pub fn random_ids(
-    seed: u64,
-    name: &str,
-    shape: impl Into<Shape>,
-    vocab: usize,
-    dev: &Device,
-) -> candle_core::Result<Tensor> {
+pub fn random_ids(seed: u64, name: &str, shape: impl Into<Shape>, vocab: usize, dev: &Device) -> candle_core::Result<Tensor> {
     use rand::Rng;
     let shape = shape.into();
     let mut rng = rng_for(seed, name);
@@ -92,14 +80,7 @@ impl SeededInit {
 }
 
 impl SimpleBackend for SeededInit {
-    fn get(
-        &self,
-        s: Shape,
-        name: &str,
-        _h: candle_nn::Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
+    fn get(&self, s: Shape, name: &str, _h: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         let values = self.values(&s, name);
         Tensor::from_vec(values, s, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)
     }
@@ -122,7 +103,11 @@ mod tests {
         let a = randn(7, "x", (3, 4), DType::F32, &Device::Cpu).unwrap();
         let b = randn(7, "x", (3, 4), DType::F32, &Device::Cpu).unwrap();
         let c = randn(7, "y", (3, 4), DType::F32, &Device::Cpu).unwrap();
-        let (a, b, c) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap(), c.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let (a, b, c) = (
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            c.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

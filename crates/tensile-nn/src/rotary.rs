@@ -135,10 +135,12 @@ mod tests {
         // The slowest one (wavelength ≫ 8192) is divided by the factor.
         assert!((scaled[63] - plain[63] / 8.0).abs() < 1e-18);
         // Somewhere in between the interpolation gives values strictly between the two.
-        let mid = (0..64).find(|&i| {
-            let w = 2.0 * std::f64::consts::PI / plain[i];
-            w > 2048.0 && w < 8192.0
-        }).unwrap();
+        let mid = (0..64)
+            .find(|&i| {
+                let w = 2.0 * std::f64::consts::PI / plain[i];
+                w > 2048.0 && w < 8192.0
+            })
+            .unwrap();
         assert!(scaled[mid] < plain[mid] && scaled[mid] > plain[mid] / 8.0);
     }
 

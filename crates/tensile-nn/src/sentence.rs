@@ -59,13 +59,13 @@ impl SentenceEmbedder {
         let cfg: BertConfig = read_json(&dir.join("config.json"))?;
         let modules: Vec<ModuleEntry> = read_json(&dir.join("modules.json"))?;
         let pooling: PoolingConfig = read_json(&dir.join("1_Pooling").join("config.json"))?;
-        if !(pooling.pooling_mode_cls_token || pooling.pooling_mode_mean_tokens || pooling.pooling_mode_max_tokens || pooling.pooling_mode_mean_sqrt_len_tokens) {
+        if !(pooling.pooling_mode_cls_token || pooling.pooling_mode_mean_tokens || pooling.pooling_mode_max_tokens || pooling.pooling_mode_mean_sqrt_len_tokens)
+        {
             return Err(crate::error::config_err("pooling_mode", "1_Pooling/config.json enables no supported pooling mode (cls, mean, max, mean_sqrt_len)"));
         }
         let normalize = modules.iter().any(|m| m.kind.ends_with("Normalize"));
         let st_path = dir.join("sentence_bert_config.json");
-        let max_len = if st_path.exists() { read_json::<SentenceBertConfig>(&st_path)?.max_seq_length } else { None }
-            .unwrap_or(cfg.max_position_embeddings);
+        let max_len = if st_path.exists() { read_json::<SentenceBertConfig>(&st_path)?.max_seq_length } else { None }.unwrap_or(cfg.max_position_embeddings);
 
         let weights_path = dir.join("model.safetensors");
         let bytes = std::fs::read(&weights_path).map_err(|source| Error::Io { path: weights_path.clone(), source })?;
@@ -79,9 +79,7 @@ impl SentenceEmbedder {
             return Err(Error::Io { path: tokenizer_path, source: std::io::Error::from(std::io::ErrorKind::NotFound) });
         }
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::Tokenizer(format!("{}: {e}", tokenizer_path.display())))?;
-        tokenizer
-            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        tokenizer.with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() })).map_err(|e| Error::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, pad_id: cfg.pad_token_id, ..Default::default() }));
         Ok(Self { bert, tokenizer, pooling, normalize, device: device.clone() })
     }
@@ -154,7 +152,12 @@ mod tests {
         // Two tokens, the second is padding: every mode must see only the first.
         let h = Tensor::new(&[[[1f32, -2.0], [100.0, 100.0]]], &Device::Cpu).unwrap();
         let mask = Tensor::new(&[[1u32, 0]], &Device::Cpu).unwrap();
-        let all = PoolingConfig { pooling_mode_cls_token: true, pooling_mode_mean_tokens: true, pooling_mode_max_tokens: true, pooling_mode_mean_sqrt_len_tokens: true };
+        let all = PoolingConfig {
+            pooling_mode_cls_token: true,
+            pooling_mode_mean_tokens: true,
+            pooling_mode_max_tokens: true,
+            pooling_mode_mean_sqrt_len_tokens: true,
+        };
         let v = pool(&h, &mask, &all).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(v, vec![vec![1.0, -2.0, 1.0, -2.0, 1.0, -2.0, 1.0, -2.0]]);
         let mean = PoolingConfig { pooling_mode_mean_tokens: true, ..Default::default() };

@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use tensile_nn::bert::{BertConfig, BertLayer};
-use tensile_nn::init::{random_ids, randn, SeededInit};
+use tensile_nn::init::{randn, random_ids, SeededInit};
 use tensile_nn::llama::{Llama, LlamaConfig};
 use tensile_nn::{Attention, AttentionConfig, Block, Error, KvCache};
 
@@ -18,7 +18,15 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 fn llama_cfg() -> LlamaConfig {
-    LlamaConfig { vocab_size: 50, hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 8, num_key_value_heads: Some(2), ..LlamaConfig::default() }
+    LlamaConfig {
+        vocab_size: 50,
+        hidden_size: 64,
+        intermediate_size: 96,
+        num_hidden_layers: 2,
+        num_attention_heads: 8,
+        num_key_value_heads: Some(2),
+        ..LlamaConfig::default()
+    }
 }
 
 fn kv_cache_decoding_matches_full_forward(dev: &Device) {
@@ -113,7 +121,13 @@ fn attention_rows_are_convex_combinations(dev: &Device) {
     assert_eq!(inside.to_dtype(DType::F32).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 8.0);
 }
 
-per_device!(kv_cache_decoding_matches_full_forward, causal_outputs_ignore_the_future, padding_is_invisible_to_real_tokens, grouped_query_equals_repeated_heads, attention_rows_are_convex_combinations);
+per_device!(
+    kv_cache_decoding_matches_full_forward,
+    causal_outputs_ignore_the_future,
+    padding_is_invisible_to_real_tokens,
+    grouped_query_equals_repeated_heads,
+    attention_rows_are_convex_combinations
+);
 
 #[test]
 fn llama3_8b_config_json_parses_with_hugging_face_names() {

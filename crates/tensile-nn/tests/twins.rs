@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use tensile::metrics::{compare, to_f64_vec};
 use tensile::Tolerance;
 use tensile_nn::bert::{Bert, BertConfig, BertLayer};
-use tensile_nn::init::{random_ids, randn, SeededInit};
+use tensile_nn::init::{randn, random_ids, SeededInit};
 use tensile_nn::llama::{Llama, LlamaConfig, LlamaDecoderLayer};
 use tensile_nn::*;
 
@@ -68,7 +68,15 @@ fn llama_cfg(heads: usize, kv_heads: usize) -> LlamaConfig {
 }
 
 fn bert_cfg() -> BertConfig {
-    BertConfig { vocab_size: 101, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 128, max_position_embeddings: 32, ..BertConfig::default() }
+    BertConfig {
+        vocab_size: 101,
+        hidden_size: 64,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        intermediate_size: 128,
+        max_position_embeddings: 32,
+        ..BertConfig::default()
+    }
 }
 
 fn norms_and_linear(dev: &Device) {
@@ -92,7 +100,13 @@ fn attentions(dev: &Device) {
     let biased = AttentionConfig { attention_bias: true, ..llama_cfg(4, 2).attention_config() };
     check("attention_bias", dev, (1, 6, 64), |vb| Attention::new(&biased, vb));
     let scaled = LlamaConfig {
-        rope_scaling: Some(RopeScaling { rope_type: "llama3".into(), factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 16 }),
+        rope_scaling: Some(RopeScaling {
+            rope_type: "llama3".into(),
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 16,
+        }),
         ..llama_cfg(4, 2)
     };
     check("attention_rope_llama3", dev, (1, 11, 64), |vb| Attention::new(&scaled.attention_config(), vb));

@@ -30,7 +30,11 @@ fn main() {
     let shape = vec![1, 8, 64];
     let checks = vec![Check::Correctness, Check::Determinism];
     let tests: Vec<ModuleTest> = (0..N)
-        .map(|i| ModuleTest { name: format!("m{i}"), module: module(), spec: Spec { input_shape: Some(shape.clone()), checks: checks.clone(), ..Spec::default() } })
+        .map(|i| ModuleTest {
+            name: format!("m{i}"),
+            module: module(),
+            spec: Spec { input_shape: Some(shape.clone()), checks: checks.clone(), ..Spec::default() },
+        })
         .collect();
 
     // The same work without the runner: input, forward, reference, comparison, second forward.

@@ -44,11 +44,8 @@ impl GoldenCase {
         let invalid = |reason: String| Error::InvalidCase { path: path.to_path_buf(), reason };
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| invalid(format!("not a safetensors file ({e})")))?;
-        let meta_json = header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(CASE_METADATA_KEY))
-            .ok_or_else(|| invalid(format!("no `{CASE_METADATA_KEY}` metadata")))?;
+        let meta_json =
+            header.metadata().as_ref().and_then(|m| m.get(CASE_METADATA_KEY)).ok_or_else(|| invalid(format!("no `{CASE_METADATA_KEY}` metadata")))?;
         let meta: CaseMeta = serde_json::from_str(meta_json).map_err(|e| invalid(format!("bad `{CASE_METADATA_KEY}` metadata: {e}")))?;
         let kind = meta.module.parse::<BlockKind>().map_err(|source| Error::UnknownKind { path: path.to_path_buf(), source })?;
         let mut weights = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| invalid(tensile_nn::innermost_message(&e)))?;
@@ -80,8 +77,7 @@ impl GoldenCase {
             source => Error::Block { context: context.clone(), source },
         })?;
         let input = self.input.to_dtype(dtype)?.to_device(device)?;
-        let actual = crate::guard::catch(&context, || block.forward(&input))?
-            .map_err(|e| Error::Block { context: context.clone(), source: e.into() })?;
+        let actual = crate::guard::catch(&context, || block.forward(&input))?.map_err(|e| Error::Block { context: context.clone(), source: e.into() })?;
         let comparison = compare(&actual, &self.output)?;
         let tolerance = tolerance.unwrap_or_else(|| Tolerance::for_dtype(dtype));
         let failures = tolerance.failures(&comparison, &to_f64_vec(&actual)?, &to_f64_vec(&self.output)?);

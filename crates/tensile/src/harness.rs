@@ -14,7 +14,11 @@ pub fn trials(tests: &[ModuleTest], settings: &Settings) -> crate::Result<Vec<Tr
     let per_name = |name: &str| plan.cases.iter().filter(|c| c.name == name).count();
     let mut out = Vec::new();
     for case in &plan.cases {
-        let stem = if per_name(&case.name) > 1 { format!("{}::{}_{}", case.name, crate::device::dtype_name(case.dtype), case.device.replace(':', "")) } else { case.name.clone() };
+        let stem = if per_name(&case.name) > 1 {
+            format!("{}::{}_{}", case.name, crate::device::dtype_name(case.dtype), case.device.replace(':', ""))
+        } else {
+            case.name.clone()
+        };
         for &check in &case.checks {
             let case = case.clone();
             out.push(Trial::test(format!("{stem}::{check}"), move || {

@@ -142,7 +142,11 @@ impl<B: Block + Clone + 'static> Tested<B> {
     }
     /// The test this wrapper declares.
     pub fn module_test(&self) -> ModuleTest {
-        ModuleTest { name: self.name.clone().unwrap_or_else(|| self.block.kind().to_string()), module: Arc::new(NnModule::new(self.block.clone())), spec: self.spec.clone() }
+        ModuleTest {
+            name: self.name.clone().unwrap_or_else(|| self.block.kind().to_string()),
+            module: Arc::new(NnModule::new(self.block.clone())),
+            spec: self.spec.clone(),
+        }
     }
 }
 

@@ -39,13 +39,13 @@ pub mod suite;
 mod tolerance;
 
 pub use error::{Error, Result};
+pub use event::{CheckOutcome, Event, Reporter};
 #[doc(hidden)]
 pub use inventory;
-pub use tensile_derive::{model_tests, Testable};
-pub use event::{CheckOutcome, Event, Reporter};
 pub use module::{CustomModule, NnModule, TestModule};
 pub use plan::{Plan, Settings};
 pub use registry::discover;
 pub use spec::{latency_ms, memory_mb, Check, ModuleTest, Scaling, Spec, Targets};
 pub use suite::{NamedModules, Suite};
+pub use tensile_derive::{model_tests, Testable};
 pub use tolerance::Tolerance;

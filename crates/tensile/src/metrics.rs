@@ -123,7 +123,13 @@ pub fn compare_slices(a: &[f64], e: &[f64], dtype: DType) -> Comparison {
     for (&x, &y) in a.iter().zip(e) {
         let d = (x - y).abs();
         // NaN never compares greater, so it is folded in explicitly.
-        max_abs = if d.is_nan() { f64::NAN } else if max_abs.is_nan() { max_abs } else { max_abs.max(d) };
+        max_abs = if d.is_nan() {
+            f64::NAN
+        } else if max_abs.is_nan() {
+            max_abs
+        } else {
+            max_abs.max(d)
+        };
         let r = if d == 0.0 { 0.0 } else { d / y.abs() };
         max_rel = if r.is_nan() || max_rel.is_nan() { f64::NAN } else { max_rel.max(r) };
         sum_abs += d;

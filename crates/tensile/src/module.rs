@@ -3,8 +3,8 @@
 use candle_core::{DType, Device, Module, Result, Tensor};
 use std::collections::HashMap;
 use std::sync::Arc;
-pub use tensile_nn::{Cost, InputKind};
 use tensile_nn::Block;
+pub use tensile_nn::{Cost, InputKind};
 
 /// A module under test. Object safe, so the runner holds any mix of blocks and user modules.
 pub trait TestModule: Send + Sync {

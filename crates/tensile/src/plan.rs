@@ -97,7 +97,11 @@ fn input_shape(test: &ModuleTest, settings: &Settings) -> Result<Vec<usize>> {
     }
     if let (Some(h), InputKind::Hidden) = (&hint, test.module.input_kind()) {
         if h.last() != shape.last() {
-            return Err(invalid(name, "input_shape", format!("last dimension {} does not match the module's hidden size {}", shape[shape.len() - 1], h[h.len() - 1])));
+            return Err(invalid(
+                name,
+                "input_shape",
+                format!("last dimension {} does not match the module's hidden size {}", shape[shape.len() - 1], h[h.len() - 1]),
+            ));
         }
     }
     Ok(shape)

@@ -65,13 +65,26 @@ pub fn all() -> &'static [Preset] {
 
 /// The preset called `name`.
 pub fn find(name: &str) -> Result<&'static Preset> {
-    PRESETS.iter().find(|p| p.name == name).ok_or_else(|| Error::UnknownPreset { name: name.to_string(), known: PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ") })
+    PRESETS
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| Error::UnknownPreset { name: name.to_string(), known: PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ") })
 }
 
 static PRESETS: [Preset; 6] = [
-    Preset { name: "tiny-llama", description: "LLaMA-style layer, hidden 256, 8 heads / 2 KV heads, MLP 688 (seconds on a CPU)", seq_len: 128, build: tiny_llama },
+    Preset {
+        name: "tiny-llama",
+        description: "LLaMA-style layer, hidden 256, 8 heads / 2 KV heads, MLP 688 (seconds on a CPU)",
+        seq_len: 128,
+        build: tiny_llama,
+    },
     Preset { name: "tiny-bert", description: "BERT layer, hidden 128, 4 heads, FFN 512 (seconds on a CPU)", seq_len: 128, build: tiny_bert },
-    Preset { name: "llama3-8b", description: "Llama-3-8B layer: hidden 4096, 32 heads / 8 KV heads, MLP 14336, rope θ 500000 + llama3 scaling", seq_len: 2048, build: llama3_8b },
+    Preset {
+        name: "llama3-8b",
+        description: "Llama-3-8B layer: hidden 4096, 32 heads / 8 KV heads, MLP 14336, rope θ 500000 + llama3 scaling",
+        seq_len: 2048,
+        build: llama3_8b,
+    },
     Preset { name: "llama2-7b", description: "Llama-2-7B layer: hidden 4096, 32 heads, MLP 11008, rope θ 10000", seq_len: 2048, build: llama2_7b },
     Preset { name: "bert-base", description: "BERT-base layer: hidden 768, 12 heads, FFN 3072, GELU", seq_len: 512, build: bert_base },
     Preset { name: "minilm-l6", description: "all-MiniLM-L6-v2 layer: hidden 384, 12 heads, FFN 1536, GELU", seq_len: 256, build: minilm_l6 },
@@ -102,7 +115,12 @@ fn llama_suite(p: LlamaPreset, batch: usize, seq: usize, w: Weights) -> Result<V
     let layer = LlamaDecoderLayer::new(&p.cfg, w.var_builder()).map_err(|source| Error::Block { context: p.name.to_string(), source })?;
     let mut s = Suite::new(&layer).name(p.name).batch_size(batch).seq_len(seq);
     let sweep = sweep_around(seq.min(256));
-    s.test(layer.self_attn()).name("attention").checks(checks(p.gradients)).with_seq_lengths(sweep.clone()).expect_scaling(Scaling::FromCost).expect(p.attention);
+    s.test(layer.self_attn())
+        .name("attention")
+        .checks(checks(p.gradients))
+        .with_seq_lengths(sweep.clone())
+        .expect_scaling(Scaling::FromCost)
+        .expect(p.attention);
     s.test(layer.mlp()).name("mlp").checks(checks(p.gradients)).with_seq_lengths(sweep).expect_scaling(Scaling::Linear).expect(p.mlp);
     s.test(layer.input_layernorm()).name("norm").checks(checks(p.gradients));
     s.test(&layer).name("decoder_layer").checks(checks(p.gradients));
@@ -110,9 +128,22 @@ fn llama_suite(p: LlamaPreset, batch: usize, seq: usize, w: Weights) -> Result<V
 }
 
 fn tiny_llama(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
-    let cfg = LlamaConfig { hidden_size: 256, intermediate_size: 688, num_attention_heads: 8, num_key_value_heads: Some(2), rope_theta: 500_000.0, rms_norm_eps: 1e-5, ..LlamaConfig::default() };
+    let cfg = LlamaConfig {
+        hidden_size: 256,
+        intermediate_size: 688,
+        num_attention_heads: 8,
+        num_key_value_heads: Some(2),
+        rope_theta: 500_000.0,
+        rms_norm_eps: 1e-5,
+        ..LlamaConfig::default()
+    };
     // CPU-class targets with room for slow shared machines at (1, 128, 256).
-    llama_suite(LlamaPreset { name: "tiny-llama", cfg, gradients: true, attention: latency_ms(50.0).memory_mb(64.0), mlp: latency_ms(50.0).memory_mb(64.0) }, batch, seq, w)
+    llama_suite(
+        LlamaPreset { name: "tiny-llama", cfg, gradients: true, attention: latency_ms(50.0).memory_mb(64.0), mlp: latency_ms(50.0).memory_mb(64.0) },
+        batch,
+        seq,
+        w,
+    )
 }
 
 fn seed_targets() -> (Targets, Targets) {
@@ -128,7 +159,13 @@ fn llama3_8b(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
         rope_theta: 500_000.0,
         rms_norm_eps: 1e-5,
         max_position_embeddings: 131_072,
-        rope_scaling: Some(RopeScaling { rope_type: "llama3".into(), factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 }),
+        rope_scaling: Some(RopeScaling {
+            rope_type: "llama3".into(),
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 8192,
+        }),
         ..LlamaConfig::default()
     };
     let (attention, mlp) = seed_targets();
@@ -136,7 +173,14 @@ fn llama3_8b(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
 }
 
 fn llama2_7b(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
-    let cfg = LlamaConfig { hidden_size: 4096, intermediate_size: 11008, num_attention_heads: 32, rms_norm_eps: 1e-5, max_position_embeddings: 4096, ..LlamaConfig::default() };
+    let cfg = LlamaConfig {
+        hidden_size: 4096,
+        intermediate_size: 11008,
+        num_attention_heads: 32,
+        rms_norm_eps: 1e-5,
+        max_position_embeddings: 4096,
+        ..LlamaConfig::default()
+    };
     let (attention, mlp) = seed_targets();
     llama_suite(LlamaPreset { name: "llama2-7b", cfg, gradients: false, attention, mlp }, batch, seq, w)
 }

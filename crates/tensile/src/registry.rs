@@ -28,15 +28,19 @@ pub fn discover() -> Vec<Registration> {
 /// `None`), named `model::test`.
 pub fn module_tests(filter: Option<&str>) -> Result<Vec<ModuleTest>> {
     let pattern = match filter {
-        Some(f) => Some(glob::Pattern::new(f).map_err(|e| Error::Spec { spec: "registry".into(), field: "filter".into(), reason: format!("bad glob `{f}`: {e}") })?),
+        Some(f) => {
+            Some(glob::Pattern::new(f).map_err(|e| Error::Spec { spec: "registry".into(), field: "filter".into(), reason: format!("bad glob `{f}`: {e}") })?)
+        }
         None => None,
     };
     Ok(discover()
         .into_iter()
         .filter(|r| pattern.as_ref().is_none_or(|p| p.matches(r.model)))
-        .flat_map(|r| (r.tests)().into_iter().map(move |mut t| {
-            t.name = format!("{}::{}", r.model, t.name);
-            t
-        }))
+        .flat_map(|r| {
+            (r.tests)().into_iter().map(move |mut t| {
+                t.name = format!("{}::{}", r.model, t.name);
+                t
+            })
+        })
         .collect())
 }

@@ -34,7 +34,8 @@ pub enum Check {
 
 impl Check {
     /// Every check, in run order.
-    pub const ALL: [Check; 8] = [Self::Correctness, Self::Gradients, Self::Determinism, Self::BatchInvariance, Self::DtypeParity, Self::Performance, Self::Memory, Self::Scaling];
+    pub const ALL: [Check; 8] =
+        [Self::Correctness, Self::Gradients, Self::Determinism, Self::BatchInvariance, Self::DtypeParity, Self::Performance, Self::Memory, Self::Scaling];
 
     /// The snake_case name used on the command line and in reports.
     pub fn name(self) -> &'static str {

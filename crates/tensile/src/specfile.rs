@@ -118,10 +118,7 @@ impl Locator<'_> {
 }
 
 fn positive(loc: &Locator, s: &Spanned<Vec<i64>>, field: &str) -> Result<Vec<usize>> {
-    s.get_ref()
-        .iter()
-        .map(|&d| if d > 0 { Ok(d as usize) } else { Err(loc.field(s, field, format!("dimension {d} must be positive"))) })
-        .collect()
+    s.get_ref().iter().map(|&d| if d > 0 { Ok(d as usize) } else { Err(loc.field(s, field, format!("dimension {d} must be positive"))) }).collect()
 }
 
 /// Reads a spec file into module tests (with seeded weights on the CPU).
@@ -172,7 +169,12 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
     }
     if let Some(d) = e.dtype {
         let span = d.span();
-        spec.dtypes = d.into_inner().into_vec().iter().map(|n| parse_dtype(n).map_err(|err| loc.err(span.clone(), format!("field `dtype`: {err}")))).collect::<Result<_>>()?;
+        spec.dtypes = d
+            .into_inner()
+            .into_vec()
+            .iter()
+            .map(|n| parse_dtype(n).map_err(|err| loc.err(span.clone(), format!("field `dtype`: {err}"))))
+            .collect::<Result<_>>()?;
     }
     if let Some(d) = e.device {
         spec.devices = d.into_inner().into_vec();
@@ -183,13 +185,23 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
             ToleranceEntry::Full { atol, rtol, min_pcc, min_cosine } => {
                 // Unset thresholds take the first dtype's defaults.
                 let d = Tolerance::for_dtype(spec.dtypes.first().copied().unwrap_or(DType::F32));
-                Tolerance { atol: atol.unwrap_or(d.atol), rtol: rtol.unwrap_or(d.rtol), min_pcc: min_pcc.unwrap_or(d.min_pcc), min_cosine: min_cosine.unwrap_or(d.min_cosine) }
+                Tolerance {
+                    atol: atol.unwrap_or(d.atol),
+                    rtol: rtol.unwrap_or(d.rtol),
+                    min_pcc: min_pcc.unwrap_or(d.min_pcc),
+                    min_cosine: min_cosine.unwrap_or(d.min_cosine),
+                }
             }
         });
     }
     if let Some(p) = &e.expected_performance {
         let perf = p.get_ref();
-        spec.targets = Targets { latency_ms: perf.latency_ms.map(Target::Fixed), memory_mb: perf.memory_mb.map(Target::Fixed), margin: perf.margin, gpu_class: perf.gpu_class };
+        spec.targets = Targets {
+            latency_ms: perf.latency_ms.map(Target::Fixed),
+            memory_mb: perf.memory_mb.map(Target::Fixed),
+            margin: perf.margin,
+            gpu_class: perf.gpu_class,
+        };
         spec.checks.retain(|c| *c != Check::Performance && *c != Check::Memory);
         spec.checks.extend([Check::Performance, Check::Memory]);
     }
@@ -201,9 +213,13 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
                 "linear" => Scaling::Linear,
                 "quadratic" => Scaling::Quadratic,
                 "from_cost" => Scaling::FromCost,
-                other => return Err(loc.field(s, "expect_scaling", format!("`{other}` is not constant, linear, quadratic, from_cost or {{ exponent, tolerance }}"))),
+                other => {
+                    return Err(loc.field(s, "expect_scaling", format!("`{other}` is not constant, linear, quadratic, from_cost or {{ exponent, tolerance }}")))
+                }
             },
-            ScalingEntry::Exponent { exponent, tolerance } => Scaling::Exponent { value: *exponent, tolerance: tolerance.unwrap_or(Scaling::DEFAULT_TOLERANCE) },
+            ScalingEntry::Exponent { exponent, tolerance } => {
+                Scaling::Exponent { value: *exponent, tolerance: tolerance.unwrap_or(Scaling::DEFAULT_TOLERANCE) }
+            }
         },
     };
     if let Some(s) = &e.seq_lengths {

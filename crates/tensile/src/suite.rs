@@ -318,7 +318,11 @@ impl<'s> AllModules<'s, '_> {
     /// Declares a test for every submodule whose path matches `pattern` (a glob such as
     /// `*attention*` or `*.mlp`) and returns them for further configuration.
     pub fn matching(self, pattern: &str) -> Result<Selection<'s>> {
-        let glob = glob::Pattern::new(pattern).map_err(|e| Error::Spec { spec: "suite".into(), field: "matching".into(), reason: format!("bad glob `{pattern}`: {e}") })?;
+        let glob = glob::Pattern::new(pattern).map_err(|e| Error::Spec {
+            spec: "suite".into(),
+            field: "matching".into(),
+            reason: format!("bad glob `{pattern}`: {e}"),
+        })?;
         let first = self.suite.tests.len();
         if let Some(model) = self.suite.model {
             for (path, block) in model.named_modules() {

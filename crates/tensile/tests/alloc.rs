@@ -33,10 +33,8 @@ fn counting_allocator_and_memory_check() {
     let mlp = tensile_nn::SwiGlu::new(256, 1024, false, tensile_nn::Activation::Silu, SeededInit::var_builder(0, DType::F32, &Device::Cpu)).unwrap();
     let module: Arc<dyn tensile::TestModule> = Arc::new(NnModule::new(mlp));
     let spec = |mb: f64| Spec { input_shape: Some(vec![1, 256, 256]), checks: vec![Check::Memory], targets: memory_mb(mb), ..Spec::default() };
-    let tests = vec![
-        ModuleTest { name: "roomy".into(), module: module.clone(), spec: spec(64.0) },
-        ModuleTest { name: "tight".into(), module, spec: spec(0.5) },
-    ];
+    let tests =
+        vec![ModuleTest { name: "roomy".into(), module: module.clone(), spec: spec(64.0) }, ModuleTest { name: "tight".into(), module, spec: spec(0.5) }];
     let summary = tensile::runner::run(&Plan::new(&tests, &Settings::default()).unwrap(), &mut []);
     let roomy = &summary.cases[0].checks[0].outcome;
     let tight = &summary.cases[1].checks[0].outcome;

@@ -18,7 +18,15 @@ fn mlp() -> SwiGlu {
 fn via_builder() -> ModuleTest {
     let block = mlp();
     let mut suite = Suite::standalone("x");
-    suite.test(&block).name("mlp").input_shape([1, 8, 64]).tolerance(1e-3).expect(latency_ms(5.0).memory_mb(512.0)).with_seq_lengths([8, 16]).expect_scaling(Scaling::Linear).checks(CHECKS);
+    suite
+        .test(&block)
+        .name("mlp")
+        .input_shape([1, 8, 64])
+        .tolerance(1e-3)
+        .expect(latency_ms(5.0).memory_mb(512.0))
+        .with_seq_lengths([8, 16])
+        .expect_scaling(Scaling::Linear)
+        .checks(CHECKS);
     let mut t = suite.module_tests().unwrap().remove(0);
     t.name = "mlp".into(); // the standalone suite prefixes `x::`
     t
@@ -35,7 +43,15 @@ impl TestableModel for Model {
 }
 
 fn via_inline() -> ModuleTest {
-    let model = Model { mlp: Tested::new(mlp()).name("mlp").input_shape([1, 8, 64]).tolerance(1e-3).expect(latency_ms(5.0).memory_mb(512.0)).with_seq_lengths([8, 16], Scaling::Linear).checks(CHECKS) };
+    let model = Model {
+        mlp: Tested::new(mlp())
+            .name("mlp")
+            .input_shape([1, 8, 64])
+            .tolerance(1e-3)
+            .expect(latency_ms(5.0).memory_mb(512.0))
+            .with_seq_lengths([8, 16], Scaling::Linear)
+            .checks(CHECKS),
+    };
     model.module_tests().remove(0)
 }
 

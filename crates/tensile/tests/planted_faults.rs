@@ -136,7 +136,8 @@ fn correctness_catches_a_sign_error() {
 
 #[test]
 fn correctness_catches_nan_and_the_run_goes_on() {
-    let (summary, recorder) = run(vec![test("nan", Fault::Nan, spec(&[Check::Correctness, Check::Determinism])), test("after", Fault::None, spec(&[Check::Correctness]))]);
+    let (summary, recorder) =
+        run(vec![test("nan", Fault::Nan, spec(&[Check::Correctness, Check::Determinism])), test("after", Fault::None, spec(&[Check::Correctness]))]);
     let nan = check_of(&summary.cases[0], Check::Correctness);
     assert!(!nan.outcome.passed);
     assert!(nan.outcome.errors.iter().any(|e| e.contains("NaN")), "{:?}", nan.outcome.errors);
@@ -158,7 +159,8 @@ fn gradients_catch_a_wrong_backward() {
 
 #[test]
 fn a_panicking_block_fails_its_checks_and_the_run_goes_on() {
-    let (summary, _) = run(vec![test("panics", Fault::Panic, spec(&[Check::Correctness, Check::Determinism])), test("after", Fault::None, spec(&[Check::Correctness]))]);
+    let (summary, _) =
+        run(vec![test("panics", Fault::Panic, spec(&[Check::Correctness, Check::Determinism])), test("after", Fault::None, spec(&[Check::Correctness]))]);
     for c in &summary.cases[0].checks {
         assert!(!c.outcome.passed);
         assert!(c.outcome.errors[0].contains("planted panic in forward"), "{:?}", c.outcome.errors);
@@ -181,7 +183,11 @@ fn dtype_parity_catches_a_half_precision_bug() {
 #[test]
 fn performance_targets_fail_when_missed_and_when_stale() {
     let with = |t: Targets| Spec { targets: t, ..spec(&[Check::Performance]) };
-    let (summary, _) = run(vec![test("met", Fault::None, with(latency_ms(10_000.0))), test("missed", Fault::None, with(latency_ms(1e-9))), test("stale", Fault::None, with(latency_ms(10_000.0).margin(10.0)))]);
+    let (summary, _) = run(vec![
+        test("met", Fault::None, with(latency_ms(10_000.0))),
+        test("missed", Fault::None, with(latency_ms(1e-9))),
+        test("stale", Fault::None, with(latency_ms(10_000.0).margin(10.0))),
+    ]);
     assert!(summary.cases[0].passed);
     let missed = &check_of(&summary.cases[1], Check::Performance).outcome;
     assert!(!missed.passed && missed.errors[0].contains("target"), "{:?}", missed.errors);
@@ -195,7 +201,8 @@ fn performance_targets_fail_when_missed_and_when_stale() {
 #[test]
 fn real_blocks_pass_every_cheap_check() {
     let vb = SeededInit::var_builder(0, DType::F32, &Device::Cpu);
-    let cfg = tensile_nn::llama::LlamaConfig { hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: Some(2), ..Default::default() };
+    let cfg =
+        tensile_nn::llama::LlamaConfig { hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: Some(2), ..Default::default() };
     let layer = tensile_nn::llama::LlamaDecoderLayer::new(&cfg, vb).unwrap();
     let checks = [Check::Correctness, Check::Gradients, Check::Determinism, Check::BatchInvariance, Check::DtypeParity];
     let s = Spec { checks: checks.to_vec(), input_shape: Some(vec![1, 6, 64]), ..Spec::default() };
@@ -235,7 +242,12 @@ fn invalid_specs_are_rejected_before_anything_runs() {
 #[test]
 fn filters_and_overrides_shape_the_plan() {
     let tests = vec![test("m::attention", Fault::None, spec(&[Check::Correctness])), test("m::mlp", Fault::None, spec(&[Check::Correctness]))];
-    let settings = Settings { filter: Some("*attention*".into()), dtypes: Some(vec![DType::F32, DType::BF16]), checks: Some(vec![Check::Determinism]), ..Settings::default() };
+    let settings = Settings {
+        filter: Some("*attention*".into()),
+        dtypes: Some(vec![DType::F32, DType::BF16]),
+        checks: Some(vec![Check::Determinism]),
+        ..Settings::default()
+    };
     let plan = Plan::new(&tests, &settings).unwrap();
     assert_eq!(plan.cases.len(), 2);
     assert!(plan.cases.iter().all(|c| c.name == "m::attention" && c.checks == vec![Check::Determinism]));

@@ -40,9 +40,14 @@ fn names_come_from_the_model_and_specs_lower_to_the_ir() {
 fn test_all_modules_matches_paths_by_glob() {
     let model = layer(0);
     let mut suite = Suite::new(&model);
-    let n = suite.test_all_modules().matching("*layernorm").unwrap().each(|t| {
-        t.checks([Check::Correctness]);
-    }).len();
+    let n = suite
+        .test_all_modules()
+        .matching("*layernorm")
+        .unwrap()
+        .each(|t| {
+            t.checks([Check::Correctness]);
+        })
+        .len();
     assert_eq!(n, 2);
     assert_eq!(suite.test_all_modules().matching("self_attn").unwrap().len(), 1);
     assert!(suite.test_all_modules().matching("[").is_err());

@@ -8,7 +8,7 @@
 //! - a registry function and a TOML spec file, in `tests/module_tests.rs` and `specs/`.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use tensile::inline::{Tested, TestableModel};
+use tensile::inline::{TestableModel, Tested};
 use tensile::{latency_ms, Check, ModuleTest, Scaling, Suite, Testable};
 use tensile_nn::init::SeededInit;
 use tensile_nn::llama::{LlamaConfig, LlamaDecoderLayer};
@@ -48,7 +48,15 @@ impl Llama3Block {
     /// A Llama-3-shaped block at width 256 (8 heads, 2 KV heads, rope θ 500000) with seeded
     /// weights.
     pub fn tiny() -> tensile_nn::Result<Self> {
-        let config = LlamaConfig { hidden_size: 256, intermediate_size: 688, num_attention_heads: 8, num_key_value_heads: Some(2), rope_theta: 500_000.0, rms_norm_eps: 1e-5, ..LlamaConfig::default() };
+        let config = LlamaConfig {
+            hidden_size: 256,
+            intermediate_size: 688,
+            num_attention_heads: 8,
+            num_key_value_heads: Some(2),
+            rope_theta: 500_000.0,
+            rms_norm_eps: 1e-5,
+            ..LlamaConfig::default()
+        };
         let layer = LlamaDecoderLayer::new(&config, SeededInit::var_builder(0, DType::F32, &Device::Cpu))?;
         Ok(Self {
             attention: layer.self_attn().clone(),
@@ -69,7 +77,11 @@ impl Llama3Block {
         let mut tests = self.module_tests();
         tests.push(self.post_attention_layernorm.module_test());
         let mut suite = Suite::standalone("block");
-        suite.test(&self.layer).name("decoder_layer").input_shape([1, 32, 256]).expect(latency_ms(2000.0)).checks([Check::Correctness, Check::Determinism, Check::Performance]);
+        suite.test(&self.layer).name("decoder_layer").input_shape([1, 32, 256]).expect(latency_ms(2000.0)).checks([
+            Check::Correctness,
+            Check::Determinism,
+            Check::Performance,
+        ]);
         tests.extend(suite.module_tests()?.into_iter().map(|mut t| {
             t.name = "decoder_layer".into();
             t

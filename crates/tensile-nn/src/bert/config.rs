@@ -51,16 +51,14 @@ impl Default for BertConfig {
 impl BertConfig {
     /// Rejects configurations no model could have, naming the field.
     pub fn validate(&self) -> crate::Result<()> {
-        for (field, v) in [("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size), ("num_attention_heads", self.num_attention_heads)] {
+        for (field, v) in [("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size), ("num_attention_heads", self.num_attention_heads)]
+        {
             if v == 0 {
                 return Err(config_err(field, "must be positive"));
             }
         }
         if self.hidden_size % self.num_attention_heads != 0 {
-            return Err(config_err(
-                "num_attention_heads",
-                format!("{} heads do not divide hidden_size {}", self.num_attention_heads, self.hidden_size),
-            ));
+            return Err(config_err("num_attention_heads", format!("{} heads do not divide hidden_size {}", self.num_attention_heads, self.hidden_size)));
         }
         Ok(())
     }

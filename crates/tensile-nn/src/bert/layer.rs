@@ -94,7 +94,9 @@ impl Block for BertLayer {
     fn parameters(&self) -> Vec<(String, Tensor)> {
         // The attention block names its projections like LLaMA; BERT checkpoints do not.
         let rename = |n: String| {
-            for (from, to) in [("q_proj", "attention.self.query"), ("k_proj", "attention.self.key"), ("v_proj", "attention.self.value"), ("o_proj", "attention.output.dense")] {
+            for (from, to) in
+                [("q_proj", "attention.self.query"), ("k_proj", "attention.self.key"), ("v_proj", "attention.self.value"), ("o_proj", "attention.output.dense")]
+            {
                 if let Some(rest) = n.strip_prefix(from) {
                     return format!("{to}{rest}");
                 }

@@ -24,14 +24,8 @@ impl Bert {
     pub fn new(cfg: &BertConfig, with_pooler: bool, vb: VarBuilder) -> crate::Result<Self> {
         cfg.validate()?;
         let embeddings = BertEmbeddings::new(cfg, vb.pp("embeddings"))?;
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| BertLayer::new(cfg, vb.pp("encoder").pp("layer").pp(i)))
-            .collect::<crate::Result<Vec<_>>>()?;
-        let pooler = if with_pooler {
-            Some(Linear::new(cfg.hidden_size, cfg.hidden_size, true, vb.pp("pooler").pp("dense"))?)
-        } else {
-            None
-        };
+        let layers = (0..cfg.num_hidden_layers).map(|i| BertLayer::new(cfg, vb.pp("encoder").pp("layer").pp(i))).collect::<crate::Result<Vec<_>>>()?;
+        let pooler = if with_pooler { Some(Linear::new(cfg.hidden_size, cfg.hidden_size, true, vb.pp("pooler").pp("dense"))?) } else { None };
         Ok(Self { embeddings, layers, pooler, cfg: cfg.clone() })
     }
 

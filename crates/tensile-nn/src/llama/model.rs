@@ -30,15 +30,10 @@ impl Llama {
         cfg.validate()?;
         let m = vb.pp("model");
         let embed_tokens = Embedding::new(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?;
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| LlamaDecoderLayer::new(cfg, m.pp("layers").pp(i)))
-            .collect::<crate::Result<Vec<_>>>()?;
+        let layers = (0..cfg.num_hidden_layers).map(|i| LlamaDecoderLayer::new(cfg, m.pp("layers").pp(i))).collect::<crate::Result<Vec<_>>>()?;
         let norm = RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, m.pp("norm"))?;
-        let lm_head = if cfg.tie_word_embeddings {
-            embed_tokens.weight().clone()
-        } else {
-            vb.pp("lm_head").get((cfg.vocab_size, cfg.hidden_size), "weight")?
-        };
+        let lm_head =
+            if cfg.tie_word_embeddings { embed_tokens.weight().clone() } else { vb.pp("lm_head").get((cfg.vocab_size, cfg.hidden_size), "weight")? };
         Ok(Self { embed_tokens, layers, norm, lm_head, cfg: cfg.clone() })
     }
 

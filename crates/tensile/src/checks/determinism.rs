@@ -16,7 +16,10 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     let mut errors = Vec::new();
     if ctx.device.is_cpu() {
         if differing > 0 {
-            errors.push(format!("two runs on the same input differ in {differing} of {} elements (max {max_diff:.3e}); expected bitwise equality on cpu", a.len()));
+            errors.push(format!(
+                "two runs on the same input differ in {differing} of {} elements (max {max_diff:.3e}); expected bitwise equality on cpu",
+                a.len()
+            ));
         }
     } else if let Some(i) = ctx.case.tolerance.first_violation(&a, &b) {
         errors.push(format!("two runs on the same input differ at element {i} beyond the tolerance ({} vs {})", a[i], b[i]));

@@ -35,7 +35,9 @@ pub fn gradient_check(module: &dyn TestModule, shape: &[usize], seed: u64) -> Re
         .into_iter()
         .map(|(n, t)| Ok((n, Var::from_tensor(&t.to_device(&cpu)?.to_dtype(DType::F64)?)?)))
         .collect::<candle_core::Result<_>>()?;
-    let build = |params: HashMap<String, Tensor>| -> Result<Option<std::sync::Arc<dyn TestModule>>> { Ok(module.with_parameters(params, DType::F64, &cpu).transpose()?) };
+    let build = |params: HashMap<String, Tensor>| -> Result<Option<std::sync::Arc<dyn TestModule>>> {
+        Ok(module.with_parameters(params, DType::F64, &cpu).transpose()?)
+    };
     let base: HashMap<String, Tensor> = vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
     // A module without parameters is differentiated as it is; its reference is float64 anyway.
     let rebuilt = match build(base.clone())? {

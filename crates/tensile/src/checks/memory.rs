@@ -22,7 +22,8 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     let param_bytes: usize = ctx.module.parameters().iter().map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
     let mut metrics = BTreeMap::from([("peak_mb".to_string(), peak_mb), ("param_mb".to_string(), param_bytes as f64 / MIB)]);
     let spec = &ctx.case.spec;
-    let (errors, notes, target) = super::performance::judge("peak", peak_mb, "MB", spec.targets.memory_mb.as_ref(), &spec.targets, ctx.case.seq_len, ctx.device);
+    let (errors, notes, target) =
+        super::performance::judge("peak", peak_mb, "MB", spec.targets.memory_mb.as_ref(), &spec.targets, ctx.case.seq_len, ctx.device);
     if let Some(t) = target {
         metrics.insert("target_mb".to_string(), t);
     }

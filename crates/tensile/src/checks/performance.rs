@@ -51,7 +51,15 @@ pub fn measure(device: &Device, profile: &Profile, mut f: impl FnMut() -> Result
 
 /// The verdict of `value` against `target` at `seq_len`, with the stale-target margin and the
 /// GPU-class note. Returns `(errors, notes)`.
-pub(crate) fn judge(what: &str, value: f64, unit: &str, target: Option<&Target>, targets: &Targets, seq_len: usize, device: &Device) -> (Vec<String>, Vec<String>, Option<f64>) {
+pub(crate) fn judge(
+    what: &str,
+    value: f64,
+    unit: &str,
+    target: Option<&Target>,
+    targets: &Targets,
+    seq_len: usize,
+    device: &Device,
+) -> (Vec<String>, Vec<String>, Option<f64>) {
     let Some(target) = target else { return (Vec::new(), Vec::new(), None) };
     let t = target.at(seq_len);
     let (mut errors, mut notes) = (Vec::new(), Vec::new());

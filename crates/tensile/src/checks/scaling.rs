@@ -56,10 +56,8 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     }
     let mut errors = Vec::new();
     if !((fit.exponent - expected).abs() <= tolerance) {
-        errors.push(format!(
-            "time grows as seq^{:.2} (95% CI {:.2}–{:.2}); expected seq^{expected:.2} ± {tolerance:.2}",
-            fit.exponent, fit.ci_low, fit.ci_high
-        ));
+        errors
+            .push(format!("time grows as seq^{:.2} (95% CI {:.2}–{:.2}); expected seq^{expected:.2} ± {tolerance:.2}", fit.exponent, fit.ci_low, fit.ci_high));
     }
     Ok(CheckOutcome::from_errors(metrics, errors))
 }

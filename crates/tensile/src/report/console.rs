@@ -120,7 +120,15 @@ impl Reporter for ConsoleReporter {
                 for c in &self.cases {
                     let shape = format!("{:?}", c.case.input_shape).replace(' ', "");
                     let mark = if c.passed { "✓" } else { "✗" };
-                    text.push_str(&format!("{mark} {:<width$}  {:<20} {:<5} {:<6} {:<16} {}\n", c.case.name, c.case.module, c.case.dtype, c.case.device, shape, key_metrics(c)));
+                    text.push_str(&format!(
+                        "{mark} {:<width$}  {:<20} {:<5} {:<6} {:<16} {}\n",
+                        c.case.name,
+                        c.case.module,
+                        c.case.dtype,
+                        c.case.device,
+                        shape,
+                        key_metrics(c)
+                    ));
                 }
                 let mut details = String::new();
                 for c in &self.cases {

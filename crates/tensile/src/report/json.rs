@@ -67,10 +67,7 @@ impl Reporter for JsonReporter {
             }
             Event::CaseFinished(case) => self.cases.push(case.clone()),
             Event::RunFinished { totals, elapsed_s } => {
-                let written = self
-                    .render(totals, *elapsed_s)
-                    .map_err(std::io::Error::other)
-                    .and_then(|text| std::fs::write(&self.path, text + "\n"));
+                let written = self.render(totals, *elapsed_s).map_err(std::io::Error::other).and_then(|text| std::fs::write(&self.path, text + "\n"));
                 if let Err(e) = written {
                     self.error = Some(std::io::Error::new(e.kind(), format!("failed to write {}: {e}", self.path.display())));
                 }
