@@ -70,27 +70,34 @@ pub fn run(plan: &Plan, reporters: &mut [&mut dyn Reporter]) -> RunSummary {
     summary
 }
 
-/// A case made ready to run: device, module in place, input. The error says whether the
-/// device is merely unavailable (`true`: checks skip) or something is broken (`false`: fail).
-type Prepared = std::result::Result<(Device, Arc<dyn TestModule>, Tensor), (bool, String)>;
+/// Why a case could not be made ready.
+enum Unready {
+    /// The device cannot be used here (no CUDA in this build or machine): checks skip.
+    Unavailable(String),
+    /// The module or its input is broken: checks fail.
+    Broken(String),
+}
+
+/// A case made ready to run: device, module in place, input.
+type Prepared = std::result::Result<(Device, Arc<dyn TestModule>, Tensor), Unready>;
 
 fn prepare(case: &Case) -> Prepared {
-    let device = parse_device(&case.device).map_err(|e| (true, e.to_string()))?;
+    let device = parse_device(&case.device).map_err(|e| Unready::Unavailable(e.to_string()))?;
     let context = format!("{} [{}]", case.name, case.device);
     let module = guard::catch(&context, || convert(&case.module, case.dtype, &device))
-        .map_err(|e| (false, e.to_string()))?
-        .map_err(|e| (false, format!("cannot place the module in {} on {}: {e}", dtype_name(case.dtype), case.device)))?;
+        .map_err(|e| Unready::Broken(e.to_string()))?
+        .map_err(|e| Unready::Broken(format!("cannot place the module in {} on {}: {e}", dtype_name(case.dtype), case.device)))?;
     let input = guard::catch(&context, || make_input(module.as_ref(), &case.input_shape, case.dtype, &device, case.spec.seed))
-        .map_err(|e| (false, e.to_string()))?
-        .map_err(|e| (false, format!("cannot build the input: {e}")))?;
+        .map_err(|e| Unready::Broken(e.to_string()))?
+        .map_err(|e| Unready::Broken(format!("cannot build the input: {e}")))?;
     Ok((device, module, input))
 }
 
 fn run_check(case: &Case, prepared: &Prepared, check: Check) -> CheckResult {
     let started = Instant::now();
     let outcome = match prepared {
-        Err((true, reason)) => CheckOutcome::skip(format!("device unavailable: {reason}")),
-        Err((false, reason)) => CheckOutcome::fail(reason.clone()),
+        Err(Unready::Unavailable(reason)) => CheckOutcome::skip(format!("device unavailable: {reason}")),
+        Err(Unready::Broken(reason)) => CheckOutcome::fail(reason.clone()),
         Ok((device, module, input)) => {
             let ctx = Ctx { case, module, device, input };
             match guard::catch(&format!("{} {check}", case.name), || checks::run(check, &ctx)) {
