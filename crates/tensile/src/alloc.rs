@@ -18,6 +18,15 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// The system allocator with byte counters. It never allocates itself.
 pub struct CountingAllocator;
 
+/// Records that this allocator serves the process. The flag is read before it is written so
+/// that the hot path does not write a shared cache line on every allocation.
+fn mark_installed() {
+    if !INSTALLED.load(Ordering::Relaxed) {
+        INSTALLED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Counts `size` new live bytes and raises the peak if they set a new high-water mark.
 fn added(size: usize) {
     let now = CURRENT.fetch_add(size, Ordering::Relaxed) + size;
     PEAK.fetch_max(now, Ordering::Relaxed);
@@ -26,7 +35,7 @@ fn added(size: usize) {
 // SAFETY: every call is forwarded unchanged to `System`; the counters are plain atomics.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        INSTALLED.store(true, Ordering::Relaxed);
+        mark_installed();
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
@@ -36,7 +45,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        INSTALLED.store(true, Ordering::Relaxed);
+        mark_installed();
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
@@ -74,14 +83,19 @@ pub fn current_bytes() -> usize {
 
 /// Runs `f` and returns its result with the peak of live heap bytes during `f` above the
 /// level when it started; `None` when the counting allocator is not installed.
+///
+/// Measurements nest: an inner `measure_peak` reports its own peak, and the enclosing one
+/// still sees the larger of its peak before the inner call and the inner call's peak.
 pub fn measure_peak<T>(f: impl FnOnce() -> T) -> (T, Option<usize>) {
     if !is_installed() {
         return (f(), None);
     }
     let base = CURRENT.load(Ordering::SeqCst);
-    PEAK.store(base, Ordering::SeqCst);
+    // The enclosing measurement's peak so far is set aside rather than lost, and merged back
+    // below, so that nesting never hides an earlier high-water mark from the outer caller.
+    let outer_peak = PEAK.swap(base, Ordering::SeqCst);
     let out = f();
-    let peak = PEAK.load(Ordering::SeqCst);
+    let peak = PEAK.fetch_max(outer_peak, Ordering::SeqCst);
     (out, Some(peak.saturating_sub(base)))
 }
 

@@ -73,7 +73,7 @@ impl Summary {
     pub fn of(samples: &[f64]) -> Summary {
         let mut s = samples.to_vec();
         s.sort_by(f64::total_cmp);
-        let (ci_low, ci_high) = bootstrap_median_ci(&s, 0.95, 1000, 0x7e15_11e);
+        let (ci_low, ci_high) = bootstrap_median_ci(&s, 0.95, 1000, 0x07e1_511e);
         Summary {
             n: s.len(),
             median: quantile(&s, 0.5),

@@ -31,3 +31,21 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     outcome.notes = notes;
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::performance::test_support::{case, rms_norm};
+    use super::*;
+    use crate::spec::{memory_mb, Check, Spec};
+
+    #[test]
+    fn skips_with_the_remedy_when_the_counting_allocator_is_not_installed() {
+        // The library's unit-test binary does not install the allocator; the integration test
+        // `tests/alloc.rs` covers the measuring path in a binary that does.
+        assert!(!crate::alloc::is_installed());
+        let c = case(rms_norm(64), vec![1, 8, 64], Check::Memory, Spec { targets: memory_mb(1.0), ..Spec::default() });
+        let outcome = super::super::performance::test_support::run(run, &c).unwrap();
+        assert!(outcome.passed);
+        assert_eq!(outcome.skipped.as_deref(), Some("memory counting needs the counting allocator (tensile::install_counting_allocator!) in this binary"));
+    }
+}

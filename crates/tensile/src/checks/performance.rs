@@ -8,7 +8,7 @@ use crate::spec::{Profile, Target, Targets};
 use crate::stats::Summary;
 use candle_core::Device;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Timed samples of one measurement.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,9 +24,16 @@ pub struct Timings {
 pub fn measure(device: &Device, profile: &Profile, mut f: impl FnMut() -> Result<()>) -> Result<Timings> {
     let started = Instant::now();
     let mut warmup_runs = 0;
+    // The first run pays one-off costs (lazy allocation, cold caches), so the per-run estimate
+    // that sizes the timed loop leaves it out whenever there were later runs.
+    let mut after_first = started;
     loop {
         f()?;
         warmup_runs += 1;
+        if warmup_runs == 1 {
+            synchronize(device)?;
+            after_first = Instant::now();
+        }
         let done = match profile.warmup_runs {
             Some(n) => warmup_runs >= n.max(1),
             None => started.elapsed() >= profile.warmup,
@@ -36,8 +43,13 @@ pub fn measure(device: &Device, profile: &Profile, mut f: impl FnMut() -> Result
         }
     }
     synchronize(device)?;
-    let per_run = started.elapsed().as_secs_f64() / warmup_runs as f64;
-    let n = profile.iterations.unwrap_or_else(|| (profile.budget.as_secs_f64() / per_run.max(1e-9)).clamp(5.0, 1000.0) as usize);
+    let per_run = if warmup_runs > 1 { after_first.elapsed().as_secs_f64() / (warmup_runs - 1) as f64 } else { started.elapsed().as_secs_f64() };
+    // A fixed count of zero would leave no samples and a NaN median that passes every target,
+    // so at least one timed run is made.
+    let n = match profile.iterations {
+        Some(n) => n.max(1),
+        None => (profile.budget.as_secs_f64() / per_run.max(1e-9)).clamp(5.0, 1000.0) as usize,
+    };
     let mut samples_ms = Vec::with_capacity(n);
     for _ in 0..n {
         synchronize(device)?;
@@ -49,8 +61,10 @@ pub fn measure(device: &Device, profile: &Profile, mut f: impl FnMut() -> Result
     Ok(Timings { samples_ms, warmup_runs })
 }
 
-/// The verdict of `value` against `target` at `seq_len`, with the stale-target margin and the
-/// GPU-class note. Returns `(errors, notes)`.
+/// The verdict of `value` (the measured `what`, in `unit`) against `target` at `seq_len`,
+/// shared by the performance and memory checks: over the target fails; under `target / margin`
+/// fails as a stale target; a GPU-class target measured on the CPU adds a note and keeps the
+/// verdict. Returns `(errors, notes, the target's value)`, all empty without a target.
 pub(crate) fn judge(
     what: &str,
     value: f64,
@@ -107,16 +121,69 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     Ok(outcome)
 }
 
-/// A shorter profile for each point of a sweep.
-pub(super) fn sweep_profile(p: &Profile, points: usize) -> Profile {
-    let share = |d: Duration| d / points.max(1) as u32;
-    Profile { warmup: share(p.warmup), budget: share(p.budget).max(Duration::from_millis(20)), ..*p }
+/// The profile for each point of a sweep: the spec's warm-up, and a third of its timing budget,
+/// so a sweep of a few lengths costs about as much as a performance check and the timed loop
+/// still adapts its count to each length's cost.
+pub(super) fn sweep_profile(p: &Profile) -> Profile {
+    Profile { budget: p.budget / 3, ..*p }
+}
+
+/// Hand-built cases for the unit tests of the timing and memory checks, which the runner
+/// would otherwise build from a plan.
+#[cfg(test)]
+pub(super) mod test_support {
+    use crate::checks::{make_input, Ctx};
+    use crate::error::Result;
+    use crate::event::CheckOutcome;
+    use crate::module::{NnModule, TestModule};
+    use crate::plan::Case;
+    use crate::spec::{Check, Spec};
+    use crate::tolerance::Tolerance;
+    use candle_core::{DType, Device};
+    use std::sync::Arc;
+    use tensile_nn::init::SeededInit;
+
+    /// An f32 CPU case of `module` on `input_shape` under `spec`.
+    pub fn case(module: Arc<dyn TestModule>, input_shape: Vec<usize>, check: Check, spec: Spec) -> Case {
+        Case {
+            index: 0,
+            name: "unit".into(),
+            module,
+            dtype: DType::F32,
+            device: "cpu".into(),
+            seq_len: input_shape[1],
+            input_shape,
+            tolerance: Tolerance::for_dtype(DType::F32),
+            checks: vec![check],
+            spec: Arc::new(spec),
+        }
+    }
+
+    /// Runs `check` on `case` with its seeded input, as the runner would.
+    pub fn run(check: fn(&Ctx) -> Result<CheckOutcome>, case: &Case) -> Result<CheckOutcome> {
+        let input = make_input(case.module.as_ref(), &case.input_shape, case.dtype, &Device::Cpu, case.spec.seed)?;
+        check(&Ctx { case, module: &case.module, device: &Device::Cpu, input: &input })
+    }
+
+    /// A seeded RMSNorm of width `hidden`.
+    pub fn rms_norm(hidden: usize) -> Arc<dyn TestModule> {
+        let vb = SeededInit::var_builder(0, DType::F32, &Device::Cpu);
+        Arc::new(NnModule::new(tensile_nn::RmsNorm::new(hidden, 1e-6, vb).expect("rms norm builds")))
+    }
+
+    /// A seeded SwiGLU MLP.
+    pub fn swiglu(hidden: usize, intermediate: usize) -> Arc<dyn TestModule> {
+        let vb = SeededInit::var_builder(0, DType::F32, &Device::Cpu);
+        Arc::new(NnModule::new(tensile_nn::SwiGlu::new(hidden, intermediate, false, tensile_nn::Activation::Silu, vb).expect("swiglu builds")))
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::{case, rms_norm};
     use super::*;
-    use crate::spec::latency_ms;
+    use crate::spec::{latency_ms, Check, Spec};
+    use std::time::Duration;
 
     #[test]
     fn judge_fails_slow_and_stale_and_notes_gpu_targets_on_cpu() {
@@ -150,5 +217,78 @@ mod tests {
         assert_eq!((t.warmup_runs, t.samples_ms.len(), calls), (3, 7, 10));
         let adaptive = measure(&Device::Cpu, &Profile { warmup: Duration::ZERO, budget: Duration::ZERO, ..Profile::default() }, || Ok(())).unwrap();
         assert_eq!(adaptive.samples_ms.len(), 5, "at least five timed runs");
+        assert_eq!(adaptive.warmup_runs, 1, "a zero warm-up still makes one run");
+        let zero = measure(&Device::Cpu, &Profile { iterations: Some(0), warmup_runs: Some(0), ..Profile::default() }, || Ok(())).unwrap();
+        assert_eq!((zero.warmup_runs, zero.samples_ms.len()), (1, 1), "a zero count still measures once");
+    }
+
+    #[test]
+    fn measure_propagates_errors_of_the_timed_function() {
+        let mut calls = 0;
+        let p = Profile { warmup_runs: Some(2), iterations: Some(5), ..Profile::default() };
+        let err = measure(&Device::Cpu, &p, || {
+            calls += 1;
+            if calls == 4 {
+                return Err(crate::Error::Candle(candle_core::Error::Msg("boom".into())));
+            }
+            Ok(())
+        });
+        assert!(err.is_err());
+        assert_eq!(calls, 4, "measurement stops at the first error");
+    }
+
+    #[test]
+    fn judge_names_stale_targets_and_keeps_the_verdict_of_gpu_targets() {
+        let cpu = Device::Cpu;
+        let t = latency_ms(500.0).margin(10.0);
+        let (e, n, _) = judge("median", 2.1, "ms", t.latency_ms.as_ref(), &t, 128, &cpu);
+        assert_eq!(e, vec!["target 500.000 ms is stale: median 2.100 ms is more than 10× below it; tighten the target".to_string()]);
+        assert!(n.is_empty());
+        // Slow against a GPU-class target: the failure stands and the note explains it.
+        let t = latency_ms(5.0).gpu_class();
+        let (e, n, _) = judge("median", 812.3, "ms", t.latency_ms.as_ref(), &t, 128, &cpu);
+        assert_eq!(e, vec!["median 812.300 ms > target 5.000 ms".to_string()]);
+        assert_eq!(n.len(), 1);
+        assert!(n[0].contains("GPU-class target") && n[0].contains("measured on cpu: expected to fail here"), "{n:?}");
+        let none = Targets::default();
+        assert_eq!(judge("median", 1.0, "ms", None, &none, 128, &cpu), (vec![], vec![], None));
+    }
+
+    fn fast_spec(targets: Targets) -> Spec {
+        Spec { targets, profile: Profile { warmup: Duration::ZERO, warmup_runs: Some(1), iterations: Some(5), budget: Duration::ZERO }, ..Spec::default() }
+    }
+
+    #[test]
+    fn run_reports_latency_metrics_and_judges_the_target() {
+        let norm = rms_norm(64);
+        let shape = vec![2, 16, 64];
+        let roomy = test_support::run(run, &case(norm.clone(), shape.clone(), Check::Performance, fast_spec(latency_ms(60_000.0)))).unwrap();
+        assert!(roomy.passed, "{:?}", roomy.errors);
+        for key in ["median_ms", "p10_ms", "p90_ms", "min_ms", "ci_low_ms", "ci_high_ms", "iterations", "target_ms"] {
+            assert!(roomy.metrics.contains_key(key), "missing {key}: {:?}", roomy.metrics);
+        }
+        let m = &roomy.metrics;
+        assert_eq!(m["iterations"], 5.0);
+        assert_eq!(m["target_ms"], 60_000.0);
+        assert!(m["min_ms"] <= m["p10_ms"] && m["p10_ms"] <= m["median_ms"] && m["median_ms"] <= m["p90_ms"]);
+        assert!(m["ci_low_ms"] <= m["median_ms"] && m["median_ms"] <= m["ci_high_ms"]);
+        // RMSNorm's cost model counts flops and bytes, so both rates are reported.
+        assert!(m["gflops"] > 0.0 && m["gbps"] > 0.0, "{m:?}");
+
+        // No forward takes less than a femtosecond, so this target always fails.
+        let tight = test_support::run(run, &case(norm.clone(), shape.clone(), Check::Performance, fast_spec(latency_ms(1e-12)))).unwrap();
+        assert!(!tight.passed);
+        assert!(tight.errors[0].starts_with("median ") && tight.errors[0].ends_with("ms > target 0.000 ms"), "{:?}", tight.errors);
+
+        let untargeted = test_support::run(run, &case(norm, shape, Check::Performance, fast_spec(Targets::default()))).unwrap();
+        assert!(untargeted.passed && !untargeted.metrics.contains_key("target_ms"));
+    }
+
+    #[test]
+    fn sweep_profile_takes_a_third_of_the_budget() {
+        let p = Profile { budget: Duration::from_millis(300), ..Profile::default() };
+        let s = sweep_profile(&p);
+        assert_eq!(s.budget, Duration::from_millis(100));
+        assert_eq!((s.warmup, s.warmup_runs, s.iterations), (p.warmup, p.warmup_runs, p.iterations));
     }
 }
