@@ -8,8 +8,8 @@ use tensile::event::{CaseInfo, CaseResult, CheckOutcome, CheckResult, Event, Mac
 use tensile::report::{ConsoleReporter, JsonReporter, SCHEMA_VERSION};
 use tensile::Check;
 
-fn info(index: usize, name: &str, module: &str) -> CaseInfo {
-    CaseInfo { index, name: name.into(), module: module.into(), dtype: "f32".into(), device: "cpu".into(), input_shape: vec![1, 128, 256] }
+fn info(index: usize, name: &str, module: &str, dtype: &str, device: &str) -> CaseInfo {
+    CaseInfo { index, name: name.into(), module: module.into(), dtype: dtype.into(), device: device.into(), input_shape: vec![1, 128, 256] }
 }
 
 fn result(check: Check, metrics: &[(&str, f64)], errors: &[&str]) -> CheckResult {
@@ -17,10 +17,12 @@ fn result(check: Check, metrics: &[(&str, f64)], errors: &[&str]) -> CheckResult
     CheckResult { check, outcome: CheckOutcome::from_errors(metrics, errors.iter().map(|e| e.to_string()).collect()), elapsed_s: 0.5 }
 }
 
+/// A fixed run: a passing case with a note and a skip, a case whose correctness fails with NaN
+/// and infinite metrics, and a GPU case whose performance target is missed.
 fn events() -> Vec<Event> {
     let machine = Machine { host: "test".into(), os: "linux-x86_64".into(), cpus: 2, tensile_version: "0.1.0".into() };
     let good = CaseResult {
-        case: info(0, "tiny::attention", "llama.attention"),
+        case: info(0, "tiny::attention", "llama.attention", "f32", "cpu"),
         passed: true,
         checks: vec![
             result(Check::Correctness, &[("max_abs", 1.5e-6), ("pcc", 0.9999999)], &[]),
@@ -31,17 +33,31 @@ fn events() -> Vec<Event> {
                 ..result(Check::Performance, &[], &[])
             },
             CheckResult { check: Check::Memory, outcome: CheckOutcome::skip("memory counting needs the counting allocator"), elapsed_s: 0.0 },
-            result(Check::Scaling, &[("exponent", 1.42), ("expected_exponent", 1.38)], &[]),
+            result(Check::Scaling, &[("exponent", 1.42), ("expected_exponent", 1.38), ("tolerance", 0.3)], &[]),
         ],
     };
     let bad = CaseResult {
-        case: info(1, "tiny::mlp", "llama.mlp"),
+        case: info(1, "tiny::mlp", "llama.mlp", "f32", "cpu"),
         passed: false,
-        checks: vec![result(Check::Correctness, &[("max_abs", f64::NAN), ("pcc", f64::NAN)], &["output contains NaN or infinity"])],
+        checks: vec![result(Check::Correctness, &[("max_abs", f64::NAN), ("max_rel", f64::INFINITY), ("pcc", f64::NAN)], &["output contains NaN or infinity"])],
     };
-    let totals = Totals { cases: 2, cases_passed: 1, checks: 5, checks_failed: 1, checks_skipped: 1 };
-    let mut out = vec![Event::RunStarted { cases: 2, checks: 5, machine, devices: vec!["cpu".into()] }];
-    for c in [good, bad] {
+    let gpu = CaseResult {
+        case: CaseInfo { input_shape: vec![2, 64, 256], ..info(2, "tiny::decoder_layer", "llama.decoder_layer", "bf16", "cuda:0") },
+        passed: false,
+        checks: vec![
+            result(Check::Correctness, &[("max_abs", 0.0078125), ("pcc", 0.99991)], &[]),
+            result(
+                Check::Performance,
+                &[("median_ms", 7.9), ("p10_ms", 7.5), ("p90_ms", 8.6), ("target_ms", 5.0)],
+                &["median 7.900 ms exceeds the 5.000 ms target"],
+            ),
+            result(Check::Memory, &[("peak_mb", 12.5), ("target_mb", 64.0)], &[]),
+            result(Check::Determinism, &[("differing_elements", 0.0)], &[]),
+        ],
+    };
+    let totals = Totals { cases: 3, cases_passed: 1, checks: 9, checks_failed: 2, checks_skipped: 1 };
+    let mut out = vec![Event::RunStarted { cases: 3, checks: 9, machine, devices: vec!["cpu".into(), "cuda:0".into()] }];
+    for c in [good, bad, gpu] {
         out.push(Event::CaseStarted(c.case.clone()));
         for r in &c.checks {
             out.push(Event::CheckFinished { case: c.case.clone(), result: r.clone() });
@@ -65,16 +81,38 @@ impl Write for Shared {
     }
 }
 
-#[test]
-fn console_report_snapshot() {
+fn console_text(reporter: impl FnOnce(Box<dyn Write + Send>) -> ConsoleReporter) -> String {
     let buf = Shared::default();
-    let mut r = ConsoleReporter::new(Box::new(buf.clone())).with_timings(false);
+    let mut r = reporter(Box::new(buf.clone()));
     for e in events() {
         r.on_event(&e);
     }
     r.finish().unwrap();
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    text
+}
+
+#[test]
+fn console_report_snapshot() {
+    let text = console_text(|out| ConsoleReporter::new(out).with_progress(false).with_timings(false));
     insta::assert_snapshot!(text);
+}
+
+#[test]
+fn console_progress_bar_stays_out_of_the_report() {
+    // The bar draws on stderr (or nowhere when that is not a terminal), never into the report.
+    let plain = console_text(|out| ConsoleReporter::new(out).with_timings(false));
+    let with_bar = console_text(|out| ConsoleReporter::new(out).with_progress(true).with_timings(false));
+    assert_eq!(plain, with_bar);
+}
+
+#[test]
+fn console_timings_only_in_the_summary_line() {
+    let timed = console_text(ConsoleReporter::new);
+    let untimed = console_text(|out| ConsoleReporter::new(out).with_timings(false));
+    let last = timed.lines().last().unwrap();
+    assert!(last.ends_with("(1.2 s)") || last.ends_with("(1.3 s)"), "{last}");
+    assert_eq!(timed.replace(&format!(" {}", &last[last.rfind('(').unwrap()..]), ""), untimed);
 }
 
 #[test]
@@ -87,13 +125,33 @@ fn json_report_is_valid_and_versioned() {
     }
     r.finish().unwrap();
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(v["schema_version"], 1);
     assert_eq!(v["schema_version"], SCHEMA_VERSION);
-    assert_eq!(v["cases"].as_array().unwrap().len(), 2);
-    assert_eq!(v["totals"]["checks_failed"], 1);
+    for key in ["tensile_version", "machine", "devices", "totals", "elapsed_s", "cases"] {
+        assert!(v.get(key).is_some(), "missing top-level {key}");
+    }
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        for key in ["name", "module", "dtype", "device", "input_shape", "passed", "checks"] {
+            assert!(case.get(key).is_some(), "missing case field {key}");
+        }
+        for check in case["checks"].as_array().unwrap() {
+            for key in ["check", "passed", "metrics", "errors", "notes", "skipped", "elapsed_s"] {
+                assert!(check.get(key).is_some(), "missing check field {key}");
+            }
+        }
+    }
+    assert_eq!(v["totals"]["checks_failed"], 2);
+    assert_eq!(v["devices"], serde_json::json!(["cpu", "cuda:0"]));
     let bad = &v["cases"][1]["checks"][0];
     assert_eq!(bad["check"], "correctness");
     assert!(bad["metrics"]["max_abs"].is_null(), "NaN is written as null");
+    assert!(bad["metrics"]["max_rel"].is_null(), "infinity is written as null");
+    assert_eq!(bad["errors"][0], "output contains NaN or infinity");
+    assert!(v["cases"][0]["checks"][0]["skipped"].is_null());
     assert_eq!(v["cases"][0]["checks"][2]["skipped"], "memory counting needs the counting allocator");
+    assert_eq!(v["cases"][0]["checks"][1]["notes"][0], "GPU-class target (5 ms) measured on cpu: expected to fail here");
     insta::assert_json_snapshot!(v);
 }
 

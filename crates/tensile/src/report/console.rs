@@ -1,12 +1,26 @@
 //! Progress bar while running, then a ✓/✗ table with the key metrics, the reasons of every
 //! failure, every note and every skip.
+//!
+//! The output is a pure function of the event stream: nothing is measured here, and the only
+//! wall time printed is the run's own `elapsed_s` in the summary line, which
+//! [`ConsoleReporter::with_timings`] can turn off so that snapshots stay stable.
 
-use crate::event::{CaseResult, Event, Reporter};
+use crate::event::{CaseResult, CheckResult, Event, Reporter};
 use crate::spec::Check;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
 
-/// Writes a human-readable report.
+/// Writes a human-readable report: a progress bar during the run (optional), then one table row
+/// per case, the details of every failure, note and skip, and a summary line.
+///
+/// ```
+/// use tensile::event::{Event, Reporter, Totals};
+/// use tensile::report::ConsoleReporter;
+///
+/// let mut console = ConsoleReporter::new(Box::new(std::io::sink())).with_timings(false);
+/// console.on_event(&Event::RunFinished { totals: Totals::default(), elapsed_s: 0.0 });
+/// assert!(console.finish().is_ok());
+/// ```
 pub struct ConsoleReporter {
     out: Box<dyn Write + Send>,
     bar: Option<ProgressBar>,
@@ -16,29 +30,39 @@ pub struct ConsoleReporter {
     error: Option<std::io::Error>,
 }
 
+impl Default for ConsoleReporter {
+    /// Same as [`ConsoleReporter::stdout`].
+    fn default() -> Self {
+        Self::stdout()
+    }
+}
+
 impl ConsoleReporter {
-    /// A reporter writing to stdout, with a progress bar on stderr when it is a terminal.
+    /// A reporter writing to stdout, without progress bar until [`ConsoleReporter::with_progress`].
     pub fn stdout() -> Self {
         Self::new(Box::new(std::io::stdout()))
     }
 
-    /// A reporter writing to `out`, without progress bar.
+    /// A reporter writing to `out`, without progress bar, with the run's wall time in the summary.
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self { out, bar: None, progress: false, timings: true, cases: Vec::new(), error: None }
     }
 
-    /// Shows a progress bar on stderr while running (hidden when stderr is not a terminal).
+    /// Shows a progress bar on stderr while running. It stays hidden when stderr is not a
+    /// terminal (or `TERM=dumb`), so redirected output and CI logs carry only the report.
     pub fn with_progress(mut self, on: bool) -> Self {
         self.progress = on;
         self
     }
 
-    /// Prints the run's wall time in the summary (off for reproducible output).
+    /// Prints the run's wall time in the summary line (on by default; off for reproducible output).
     pub fn with_timings(mut self, on: bool) -> Self {
         self.timings = on;
         self
     }
 
+    /// Writes `text`, keeping the first error: a reporter must not fail the run, so the error
+    /// waits for [`Reporter::finish`] and later writes are skipped.
     fn write(&mut self, text: &str) {
         if self.error.is_none() {
             if let Err(e) = self.out.write_all(text.as_bytes()) {
@@ -46,46 +70,178 @@ impl ConsoleReporter {
             }
         }
     }
-}
 
-fn fmt(v: Option<&f64>, digits: usize) -> String {
-    match v {
-        Some(v) if v.is_finite() && (v.abs() >= 1e-3 || *v == 0.0) && v.abs() < 1e5 => format!("{v:.digits$}"),
-        Some(v) if v.is_finite() => format!("{v:.2e}"),
-        Some(v) => format!("{v}"),
-        None => "-".to_string(),
+    /// The whole end-of-run report.
+    fn render(&self, totals: &crate::event::Totals, elapsed_s: f64) -> String {
+        let mut text = table(&self.cases);
+        let details = details(&self.cases);
+        if !details.is_empty() {
+            text.push('\n');
+            text.push_str(&details);
+        }
+        let time = if self.timings { format!(" ({elapsed_s:.1} s)") } else { String::new() };
+        text.push_str(&format!(
+            "\n{} cases: {} passed, {} failed; {} checks: {} failed, {} skipped{time}\n",
+            totals.cases,
+            totals.cases_passed,
+            totals.cases.saturating_sub(totals.cases_passed),
+            totals.checks,
+            totals.checks_failed,
+            totals.checks_skipped
+        ));
+        text
     }
 }
 
-/// The compact metrics column of one case.
+/// Formats a number compactly with `digits` significant digits: fixed notation in the everyday
+/// range, scientific notation for tiny or huge values (so 1.5e-6 does not print as 0.000), and
+/// `NaN`/`inf` as is.
+fn num(v: f64, digits: usize) -> String {
+    if !v.is_finite() {
+        format!("{v}")
+    } else if v == 0.0 {
+        "0".to_string()
+    } else if v.abs() >= 1e-3 && v.abs() < 1e5 {
+        // The magnitude is bounded by the branch condition, so the cast cannot overflow.
+        let magnitude = v.abs().log10().floor() as i64;
+        let decimals = (digits as i64 - 1 - magnitude).max(0) as usize;
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.prec$e}", prec = digits.saturating_sub(1))
+    }
+}
+
+/// Formats a correlation with six decimals, rounding down: a PCC of 0.9999999 must not read as
+/// a perfect 1.000000.
+fn pcc(v: f64) -> String {
+    if v.is_finite() && v < 1.0 {
+        format!("{:.6}", (v * 1e6).floor() / 1e6)
+    } else {
+        format!("{v:.6}")
+    }
+}
+
+/// The compact metrics column of one case: only checks that ran and carry their key metric.
 fn key_metrics(case: &CaseResult) -> String {
     let mut parts = Vec::new();
-    for r in &case.checks {
+    for r in case.checks.iter().filter(|r| r.outcome.skipped.is_none()) {
         let m = &r.outcome.metrics;
-        if r.outcome.skipped.is_some() {
-            continue;
-        }
+        let get = |k: &str| m.get(k).copied();
         match r.check {
-            Check::Correctness if m.contains_key("max_abs") => parts.push(format!("err {} pcc {}", fmt(m.get("max_abs"), 3), fmt(m.get("pcc"), 6))),
-            Check::Performance => {
-                let mut s = format!("{} ms [{}–{}]", fmt(m.get("median_ms"), 3), fmt(m.get("p10_ms"), 3), fmt(m.get("p90_ms"), 3));
-                if let Some(t) = m.get("target_ms") {
-                    s.push_str(&format!(" ≤ {}", fmt(Some(t), 3)));
+            Check::Correctness => {
+                let mut s = Vec::new();
+                if let Some(v) = get("max_abs") {
+                    s.push(format!("max_abs {}", num(v, 3)));
                 }
-                parts.push(s);
+                if let Some(v) = get("pcc") {
+                    s.push(format!("pcc {}", pcc(v)));
+                }
+                if !s.is_empty() {
+                    parts.push(s.join(" "));
+                }
+            }
+            Check::Performance => {
+                if let Some(median) = get("median_ms") {
+                    let mut extra = Vec::new();
+                    if let (Some(lo), Some(hi)) = (get("p10_ms"), get("p90_ms")) {
+                        extra.push(format!("p10–p90 {}–{}", num(lo, 3), num(hi, 3)));
+                    }
+                    if let Some(t) = get("target_ms") {
+                        extra.push(format!("target {}", num(t, 3)));
+                    }
+                    parts.push(with_extra(format!("{} ms", num(median, 3)), &extra));
+                }
             }
             Check::Memory => {
-                let mut s = format!("{} MB", fmt(m.get("peak_mb"), 2));
-                if let Some(t) = m.get("target_mb") {
-                    s.push_str(&format!(" ≤ {}", fmt(Some(t), 1)));
+                if let Some(peak) = get("peak_mb") {
+                    let extra: Vec<String> = get("target_mb").map(|t| format!("target {}", num(t, 3))).into_iter().collect();
+                    parts.push(with_extra(format!("{} MiB", num(peak, 3)), &extra));
                 }
-                parts.push(s);
             }
-            Check::Scaling => parts.push(format!("seq^{} (want {})", fmt(m.get("exponent"), 2), fmt(m.get("expected_exponent"), 2))),
+            Check::Scaling => {
+                if let Some(e) = get("exponent") {
+                    let mut extra = Vec::new();
+                    if let Some(want) = get("expected_exponent") {
+                        let tol = get("tolerance").map_or(String::new(), |t| format!("±{}", num(t, 2)));
+                        extra.push(format!("want {}{tol}", num(want, 3)));
+                    }
+                    parts.push(with_extra(format!("seq^{}", num(e, 3)), &extra));
+                }
+            }
             _ => {}
         }
     }
-    parts.join("  ")
+    parts.join(" · ")
+}
+
+/// `main (extra, extra)`, or just `main` when there is nothing extra.
+fn with_extra(main: String, extra: &[String]) -> String {
+    if extra.is_empty() {
+        main
+    } else {
+        format!("{main} ({})", extra.join(", "))
+    }
+}
+
+/// One row per case, columns padded to the widest cell so the table lines up for any names.
+fn table(cases: &[CaseResult]) -> String {
+    const HEADER: [&str; 6] = ["case", "module", "dtype", "device", "shape", "metrics"];
+    let rows: Vec<[String; 6]> = cases
+        .iter()
+        .map(|c| {
+            let shape = format!("{:?}", c.case.input_shape).replace(' ', "");
+            [c.case.name.clone(), c.case.module.clone(), c.case.dtype.clone(), c.case.device.clone(), shape, key_metrics(c)]
+        })
+        .collect();
+    let mut widths = HEADER.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |mark: &str, cells: &[String; 6]| {
+        let mut s = mark.to_string();
+        for (cell, w) in cells.iter().zip(widths) {
+            s.push(' ');
+            s.push_str(&format!("{cell:<w$} "));
+        }
+        // Padding of the last column would only leave trailing blanks.
+        format!("{}\n", s.trim_end())
+    };
+    let mut text = line(" ", &HEADER.map(String::from));
+    for (c, row) in cases.iter().zip(&rows) {
+        text.push_str(&line(if c.passed { "✓" } else { "✗" }, row));
+    }
+    text
+}
+
+/// The lines under the table: every error of every failed check, every note, every skip.
+fn details(cases: &[CaseResult]) -> String {
+    let mut out = String::new();
+    for c in cases {
+        let who = format!("{} [{}/{}]", c.case.name, c.case.dtype, c.case.device);
+        for r in &c.checks {
+            detail_lines(&mut out, &who, r);
+        }
+    }
+    out
+}
+
+fn detail_lines(out: &mut String, who: &str, r: &CheckResult) {
+    for e in &r.outcome.errors {
+        out.push_str(&format!("  ✗ {who} {}: {e}\n", r.check));
+    }
+    // A failed check must show up even when it gave no reason, or the ✗ in the table would be
+    // unexplained.
+    if !r.outcome.passed && r.outcome.errors.is_empty() {
+        out.push_str(&format!("  ✗ {who} {}: failed without a reason\n", r.check));
+    }
+    for n in &r.outcome.notes {
+        out.push_str(&format!("  note: {who} {}: {n}\n", r.check));
+    }
+    if let Some(why) = &r.outcome.skipped {
+        out.push_str(&format!("  - {who} {} skipped: {why}\n", r.check));
+    }
 }
 
 impl Reporter for ConsoleReporter {
@@ -93,6 +249,7 @@ impl Reporter for ConsoleReporter {
         match event {
             Event::RunStarted { checks, .. } => {
                 if self.progress {
+                    // indicatif hides a stderr target by itself when stderr is not a terminal.
                     let bar = ProgressBar::with_draw_target(Some(*checks as u64), ProgressDrawTarget::stderr());
                     if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} checks  {msg}") {
                         bar.set_style(style);
@@ -105,9 +262,10 @@ impl Reporter for ConsoleReporter {
                     bar.set_message(format!("{} [{}/{}]", case.name, case.dtype, case.device));
                 }
             }
-            Event::CheckFinished { .. } => {
+            Event::CheckFinished { case, result } => {
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
+                    bar.set_message(format!("{} [{}/{}] {}", case.name, case.dtype, case.device, result.check));
                 }
             }
             Event::CaseFinished(case) => self.cases.push(case.clone()),
@@ -115,58 +273,20 @@ impl Reporter for ConsoleReporter {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }
-                let mut text = String::new();
-                let width = self.cases.iter().map(|c| c.case.name.len()).max().unwrap_or(4).max(4);
-                for c in &self.cases {
-                    let shape = format!("{:?}", c.case.input_shape).replace(' ', "");
-                    let mark = if c.passed { "✓" } else { "✗" };
-                    text.push_str(&format!(
-                        "{mark} {:<width$}  {:<20} {:<5} {:<6} {:<16} {}\n",
-                        c.case.name,
-                        c.case.module,
-                        c.case.dtype,
-                        c.case.device,
-                        shape,
-                        key_metrics(c)
-                    ));
-                }
-                let mut details = String::new();
-                for c in &self.cases {
-                    let who = format!("{} [{}/{}]", c.case.name, c.case.dtype, c.case.device);
-                    for r in &c.checks {
-                        for e in &r.outcome.errors {
-                            details.push_str(&format!("  ✗ {who} {}: {e}\n", r.check));
-                        }
-                        for n in &r.outcome.notes {
-                            details.push_str(&format!("  ! {who} {}: {n}\n", r.check));
-                        }
-                        if let Some(why) = &r.outcome.skipped {
-                            details.push_str(&format!("  - {who} {} skipped: {why}\n", r.check));
-                        }
-                    }
-                }
-                if !details.is_empty() {
-                    text.push('\n');
-                    text.push_str(&details);
-                }
-                let time = if self.timings { format!(" ({elapsed_s:.1} s)") } else { String::new() };
-                text.push_str(&format!(
-                    "\n{} cases: {} passed, {} failed; {} checks: {} failed, {} skipped{time}\n",
-                    totals.cases,
-                    totals.cases_passed,
-                    totals.cases - totals.cases_passed,
-                    totals.checks,
-                    totals.checks_failed,
-                    totals.checks_skipped
-                ));
+                let text = self.render(totals, *elapsed_s);
                 self.write(&text);
             }
         }
     }
 
     fn finish(&mut self) -> std::io::Result<()> {
-        if let Err(e) = self.out.flush() {
-            self.error.get_or_insert(e);
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.error.is_none() {
+            if let Err(e) = self.out.flush() {
+                self.error = Some(e);
+            }
         }
         self.error.take().map_or(Ok(()), Err)
     }
