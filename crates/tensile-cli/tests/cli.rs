@@ -1,15 +1,26 @@
 //! End-to-end tests of the built `tensile` binary: exit codes, output formats, one-line errors.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Runs the binary. Whatever the exit code, it must come from the program (not a signal) and a
+/// non-zero exit must never be a panic.
 fn tensile(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tensile")).args(args).output().expect("binary runs")
+    let o = Command::new(env!("CARGO_BIN_EXE_tensile")).args(args).output().expect("binary runs");
+    let code = o.status.code().unwrap_or_else(|| panic!("tensile {args:?} was killed: {}", stderr(&o)));
+    if code != 0 {
+        assert!(!stderr(&o).contains("panicked"), "tensile {args:?} panicked:\n{}", stderr(&o));
+    }
+    o
 }
 
 fn golden_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tensile-nn/tests/golden"))
+}
+
+fn golden(name: &str) -> String {
+    golden_dir().join(name).display().to_string()
 }
 
 fn golden_files() -> Vec<String> {
@@ -17,6 +28,10 @@ fn golden_files() -> Vec<String> {
         std::fs::read_dir(golden_dir()).unwrap().map(|e| e.unwrap().path().display().to_string()).filter(|p| p.ends_with(".safetensors")).collect();
     files.sort();
     files
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -27,133 +42,321 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Exit code 2 with exactly one `error:` line and no panic.
+/// Exit code 2, and stderr is exactly one line: `error: …` mentioning `mentions`.
 fn assert_usage_error(o: &Output, mentions: &str) {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].contains(mentions), "`{}` should mention `{mentions}`", lines[0]);
+    assert_eq!(o.status.code(), Some(2), "stdout: {}\nstderr: {err}", stdout(o));
+    assert_eq!(err.lines().count(), 1, "stderr should be one line:\n{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(mentions), "`{}` should mention `{mentions}`", err.trim_end());
 }
 
-/// Rewrites a case file with some tensors changed or dropped and metadata replaced.
-fn edited_case(src: &Path, dst: &Path, drop: &[&str], perturb_output: bool, module: Option<&str>) {
-    let bytes = std::fs::read(src).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let mut metadata: HashMap<String, String> = meta.metadata().clone().unwrap();
-    if let Some(kind) = module {
-        let mut case: serde_json::Value = serde_json::from_str(&metadata["tensile.case"]).unwrap();
-        case["module"] = serde_json::Value::String(kind.to_string());
-        metadata.insert("tensile.case".into(), case.to_string());
+/// The result lines of a `golden check` table (everything after the header that is not an
+/// indented failure reason).
+fn result_lines(out: &str) -> Vec<&str> {
+    out.lines().skip(1).filter(|l| !l.starts_with(' ')).collect()
+}
+
+fn assert_header(out: &str) {
+    let header = out.lines().next().expect("a header line");
+    let words: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(words, ["case", "module", "shape", "max_abs", "max_rel", "pcc", "cosine", "result"], "{header}");
+}
+
+/// A case file in memory, to be edited and written to a temporary directory.
+struct CaseFile {
+    tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
+    metadata: HashMap<String, String>,
+}
+
+impl CaseFile {
+    fn read(name: &str) -> Self {
+        let bytes = std::fs::read(golden_dir().join(name)).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let tensors = st.tensors().into_iter().map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
+        Self { tensors, metadata: header.metadata().clone().unwrap() }
     }
-    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, view) in st.tensors() {
-        if drop.contains(&name.as_str()) {
-            continue;
-        }
-        let mut data = view.data().to_vec();
-        if perturb_output && name == "output" {
-            // Flip the sign of the first float64 element.
-            data[7] ^= 0x80;
-        }
-        owned.push((name, view.dtype(), view.shape().to_vec(), data));
+
+    fn without(mut self, name: &str) -> Self {
+        let before = self.tensors.len();
+        self.tensors.retain(|t| t.0 != name);
+        assert_eq!(self.tensors.len(), before - 1, "{name} is not in the case");
+        self
     }
-    let views: Vec<(String, safetensors::tensor::TensorView)> =
-        owned.iter().map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
-    safetensors::serialize_to_file(views, Some(metadata), dst).unwrap();
+
+    fn with_module(mut self, kind: &str) -> Self {
+        let mut case: serde_json::Value = serde_json::from_str(&self.metadata["tensile.case"]).unwrap();
+        case["module"] = kind.into();
+        self.metadata.insert("tensile.case".into(), case.to_string());
+        self
+    }
+
+    /// Adds 1.0 to one element of the float64 `output`.
+    fn with_output_off_by_one(mut self, index: usize) -> Self {
+        let (_, dtype, _, data) = self.tensors.iter_mut().find(|t| t.0 == "output").unwrap();
+        assert_eq!(*dtype, safetensors::Dtype::F64);
+        let bytes = &mut data[8 * index..8 * index + 8];
+        let v = f64::from_le_bytes(bytes.try_into().unwrap()) + 1.0;
+        bytes.copy_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    fn write(&self, dir: &Path, file: &str) -> String {
+        let path = dir.join(file);
+        let views = self.tensors.iter().map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()));
+        safetensors::serialize_to_file(views, Some(self.metadata.clone()), &path).unwrap();
+        path.display().to_string()
+    }
 }
 
 #[test]
 fn golden_check_passes_every_committed_case_in_every_dtype() {
     let files = golden_files();
-    assert!(files.len() >= 10);
-    for dtype in ["f32", "bf16", "f16"] {
-        let mut args = vec!["golden", "check", "--dtype", dtype];
+    assert!(files.len() >= 10, "{} committed cases", files.len());
+    for dtype in [None, Some("f32"), Some("bf16"), Some("f16")] {
+        let mut args = vec!["golden", "check"];
+        if let Some(dtype) = dtype {
+            args.extend(["--dtype", dtype]);
+        }
         args.extend(files.iter().map(String::as_str));
         let o = tensile(&args);
         let out = stdout(&o);
-        assert_eq!(o.status.code(), Some(0), "{dtype}: {out}{}", stderr(&o));
-        assert!(out.lines().next().unwrap().starts_with("case"), "header");
-        assert_eq!(out.lines().filter(|l| l.ends_with("PASS")).count(), files.len(), "{out}");
+        assert_eq!(o.status.code(), Some(0), "{dtype:?}: {out}{}", stderr(&o));
+        assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+        assert_header(&out);
+        let lines = result_lines(&out);
+        assert_eq!(lines.len(), files.len(), "one line per case, no failure reasons:\n{out}");
+        assert_eq!(out.lines().count(), files.len() + 1, "{out}");
+        for (line, file) in lines.iter().zip(&files) {
+            assert!(line.starts_with(file_name(file)) && line.ends_with("  PASS"), "{file}: {line}");
+        }
     }
 }
 
 #[test]
-fn golden_check_json_has_the_documented_keys() {
+fn golden_check_json_is_one_object_per_case() {
     let files = golden_files();
-    let mut args = vec!["golden", "check", "--json"];
-    args.extend(files.iter().map(String::as_str));
-    let o = tensile(&args);
-    assert_eq!(o.status.code(), Some(0));
-    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), files.len());
-    for v in &lines {
-        for key in ["file", "module", "passed", "max_abs", "max_rel", "pcc", "cosine"] {
-            assert!(v.get(key).is_some(), "{key} missing in {v}");
+    for dtype in ["f32", "bf16", "f16"] {
+        let mut args = vec!["golden", "check", "--json", "--dtype", dtype];
+        args.extend(files.iter().map(String::as_str));
+        let o = tensile(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let out = stdout(&o);
+        let objects: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+        assert_eq!(objects.len(), files.len(), "no header in JSON mode:\n{out}");
+        for (v, file) in objects.iter().zip(&files) {
+            assert!(v.is_object(), "{v}");
+            for key in ["file", "module", "passed", "max_abs", "max_rel", "pcc", "cosine"] {
+                assert!(v.get(key).is_some(), "{key} missing in {v}");
+            }
+            assert_eq!(v["file"], file.as_str());
+            assert_eq!(v["passed"], true, "{v}");
+            assert_eq!(v["dtype"], dtype);
+            assert!(v["failures"].as_array().unwrap().is_empty(), "{v}");
+            let module = v["module"].as_str().unwrap();
+            let prefix = module.split('.').next().unwrap();
+            assert!(file_name(file).starts_with(prefix), "{file} is a {module} case?");
+            assert!(v["max_abs"].as_f64().unwrap() >= 0.0 && v["max_rel"].as_f64().unwrap() >= 0.0);
+            assert!(v["pcc"].as_f64().unwrap() > 0.999 && v["cosine"].as_f64().unwrap() > 0.999, "{v}");
         }
-        assert_eq!(v["passed"], true);
+        let modules: HashSet<&str> = objects.iter().map(|v| v["module"].as_str().unwrap()).collect();
+        assert_eq!(modules.len(), 5, "every block kind is covered: {modules:?}");
     }
 }
 
 #[test]
 fn golden_check_failures_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("perturbed.safetensors");
-    edited_case(&golden_dir().join("llama_mlp.safetensors"), &bad, &[], true, None);
-    let o = tensile(&["golden", "check", bad.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(stdout(&o).contains("FAIL"));
-    let o = tensile(&["golden", "check", "--json", bad.to_str().unwrap()]);
+    let bad = CaseFile::read("llama_mlp.safetensors").with_output_off_by_one(3).write(dir.path(), "perturbed.safetensors");
+    let o = tensile(&["golden", "check", &bad]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "a failed check is not an error: {}", stderr(&o));
+    let lines = result_lines(&out);
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(lines[0].starts_with("perturbed.safetensors") && lines[0].ends_with("  FAIL"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("    element 3:")), "the reason is printed:\n{out}");
+
+    let o = tensile(&["golden", "check", "--json", &bad]);
+    assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["passed"], false);
-    // f32 cannot match a float64 reference exactly.
-    let real = golden_dir().join("llama_attention_gqa.safetensors");
-    let o = tensile(&["golden", "check", "--atol", "0", "--rtol", "0", real.to_str().unwrap()]);
+    assert!(!v["failures"].as_array().unwrap().is_empty(), "{v}");
+
+    // A failing case does not hide a passing one, and the exit code reports the failure.
+    let good = golden("llama_rms_norm.safetensors");
+    let o = tensile(&["golden", "check", &bad, &good]);
     assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.lines().any(|l| l.starts_with("llama_rms_norm.safetensors") && l.ends_with("  PASS")), "{out}");
+
+    // f32 cannot match a float64 reference exactly.
+    let real = golden("llama_attention_gqa.safetensors");
+    let o = tensile(&["golden", "check", "--atol", "0", "--rtol", "0", &real]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(result_lines(&stdout(&o))[0].ends_with("  FAIL"), "{}", stdout(&o));
+    let o = tensile(&["golden", "check", "--json", "--atol", "0", "--rtol", "0", &real]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!((v["passed"].as_bool(), v["tolerance"]["atol"].as_f64(), v["tolerance"]["rtol"].as_f64()), (Some(false), Some(0.0), Some(0.0)));
+    // An unreachable correlation fails too.
+    let o = tensile(&["golden", "check", "--min-pcc", "1.5", &real]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("pcc"), "{}", stdout(&o));
 }
 
 #[test]
 fn golden_check_bad_files_exit_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("missing.safetensors");
-    edited_case(&golden_dir().join("llama_decoder_layer.safetensors"), &missing, &["self_attn.q_proj.weight"], false, None);
-    assert_usage_error(&tensile(&["golden", "check", missing.to_str().unwrap()]), "self_attn.q_proj.weight");
-    let no_output = dir.path().join("no_output.safetensors");
-    edited_case(&golden_dir().join("llama_rms_norm.safetensors"), &no_output, &["output"], false, None);
-    assert_usage_error(&tensile(&["golden", "check", no_output.to_str().unwrap()]), "`output`");
-    let unknown = dir.path().join("unknown.safetensors");
-    edited_case(&golden_dir().join("llama_rms_norm.safetensors"), &unknown, &[], false, Some("llama.attn"));
-    assert_usage_error(&tensile(&["golden", "check", unknown.to_str().unwrap()]), "llama.attn");
+
+    let missing = CaseFile::read("llama_decoder_layer.safetensors").without("self_attn.q_proj.weight").write(dir.path(), "missing.safetensors");
+    let o = tensile(&["golden", "check", &missing]);
+    assert_usage_error(&o, "missing tensor `self_attn.q_proj.weight`");
+    assert!(stderr(&o).contains(&missing), "{}", stderr(&o));
+    assert!(result_lines(&stdout(&o)).is_empty(), "{}", stdout(&o));
+
+    let no_output = CaseFile::read("llama_rms_norm.safetensors").without("output").write(dir.path(), "no_output.safetensors");
+    assert_usage_error(&tensile(&["golden", "check", &no_output]), "missing tensor `output`");
+
+    let unknown = CaseFile::read("llama_rms_norm.safetensors").with_module("llama.attn").write(dir.path(), "unknown.safetensors");
+    let o = tensile(&["golden", "check", &unknown]);
+    assert_usage_error(&o, "unknown block kind `llama.attn`");
+    for kind in ["llama.attention", "llama.mlp", "llama.rms_norm", "llama.decoder_layer", "bert.layer"] {
+        assert!(stderr(&o).contains(kind), "the known kinds are listed: {}", stderr(&o));
+    }
+
     let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, b"not a tensor file at all").unwrap();
     assert_usage_error(&tensile(&["golden", "check", garbage.to_str().unwrap()]), "not a safetensors file");
+
     assert_usage_error(&tensile(&["golden", "check", "/nonexistent/case.safetensors"]), "/nonexistent/case.safetensors");
-    // A good file next to a bad one is still checked and reported.
-    let good = golden_dir().join("llama_rms_norm.safetensors");
-    let o = tensile(&["golden", "check", good.to_str().unwrap(), "/nonexistent/case.safetensors"]);
+    // A directory exists but cannot be read as a file.
+    let d = dir.path().display().to_string();
+    assert_usage_error(&tensile(&["golden", "check", &d]), &format!("failed to read {d}"));
+
+    // A good file next to a bad one is still checked and reported, in either order.
+    let good = golden("llama_rms_norm.safetensors");
+    for args in [["golden", "check", &good, "/nonexistent/case.safetensors"], ["golden", "check", "/nonexistent/case.safetensors", &good]] {
+        let o = tensile(&args);
+        assert_usage_error(&o, "/nonexistent/case.safetensors");
+        let out = stdout(&o);
+        let lines = result_lines(&out);
+        assert_eq!(lines.len(), 1, "{out}");
+        assert!(lines[0].starts_with("llama_rms_norm.safetensors") && lines[0].ends_with("  PASS"), "{out}");
+    }
+    // One error line per bad file.
+    let o = tensile(&["golden", "check", &missing, &good, &unknown]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stdout(&o).contains("PASS"));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.lines().all(|l| l.starts_with("error: ")), "{err}");
+}
+
+#[test]
+fn golden_check_bad_arguments_exit_2() {
+    let good = golden("llama_rms_norm.safetensors");
+    if candle_core::utils::cuda_is_available() {
+        println!("skipped --device cuda: this build has CUDA");
+    } else {
+        let o = tensile(&["golden", "check", "--device", "cuda", &good]);
+        assert_usage_error(&o, "CUDA");
+        assert!(stdout(&o).is_empty(), "nothing is run: {}", stdout(&o));
+        assert_usage_error(&tensile(&["golden", "check", "--device", "cuda:1", &good]), "CUDA");
+    }
+    assert_usage_error(&tensile(&["golden", "check", "--device", "tpu", &good]), "expected cpu, cuda or cuda:N");
+    let o = tensile(&["golden", "check", "--dtype", "fp8", &good]);
+    assert_usage_error(&o, "unknown dtype `fp8`");
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    // clap's usage errors are several lines, but still exit 2.
+    let o = tensile(&["golden", "check"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).starts_with("error:") && stderr(&o).contains("<FILES>"), "{}", stderr(&o));
+    let o = tensile(&["golden", "check", "--atol", "tight", &good]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = tensile(&["golden", "frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]
 fn bad_arguments_exit_2() {
-    let good = golden_dir().join("llama_rms_norm.safetensors");
-    let good = good.to_str().unwrap();
-    if !candle_core::utils::cuda_is_available() {
-        assert_usage_error(&tensile(&["golden", "check", "--device", "cuda", good]), "CUDA");
-    }
-    assert_usage_error(&tensile(&["golden", "check", "--dtype", "fp8", good]), "fp8");
-    let o = tensile(&["golden", "check"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert_usage_error(&tensile(&["embed", "--model", "/nonexistent", "--text", "hi"]), "config.json");
+    let o = tensile(&["embed", "--model", "/nonexistent", "--text", "hi"]);
+    assert_usage_error(&o, "config.json");
+    assert!(stderr(&o).contains("/nonexistent"), "{}", stderr(&o));
+    assert_eq!(tensile(&["embed", "--model", "/nonexistent"]).status.code(), Some(2), "--text is required");
     assert_usage_error(&tensile(&["run", "--model", "gpt-9"]), "unknown preset `gpt-9`");
     assert_usage_error(&tensile(&["run", "--model", "tiny-llama", "--checks", "correctness,vibes"]), "unknown check `vibes`");
     assert_usage_error(&tensile(&["run", "--model", "tiny-llama", "--filter", "["]), "filter");
     assert_usage_error(&tensile(&["run", "--model", "tiny-llama", "--filter", "*nothing*"]), "matches the filter");
     assert_usage_error(&tensile(&["run", "--model", "tiny-llama", "--device", "tpu"]), "expected cpu, cuda or cuda:N");
     assert_usage_error(&tensile(&["run", "--model", "tiny-llama", "--seq-len", "0"]), "seq_len");
+}
+
+fn minilm_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("TENSILE_MINILM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../test-data/all-MiniLM-L6-v2")));
+    if dir.join("model.safetensors").exists() {
+        Some(dir)
+    } else {
+        println!("skipped: MiniLM test data not found at {}; run tools/fetch-test-data.sh", dir.display());
+        None
+    }
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|y| y * y).sum::<f64>().sqrt())
+}
+
+#[test]
+fn embed_matches_sentence_transformers() {
+    let Some(dir) = minilm_dir() else { return };
+    let dir = dir.to_str().unwrap();
+    let reference: serde_json::Value = serde_json::from_str(include_str!("../../tensile-nn/tests/data/minilm_reference.json")).unwrap();
+    let texts: Vec<&str> = reference["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let expected: Vec<Vec<f64>> =
+        reference["embeddings"].as_array().unwrap().iter().map(|e| e.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()).collect();
+    assert_eq!((texts.len(), expected.len()), (5, 5));
+
+    let mut args = vec!["embed", "--model", dir, "--json"];
+    for t in &texts {
+        args.extend(["--text", t]);
+    }
+    let o = tensile(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1, "one JSON document");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v.as_object().unwrap().len(), 1, "only `embeddings`: {}", stdout(&o));
+    let got = v["embeddings"].as_array().unwrap();
+    assert_eq!(got.len(), 5);
+    for ((g, r), text) in got.iter().zip(&expected).zip(&texts) {
+        let g: Vec<f64> = g.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert_eq!(g.len(), 384);
+        let norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{text}: not normalised ({norm})");
+        let cos = cosine(&g, r);
+        println!("cosine {cos:.9}  {text}");
+        assert!(cos >= 0.9999, "{text}: cosine {cos}");
+    }
+
+    let mut args = vec!["embed", "--model", dir];
+    for t in &texts {
+        args.extend(["--text", t]);
+    }
+    let o = tensile(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    for (line, text) in lines.iter().zip(&texts) {
+        assert!(line.starts_with("384 dims [") && line.ends_with(text), "{line}");
+    }
+}
+
+#[test]
+fn embed_rejects_an_unknown_dtype() {
+    // Argument errors are reported before the model is looked at.
+    assert_usage_error(&tensile(&["embed", "--model", "/nonexistent", "--text", "hi", "--dtype", "fp8"]), "unknown dtype `fp8`");
 }
 
 /// Timing verdicts depend on the machine and on what else runs (tests run in parallel), so
@@ -248,44 +451,6 @@ fn list_prints_every_preset() {
         assert!(out.lines().any(|l| l.starts_with(p)), "{p} missing:\n{out}");
     }
     assert!(out.contains("llama3-8b::attention") && out.contains("[1, 2048, 4096]") && out.contains("GPU-class"));
-}
-
-fn minilm_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("TENSILE_MINILM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../test-data/all-MiniLM-L6-v2")));
-    if dir.join("model.safetensors").exists() {
-        Some(dir)
-    } else {
-        println!("skipped: MiniLM test data not found at {}; run tools/fetch-test-data.sh", dir.display());
-        None
-    }
-}
-
-#[test]
-fn embed_matches_sentence_transformers() {
-    let Some(dir) = minilm_dir() else { return };
-    let reference: serde_json::Value = serde_json::from_str(include_str!("../../tensile-nn/tests/data/minilm_reference.json")).unwrap();
-    let texts: Vec<&str> = reference["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-    let mut args = vec!["embed", "--model", dir.to_str().unwrap(), "--json"];
-    for t in &texts {
-        args.extend(["--text", t]);
-    }
-    let o = tensile(&args);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let got = v["embeddings"].as_array().unwrap();
-    assert_eq!(got.len(), texts.len());
-    for (g, r) in got.iter().zip(reference["embeddings"].as_array().unwrap()) {
-        let g: Vec<f64> = g.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-        let r: Vec<f64> = r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-        assert_eq!(g.len(), 384);
-        let dot: f64 = g.iter().zip(&r).map(|(a, b)| a * b).sum();
-        let cos = dot / (g.iter().map(|a| a * a).sum::<f64>().sqrt() * r.iter().map(|b| b * b).sum::<f64>().sqrt());
-        assert!(cos >= 0.9999, "cosine {cos}");
-    }
-    let o = tensile(&["embed", "--model", dir.to_str().unwrap(), "--text", "hello world"]);
-    assert!(stdout(&o).contains("384 dims"));
 }
 
 #[test]
