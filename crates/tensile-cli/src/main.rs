@@ -1,5 +1,7 @@
 //! The `tensile` command-line tool: parses arguments and calls the libraries.
 
+mod bench;
+mod coverage;
 mod embed;
 mod golden;
 mod report;
@@ -35,6 +37,12 @@ enum Command {
     Run(run::RunArgs),
     /// List the built-in presets and their module tests.
     List,
+    /// Time a preset's attention, MLP and norm at several sequence lengths next to PyTorch's
+    /// numbers and the roofline floor.
+    Bench(bench::BenchArgs),
+    /// Show which block kinds, dtypes, devices and parameter ranges the specs exercise, and
+    /// which preset modules have no spec.
+    Coverage(coverage::CoverageArgs),
     /// Sentence embeddings from a sentence-transformers BERT directory.
     Embed(embed::EmbedArgs),
 }
@@ -45,6 +53,8 @@ fn main() -> ExitCode {
         Command::Golden { command } => golden::run(command),
         Command::Run(args) => run::run(&args),
         Command::List => run::list(),
+        Command::Coverage(args) => coverage::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Embed(args) => embed::run(&args),
     };
     match result {

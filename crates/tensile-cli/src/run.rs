@@ -4,6 +4,7 @@ use crate::{EXIT_FAILED, EXIT_OK};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
+use tensile::coverage::Coverage;
 use tensile::device::parse_dtype;
 use tensile::presets;
 use tensile::{Check, Plan, Settings};
@@ -39,12 +40,57 @@ pub struct RunArgs {
     /// Write the JSON report here.
     #[arg(long)]
     report_json: Option<PathBuf>,
+    /// Write a JUnit XML report here (one testcase per module check).
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write a self-contained HTML report with plots here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Write a short Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Save the run's latency samples as baseline NAME (in --baseline-dir).
+    #[arg(long, value_name = "NAME")]
+    save_baseline: Option<String>,
+    /// Compare latencies with baseline NAME; a slowdown fails when its 95% interval clears
+    /// the threshold.
+    #[arg(long, value_name = "NAME")]
+    baseline: Option<String>,
+    /// Folder of baseline files.
+    #[arg(long, value_name = "DIR", default_value = tensile::baseline::DEFAULT_DIR)]
+    baseline_dir: PathBuf,
+    /// Regression threshold in percent.
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
+    regression_threshold: f64,
+    /// Run each check N times on the same input and report failure rates; a check that both
+    /// passes and fails is reported flaky.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    repeat: u32,
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
 }
 
+impl RunArgs {
+    fn outputs(&self) -> tensile::outputs::Outputs {
+        tensile::outputs::Outputs {
+            json: self.report_json.clone(),
+            junit: self.junit.clone(),
+            html: self.html.clone(),
+            markdown: self.markdown.clone(),
+            save_baseline: self.save_baseline.clone(),
+            baseline: self.baseline.clone(),
+            baseline_dir: self.baseline_dir.clone(),
+            threshold: self.regression_threshold / 100.0,
+            repeat: self.repeat as usize,
+        }
+    }
+}
+
 pub fn run(args: &RunArgs) -> Result<u8> {
+    let outputs = args.outputs();
+    // The options (and the baseline file) are checked before anything runs.
+    let mut options = outputs.run_options()?;
     let checks = match &args.checks {
         Some(names) => Some(
             names
@@ -63,15 +109,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
             eprintln!("warning: {e}; cases on {d} will be skipped");
         }
     }
-    let (tests, default_seq, source) = match (&args.model, &args.spec) {
-        (Some(model), _) => {
-            let preset = presets::find(model)?;
-            let seq = args.seq_len.unwrap_or(preset.seq_len);
-            (preset.module_tests(args.batch_size, seq)?, preset.seq_len, format!("preset `{}`", preset.name))
-        }
-        (None, Some(path)) => (tensile::specfile::load(path)?, tensile::Settings::default().seq_len, format!("spec file {}", path.display())),
-        (None, None) => bail!("give --model PRESET or --spec FILE.toml"),
-    };
+    let (tests, default_seq, source, compare_with) = load(args)?;
     let seq_len = args.seq_len.unwrap_or(default_seq);
     let settings = Settings {
         batch_size: args.batch_size,
@@ -85,8 +123,26 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     if plan.cases.is_empty() {
         bail!("no module test of {source} matches the filter");
     }
-    let summary = crate::report::run_with_reporters(&plan, !args.no_progress, args.report_json.as_deref())?;
+    options.coverage = Some(Coverage::of(&plan).against_presets(&plan, compare_with)?);
+    let summary = crate::report::run_with_reporters(&plan, &options, !args.no_progress, &outputs)?;
     Ok(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// The module tests of `--model` or `--spec`, the default sequence length, a description of
+/// the source, and the presets whose modules the coverage report compares against (the one
+/// preset run, or every preset for a spec file).
+fn load(args: &RunArgs) -> Result<(Vec<tensile::ModuleTest>, usize, String, Vec<&'static presets::Preset>)> {
+    Ok(match (&args.model, &args.spec) {
+        (Some(model), _) => {
+            let preset = presets::find(model)?;
+            let seq = args.seq_len.unwrap_or(preset.seq_len);
+            (preset.module_tests(args.batch_size, seq)?, preset.seq_len, format!("preset `{}`", preset.name), vec![preset])
+        }
+        (None, Some(path)) => {
+            (tensile::specfile::load(path)?, tensile::Settings::default().seq_len, format!("spec file {}", path.display()), presets::all().iter().collect())
+        }
+        (None, None) => bail!("give --model PRESET or --spec FILE.toml"),
+    })
 }
 
 pub fn list() -> Result<u8> {

@@ -243,6 +243,16 @@ impl Module for Attention {
 }
 
 impl Block for Attention {
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        let c = &self.cfg;
+        vec![
+            ("hidden_size", c.hidden_size),
+            ("num_attention_heads", c.num_attention_heads),
+            ("num_key_value_heads", c.num_key_value_heads),
+            ("head_dim", c.head_dim),
+        ]
+    }
+
     fn kind(&self) -> &'static str {
         if self.cfg.rope.is_some() && self.cfg.causal {
             "llama.attention"

@@ -64,6 +64,12 @@ pub trait Block: Module + Send + Sync {
 
     /// FLOPs and bytes of one forward on an input of `shape`.
     fn cost(&self, shape: &[usize]) -> Cost;
+
+    /// The configuration numbers that identify this instance, under Hugging Face names
+    /// (`hidden_size`, `num_attention_heads`, …); configuration coverage reports group by them.
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        Vec::new()
+    }
 }
 
 /// `t` in float64 on the CPU, the working form of every reference twin.

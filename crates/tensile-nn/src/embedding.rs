@@ -45,6 +45,11 @@ impl Block for Embedding {
         "embedding"
     }
 
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        let d = self.weight.dims();
+        vec![("vocab_size", d[0]), ("hidden_size", d[1])]
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         vec![("weight".to_string(), self.weight.clone())]
     }

@@ -39,6 +39,11 @@ impl Block for GeluMlp {
         "gelu_mlp"
     }
 
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        let (hidden, intermediate) = self.intermediate.features();
+        vec![("hidden_size", hidden), ("intermediate_size", intermediate)]
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("intermediate.dense", self.intermediate.parameters());
         p.extend(prefixed("output.dense", self.output.parameters()));

@@ -41,6 +41,10 @@ impl Block for LayerNorm {
         "layer_norm"
     }
 
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        vec![("hidden_size", self.weight.elem_count())]
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = vec![("weight".to_string(), self.weight.clone())];
         p.extend(self.bias.as_ref().map(|b| ("bias".to_string(), b.clone())));

@@ -51,6 +51,11 @@ impl Block for Linear {
         "linear"
     }
 
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        let (i, o) = self.features();
+        vec![("in_features", i), ("out_features", o)]
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = vec![("weight".to_string(), self.weight().clone())];
         p.extend(self.bias().map(|b| ("bias".to_string(), b.clone())));

@@ -38,6 +38,10 @@ impl Block for RmsNorm {
         "llama.rms_norm"
     }
 
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        vec![("hidden_size", self.weight.elem_count())]
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         vec![("weight".to_string(), self.weight.clone())]
     }

@@ -42,6 +42,11 @@ impl Block for SwiGlu {
         "llama.mlp"
     }
 
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        let (hidden, intermediate) = self.gate_proj.features();
+        vec![("hidden_size", hidden), ("intermediate_size", intermediate)]
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("gate_proj", self.gate_proj.parameters());
         p.extend(prefixed("up_proj", self.up_proj.parameters()));

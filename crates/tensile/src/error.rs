@@ -14,6 +14,22 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A file could not be written.
+    #[error("failed to write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A baseline file is malformed or of another format version.
+    #[error("{path}: not a usable baseline: {reason}")]
+    Baseline {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A reference case file is malformed.
     #[error("{path}: not a valid reference case: {reason}")]
     InvalidCase {
@@ -72,6 +88,14 @@ pub enum Error {
         actual: Vec<usize>,
         /// Shape of the reference.
         expected: Vec<usize>,
+    },
+    /// A run option (flag or `TENSILE_*` variable) has an unusable value.
+    #[error("invalid {name}: {reason}")]
+    Setting {
+        /// The option.
+        name: String,
+        /// Why it is rejected.
+        reason: String,
     },
     /// A spec is invalid; nothing ran.
     #[error("spec `{spec}`: field `{field}`: {reason}")]

@@ -20,6 +20,10 @@ pub struct CheckOutcome {
     pub notes: Vec<String>,
     /// Why the check did not run, when it did not.
     pub skipped: Option<String>,
+    /// Named series behind the metrics, for plots: `samples_ms` (every timed run of a
+    /// performance check), `seq_len` / `ms` / `mb` (the points of a scaling sweep).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub series: BTreeMap<String, Vec<f64>>,
 }
 
 impl CheckOutcome {
@@ -58,8 +62,77 @@ pub struct CheckResult {
     /// What it found.
     #[serde(flatten)]
     pub outcome: CheckOutcome,
-    /// Wall time the check took, in seconds.
+    /// Wall time the check took, in seconds (all repetitions together).
     pub elapsed_s: f64,
+    /// Pass/fail counts when the check was repeated (`--repeat N`, N > 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<RepeatStats>,
+}
+
+impl CheckResult {
+    /// The verdict in one word.
+    pub fn status(&self) -> Status {
+        if self.repeat.as_ref().is_some_and(|r| r.flaky) {
+            Status::Flaky
+        } else if !self.outcome.passed {
+            Status::Failed
+        } else if self.outcome.skipped.is_some() {
+            Status::Skipped
+        } else {
+            Status::Passed
+        }
+    }
+}
+
+/// The verdict of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Every run passed.
+    Passed,
+    /// Every run failed.
+    Failed,
+    /// The check did not run (see its reason).
+    Skipped,
+    /// Some runs passed and some failed on the same input: a failure, reported as such.
+    Flaky,
+}
+
+impl Status {
+    /// Lowercase name (`passed`, `failed`, `skipped`, `flaky`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Flaky => "flaky",
+        }
+    }
+}
+
+/// How often a repeated check failed on the same input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepeatStats {
+    /// Runs made.
+    pub runs: usize,
+    /// Runs that failed.
+    pub failures: usize,
+    /// `failures / runs`.
+    pub failure_rate: f64,
+    /// Lower end of the 95% Wilson score interval of the failure rate.
+    pub rate_low: f64,
+    /// Upper end of that interval.
+    pub rate_high: f64,
+    /// Whether it both passed and failed.
+    pub flaky: bool,
+}
+
+impl RepeatStats {
+    /// The statistics of `failures` out of `runs` (`runs` ≥ 1).
+    pub fn new(runs: usize, failures: usize) -> Self {
+        let (rate_low, rate_high) = crate::stats::wilson_interval(failures, runs, 1.959_963_984_540_054);
+        Self { runs, failures, failure_rate: failures as f64 / runs.max(1) as f64, rate_low, rate_high, flaky: failures > 0 && failures < runs }
+    }
 }
 
 /// Identity of a case: a module test in one dtype on one device.
@@ -104,6 +177,9 @@ pub struct Totals {
     pub checks_failed: usize,
     /// Checks skipped.
     pub checks_skipped: usize,
+    /// Checks that both passed and failed when repeated (counted in `checks_failed` too).
+    #[serde(default)]
+    pub checks_flaky: usize,
 }
 
 /// Where a run happens.
@@ -146,6 +222,9 @@ pub enum Event {
         machine: Machine,
         /// Devices in the plan.
         devices: Vec<String>,
+        /// Which configurations the plan exercises.
+        #[serde(default)]
+        coverage: crate::coverage::Coverage,
     },
     /// A case starts.
     CaseStarted(CaseInfo),

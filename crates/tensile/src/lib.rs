@@ -17,8 +17,12 @@
 #![deny(missing_docs)]
 
 pub mod alloc;
+pub mod baseline;
+pub mod bench;
 pub mod checks;
+pub mod coverage;
 pub mod device;
+pub mod device_memory;
 mod error;
 pub mod event;
 pub mod golden;
@@ -27,6 +31,7 @@ pub mod harness;
 pub mod inline;
 pub mod metrics;
 pub mod module;
+pub mod outputs;
 pub mod plan;
 pub mod presets;
 pub mod registry;

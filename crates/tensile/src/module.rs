@@ -33,6 +33,10 @@ pub trait TestModule: Send + Sync {
     fn cost(&self, _shape: &[usize]) -> Cost {
         Cost::default()
     }
+    /// Configuration numbers under Hugging Face names (`hidden_size`, …), for coverage reports.
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        Vec::new()
+    }
     /// The same module with parameters replaced by `params` (same names), placed in `dtype`
     /// on `device`. `None` when the module cannot be rebuilt; checks that need another dtype
     /// or device then skip with that reason.
@@ -100,6 +104,9 @@ impl TestModule for NnModule {
     }
     fn cost(&self, shape: &[usize]) -> Cost {
         self.0.cost(shape)
+    }
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        self.0.dims()
     }
     fn with_parameters(&self, params: HashMap<String, Tensor>, dtype: DType, device: &Device) -> Option<Result<Arc<dyn TestModule>>> {
         let vb = candle_nn::VarBuilder::from_tensors(params, dtype, device);

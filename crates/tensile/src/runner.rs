@@ -3,9 +3,11 @@
 //! Every check runs inside a panic guard: a check that errors, panics or meets NaN fails with
 //! its reason and the run continues with the next check and the next case.
 
+use crate::baseline::{Baseline, DEFAULT_THRESHOLD};
 use crate::checks::{self, make_input, Ctx};
+use crate::coverage::Coverage;
 use crate::device::{dtype_name, parse_device};
-use crate::event::{CaseInfo, CaseResult, CheckOutcome, CheckResult, Event, Machine, Reporter, Totals};
+use crate::event::{CaseInfo, CaseResult, CheckOutcome, CheckResult, Event, Machine, RepeatStats, Reporter, Status, Totals};
 use crate::guard;
 use crate::module::convert;
 use crate::module::TestModule;
@@ -31,6 +33,26 @@ impl RunSummary {
     }
 }
 
+/// How to run a plan, beyond what the plan itself says.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Runs of each check on the same prepared input; more than one reports failure rates and
+    /// calls a check that both passes and fails flaky.
+    pub repeat: usize,
+    /// Latency baseline to compare performance checks with.
+    pub baseline: Option<Baseline>,
+    /// Slowdown that fails a performance check when its interval's lower end clears it.
+    pub threshold: f64,
+    /// Configuration coverage to announce in `RunStarted` (computed from the plan when absent).
+    pub coverage: Option<Coverage>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { repeat: 1, baseline: None, threshold: DEFAULT_THRESHOLD, coverage: None }
+    }
+}
+
 fn emit(reporters: &mut [&mut dyn Reporter], event: Event) {
     for r in reporters.iter_mut() {
         r.on_event(&event);
@@ -48,21 +70,41 @@ fn info(case: &Case) -> CaseInfo {
     }
 }
 
-/// Runs every case of `plan`, sending events to `reporters`.
+/// Runs every case of `plan` with default options, sending events to `reporters`.
 pub fn run(plan: &Plan, reporters: &mut [&mut dyn Reporter]) -> RunSummary {
+    run_with(plan, &RunOptions::default(), reporters)
+}
+
+/// The `RunStarted` event of `plan`.
+pub fn started(plan: &Plan, options: &RunOptions) -> Event {
+    let mut devices: Vec<String> = Vec::new();
+    for c in &plan.cases {
+        if !devices.contains(&c.device) {
+            devices.push(c.device.clone());
+        }
+    }
+    let coverage = options.coverage.clone().unwrap_or_else(|| Coverage::of(plan));
+    Event::RunStarted { cases: plan.cases.len(), checks: plan.check_count(), machine: Machine::current(), devices, coverage }
+}
+
+/// Adds `result` to `totals`.
+pub fn tally(totals: &mut Totals, result: &CaseResult) {
+    totals.cases += 1;
+    totals.cases_passed += usize::from(result.passed);
+    totals.checks += result.checks.len();
+    totals.checks_failed += result.checks.iter().filter(|c| !c.outcome.passed).count();
+    totals.checks_skipped += result.checks.iter().filter(|c| c.status() == Status::Skipped).count();
+    totals.checks_flaky += result.checks.iter().filter(|c| c.status() == Status::Flaky).count();
+}
+
+/// Runs every case of `plan` as `options` say, sending events to `reporters`.
+pub fn run_with(plan: &Plan, options: &RunOptions, reporters: &mut [&mut dyn Reporter]) -> RunSummary {
     let start = Instant::now();
-    let mut devices: Vec<String> = plan.cases.iter().map(|c| c.device.clone()).collect();
-    devices.dedup();
-    emit(reporters, Event::RunStarted { cases: plan.cases.len(), checks: plan.check_count(), machine: Machine::current(), devices });
+    emit(reporters, started(plan, options));
     let mut summary = RunSummary::default();
     for case in &plan.cases {
-        let result = run_case(case, reporters);
-        let t = &mut summary.totals;
-        t.cases += 1;
-        t.cases_passed += usize::from(result.passed);
-        t.checks += result.checks.len();
-        t.checks_failed += result.checks.iter().filter(|c| !c.outcome.passed).count();
-        t.checks_skipped += result.checks.iter().filter(|c| c.outcome.skipped.is_some()).count();
+        let result = run_case(case, options, reporters);
+        tally(&mut summary.totals, &result);
         emit(reporters, Event::CaseFinished(result.clone()));
         summary.cases.push(result);
     }
@@ -93,9 +135,9 @@ fn prepare(case: &Case) -> Prepared {
     Ok((device, module, input))
 }
 
-fn run_check(case: &Case, prepared: &Prepared, check: Check) -> CheckResult {
-    let started = Instant::now();
-    let outcome = match prepared {
+/// One run of `check`, compared with the baseline when there is one.
+fn run_once(case: &Case, prepared: &Prepared, check: Check, options: &RunOptions) -> CheckOutcome {
+    let mut outcome = match prepared {
         Err(Unready::Unavailable(reason)) => CheckOutcome::skip(format!("device unavailable: {reason}")),
         Err(Unready::Broken(reason)) => CheckOutcome::fail(reason.clone()),
         Ok((device, module, input)) => {
@@ -107,23 +149,77 @@ fn run_check(case: &Case, prepared: &Prepared, check: Check) -> CheckResult {
             }
         }
     };
-    CheckResult { check, outcome, elapsed_s: started.elapsed().as_secs_f64() }
+    if let (Some(b), Check::Performance, None) = (&options.baseline, check, &outcome.skipped) {
+        b.apply(&info(case), &mut outcome, options.threshold);
+    }
+    outcome
+}
+
+/// Runs `check` `options.repeat` times on the same prepared input. A skipped check is not
+/// repeated. Of several runs, the first failing one is reported (else the last); a check that
+/// both passed and failed is reported failed with its failure rate, as flaky.
+fn run_check(case: &Case, prepared: &Prepared, check: Check, options: &RunOptions) -> CheckResult {
+    let started = Instant::now();
+    let runs = options.repeat.max(1);
+    let mut first_failure = None;
+    let mut last = CheckOutcome::default();
+    let mut done = 0;
+    let mut failures = 0;
+    while done < runs {
+        let outcome = run_once(case, prepared, check, options);
+        done += 1;
+        let skipped = outcome.skipped.is_some();
+        if !outcome.passed {
+            failures += 1;
+            first_failure.get_or_insert_with(|| outcome.clone());
+        }
+        last = outcome;
+        if skipped {
+            break;
+        }
+    }
+    let repeat = (runs > 1 && last.skipped.is_none()).then(|| RepeatStats::new(done, failures));
+    let mut outcome = first_failure.unwrap_or(last);
+    if let Some(r) = repeat.as_ref().filter(|r| r.flaky) {
+        outcome.errors.insert(
+            0,
+            format!(
+                "flaky: failed {} of {} runs on the same input (failure rate {:.0}%, 95% CI {:.0}–{:.0}%)",
+                r.failures,
+                r.runs,
+                r.failure_rate * 100.0,
+                r.rate_low * 100.0,
+                r.rate_high * 100.0
+            ),
+        );
+    }
+    CheckResult { check, outcome, elapsed_s: started.elapsed().as_secs_f64(), repeat }
 }
 
 /// Runs one check of one case on its own (the cargo harness runs each as a test).
 pub fn run_single(case: &Case, check: Check) -> CheckResult {
-    run_check(case, &prepare(case), check)
+    run_single_with(case, check, &RunOptions::default())
+}
+
+/// [`run_single`] with options (repetitions, baseline).
+pub fn run_single_with(case: &Case, check: Check, options: &RunOptions) -> CheckResult {
+    run_check(case, &prepare(case), check, options)
+}
+
+/// The identity of `case` as events carry it.
+pub fn case_info(case: &Case) -> CaseInfo {
+    info(case)
 }
 
 /// Prepares the case, then runs its checks. A failure to prepare becomes the outcome of every
 /// check, so nothing is lost silently.
-fn run_case(case: &Case, reporters: &mut [&mut dyn Reporter]) -> CaseResult {
+fn run_case(case: &Case, options: &RunOptions, reporters: &mut [&mut dyn Reporter]) -> CaseResult {
     let ci = info(case);
     emit(reporters, Event::CaseStarted(ci.clone()));
     let prepared = prepare(case);
     let mut checks = Vec::new();
     for &check in &case.checks {
-        let result = run_check(case, &prepared, check);
+        let result = run_check(case, &prepared, check, options);
         emit(reporters, Event::CheckFinished { case: ci.clone(), result: result.clone() });
         checks.push(result);
     }

@@ -223,11 +223,15 @@ pub struct Profile {
     pub iterations: Option<usize>,
     /// Time to spend on timed iterations when the count adapts.
     pub budget: Duration,
+    /// Overwrite a buffer of this many MiB on the device before every timed run, so each run
+    /// starts with cold caches (256 MiB is several times an H100's 50 MiB L2 and any CPU's
+    /// last-level cache). 0 keeps caches warm, as repeated inference sees them.
+    pub flush_cache_mib: usize,
 }
 
 impl Default for Profile {
     fn default() -> Self {
-        Self { warmup: Duration::from_millis(100), warmup_runs: None, iterations: None, budget: Duration::from_millis(300) }
+        Self { warmup: Duration::from_millis(100), warmup_runs: None, iterations: None, budget: Duration::from_millis(300), flush_cache_mib: 0 }
     }
 }
 

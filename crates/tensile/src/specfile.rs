@@ -96,6 +96,7 @@ struct Entry {
     checks: Option<Spanned<Vec<String>>>,
     reference: Option<Spanned<String>>,
     seed: Option<u64>,
+    flush_cache_mib: Option<u32>,
 }
 
 /// Turns byte offsets into `path:line:col` errors.
@@ -164,6 +165,7 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
     })?;
     let module: Arc<dyn TestModule> = Arc::new(NnModule(block));
     let mut spec = Spec { seed, ..Spec::default() };
+    spec.profile.flush_cache_mib = e.flush_cache_mib.unwrap_or(0) as usize;
     if let Some(s) = &e.input_shape {
         spec.input_shape = Some(positive(loc, s, "input_shape")?);
     }
@@ -283,6 +285,18 @@ checks = ["correctness", "gradients"]
         assert!(a.checks.contains(&Check::Scaling) && a.checks.contains(&Check::Performance));
         assert_eq!(tests[1].spec.checks, vec![Check::Correctness, Check::Gradients]);
         assert_eq!(tests[1].module.kind(), "llama.mlp");
+        assert_eq!((a.profile.flush_cache_mib, tests[1].spec.profile.flush_cache_mib), (0, 0));
+    }
+
+    #[test]
+    fn flush_cache_mib_reaches_the_profile() {
+        let t =
+            parse("[[test]]\nname = \"a\"\nmodule = \"llama.rms_norm\"\nconfig = { hidden_size = 64 }\nflush_cache_mib = 256\n", Path::new("x.toml")).unwrap();
+        assert_eq!(t[0].spec.profile.flush_cache_mib, 256);
+        assert!(
+            err("[[test]]\nname = \"a\"\nmodule = \"llama.rms_norm\"\nflush_cache_mib = -1\n").contains("x.toml:4:"),
+            "a negative size is rejected at its line"
+        );
     }
 
     #[test]

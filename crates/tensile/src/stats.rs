@@ -45,6 +45,47 @@ pub fn bootstrap_median_ci(samples: &[f64], confidence: f64, resamples: usize, s
     (quantile(&medians, alpha), quantile(&medians, 1.0 - alpha))
 }
 
+/// The ratio `median(new) / median(old)` with a percentile-bootstrap confidence interval:
+/// each resample draws both sides with replacement, so the interval carries the noise of both
+/// runs. Returns `(ratio, low, high)`; NaN when either side is empty.
+pub fn bootstrap_ratio_ci(new: &[f64], old: &[f64], confidence: f64, resamples: usize, seed: u64) -> (f64, f64, f64) {
+    if new.is_empty() || old.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let ratio = median(new) / median(old);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut a, mut b) = (vec![0.0; new.len()], vec![0.0; old.len()]);
+    let mut ratios: Vec<f64> = (0..resamples.max(1))
+        .map(|_| {
+            for x in a.iter_mut() {
+                *x = new[rng.random_range(0..new.len())];
+            }
+            for x in b.iter_mut() {
+                *x = old[rng.random_range(0..old.len())];
+            }
+            median(&a) / median(&b)
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let alpha = (1.0 - confidence) / 2.0;
+    (ratio, quantile(&ratios, alpha), quantile(&ratios, 1.0 - alpha))
+}
+
+/// The Wilson score interval of a proportion `k / n` at normal quantile `z` (1.96 for 95%).
+/// Unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or n.
+/// `n = 0` gives the uninformative (0, 1).
+pub fn wilson_interval(k: usize, n: usize, z: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let z2 = z * z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
 /// A summary of timing samples.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
@@ -146,6 +187,28 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn wilson_interval_matches_published_values() {
+        // Reference values from Newcombe (1998), table I: 81/263 → 0.2553–0.3662; 0/10 → 0–0.2775.
+        let (lo, hi) = wilson_interval(81, 263, 1.96);
+        assert!((lo - 0.2553).abs() < 5e-4 && (hi - 0.3662).abs() < 5e-4, "{lo} {hi}");
+        let (lo, hi) = wilson_interval(0, 10, 1.96);
+        assert!(lo == 0.0 && (hi - 0.2775).abs() < 5e-4, "{hi}");
+        let (lo, hi) = wilson_interval(10, 10, 1.96);
+        assert!((lo - 0.7225).abs() < 5e-4 && hi == 1.0, "{lo}");
+        assert_eq!(wilson_interval(0, 0, 1.96), (0.0, 1.0));
+    }
+
+    #[test]
+    fn ratio_ci_brackets_a_planted_ratio() {
+        let old: Vec<f64> = (0..40).map(|i| 10.0 + (i % 7) as f64 * 0.1).collect();
+        let new: Vec<f64> = old.iter().map(|x| x * 1.5).collect();
+        let (r, lo, hi) = bootstrap_ratio_ci(&new, &old, 0.95, 500, 1);
+        assert!((r - 1.5).abs() < 1e-12, "{r}");
+        assert!(lo <= 1.5 && 1.5 <= hi && hi - lo < 0.2, "{lo} {hi}");
+        assert!(bootstrap_ratio_ci(&[], &old, 0.95, 10, 1).0.is_nan());
+    }
+
+    #[test]
     fn quantiles_interpolate_like_numpy() {
         let s = [1.0, 2.0, 3.0, 4.0];
         assert_eq!(quantile(&s, 0.5), 2.5);
@@ -177,6 +240,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn wilson_interval_contains_the_rate(n in 1usize..500, k_frac in 0.0f64..=1.0) {
+            let k = ((n as f64) * k_frac).round() as usize;
+            let (lo, hi) = wilson_interval(k, n, 1.96);
+            let p = k as f64 / n as f64;
+            prop_assert!(0.0 <= lo && lo <= p + 1e-12 && p <= hi + 1e-12 && hi <= 1.0, "{} {} {}", lo, p, hi);
+        }
+
         #[test]
         fn quantiles_are_monotone_and_bounded(mut v in prop::collection::vec(-1e6f64..1e6, 1..50), a in 0.0f64..1.0, b in 0.0f64..1.0) {
             v.sort_by(f64::total_cmp);

@@ -147,6 +147,13 @@ impl TestBuilder {
         self.spec.reference = Reference::CaseFile(path.into());
         self
     }
+    /// Overwrites a buffer of `mib` MiB before every timed run so each starts with cold caches
+    /// (256 is a good value on a GPU; 0 turns it off).
+    pub fn flush_cache(&mut self, mib: usize) -> &mut Self {
+        self.spec.profile.flush_cache_mib = mib;
+        self
+    }
+
     /// `warmup` untimed runs, then exactly `iterations` timed runs.
     pub fn profile(&mut self, warmup: usize, iterations: usize) -> &mut Self {
         self.spec.profile = Profile { warmup: Duration::ZERO, warmup_runs: Some(warmup), iterations: Some(iterations), ..Profile::default() };

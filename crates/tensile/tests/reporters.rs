@@ -1,72 +1,13 @@
 //! Reporters render a fixed event stream the same way every time (snapshot), write valid JSON
 //! (NaN as null), and never panic on a broken writer.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use tensile::event::{CaseInfo, CaseResult, CheckOutcome, CheckResult, Event, Machine, Reporter, Totals};
+use tensile::event::Reporter;
 use tensile::report::{ConsoleReporter, JsonReporter, SCHEMA_VERSION};
-use tensile::Check;
 
-fn info(index: usize, name: &str, module: &str, dtype: &str, device: &str) -> CaseInfo {
-    CaseInfo { index, name: name.into(), module: module.into(), dtype: dtype.into(), device: device.into(), input_shape: vec![1, 128, 256] }
-}
-
-fn result(check: Check, metrics: &[(&str, f64)], errors: &[&str]) -> CheckResult {
-    let metrics: BTreeMap<String, f64> = metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    CheckResult { check, outcome: CheckOutcome::from_errors(metrics, errors.iter().map(|e| e.to_string()).collect()), elapsed_s: 0.5 }
-}
-
-/// A fixed run: a passing case with a note and a skip, a case whose correctness fails with NaN
-/// and infinite metrics, and a GPU case whose performance target is missed.
-fn events() -> Vec<Event> {
-    let machine = Machine { host: "test".into(), os: "linux-x86_64".into(), cpus: 2, tensile_version: "0.1.0".into() };
-    let good = CaseResult {
-        case: info(0, "tiny::attention", "llama.attention", "f32", "cpu"),
-        passed: true,
-        checks: vec![
-            result(Check::Correctness, &[("max_abs", 1.5e-6), ("pcc", 0.9999999)], &[]),
-            CheckResult {
-                outcome: result(Check::Performance, &[("median_ms", 4.2), ("p10_ms", 4.0), ("p90_ms", 4.8), ("target_ms", 5.0)], &[])
-                    .outcome
-                    .with_note("GPU-class target (5 ms) measured on cpu: expected to fail here"),
-                ..result(Check::Performance, &[], &[])
-            },
-            CheckResult { check: Check::Memory, outcome: CheckOutcome::skip("memory counting needs the counting allocator"), elapsed_s: 0.0 },
-            result(Check::Scaling, &[("exponent", 1.42), ("expected_exponent", 1.38), ("tolerance", 0.3)], &[]),
-        ],
-    };
-    let bad = CaseResult {
-        case: info(1, "tiny::mlp", "llama.mlp", "f32", "cpu"),
-        passed: false,
-        checks: vec![result(Check::Correctness, &[("max_abs", f64::NAN), ("max_rel", f64::INFINITY), ("pcc", f64::NAN)], &["output contains NaN or infinity"])],
-    };
-    let gpu = CaseResult {
-        case: CaseInfo { input_shape: vec![2, 64, 256], ..info(2, "tiny::decoder_layer", "llama.decoder_layer", "bf16", "cuda:0") },
-        passed: false,
-        checks: vec![
-            result(Check::Correctness, &[("max_abs", 0.0078125), ("pcc", 0.99991)], &[]),
-            result(
-                Check::Performance,
-                &[("median_ms", 7.9), ("p10_ms", 7.5), ("p90_ms", 8.6), ("target_ms", 5.0)],
-                &["median 7.900 ms exceeds the 5.000 ms target"],
-            ),
-            result(Check::Memory, &[("peak_mb", 12.5), ("target_mb", 64.0)], &[]),
-            result(Check::Determinism, &[("differing_elements", 0.0)], &[]),
-        ],
-    };
-    let totals = Totals { cases: 3, cases_passed: 1, checks: 9, checks_failed: 2, checks_skipped: 1 };
-    let mut out = vec![Event::RunStarted { cases: 3, checks: 9, machine, devices: vec!["cpu".into(), "cuda:0".into()] }];
-    for c in [good, bad, gpu] {
-        out.push(Event::CaseStarted(c.case.clone()));
-        for r in &c.checks {
-            out.push(Event::CheckFinished { case: c.case.clone(), result: r.clone() });
-        }
-        out.push(Event::CaseFinished(c));
-    }
-    out.push(Event::RunFinished { totals, elapsed_s: 1.25 });
-    out
-}
+mod fixture;
+use fixture::events;
 
 #[derive(Clone, Default)]
 struct Shared(Arc<Mutex<Vec<u8>>>);

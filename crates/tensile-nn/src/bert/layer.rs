@@ -91,6 +91,11 @@ impl Block for BertLayer {
         "bert.layer"
     }
 
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        let c = &self.cfg;
+        vec![("hidden_size", c.hidden_size), ("num_attention_heads", c.num_attention_heads), ("intermediate_size", c.intermediate_size)]
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         // The attention block names its projections like LLaMA; BERT checkpoints do not.
         let rename = |n: String| {

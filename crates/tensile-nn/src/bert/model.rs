@@ -72,6 +72,16 @@ impl Block for Bert {
         "bert"
     }
 
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        let c = &self.cfg;
+        vec![
+            ("hidden_size", c.hidden_size),
+            ("num_attention_heads", c.num_attention_heads),
+            ("intermediate_size", c.intermediate_size),
+            ("num_hidden_layers", c.num_hidden_layers),
+        ]
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("embeddings", self.embeddings.parameters());
         for (i, layer) in self.layers.iter().enumerate() {

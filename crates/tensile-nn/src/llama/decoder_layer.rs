@@ -77,6 +77,16 @@ impl Block for LlamaDecoderLayer {
         "llama.decoder_layer"
     }
 
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        let c = &self.cfg;
+        vec![
+            ("hidden_size", c.hidden_size),
+            ("num_attention_heads", c.num_attention_heads),
+            ("num_key_value_heads", c.num_key_value_heads.unwrap_or(c.num_attention_heads)),
+            ("intermediate_size", c.intermediate_size),
+        ]
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("self_attn", self.self_attn.parameters());
         p.extend(prefixed("mlp", self.mlp.parameters()));

@@ -64,6 +64,17 @@ impl Block for Llama {
         "llama"
     }
 
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        let c = &self.cfg;
+        vec![
+            ("hidden_size", c.hidden_size),
+            ("num_attention_heads", c.num_attention_heads),
+            ("num_key_value_heads", c.num_key_value_heads.unwrap_or(c.num_attention_heads)),
+            ("intermediate_size", c.intermediate_size),
+            ("num_hidden_layers", c.num_hidden_layers),
+        ]
+    }
+
     fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("model.embed_tokens", self.embed_tokens.parameters());
         for (i, layer) in self.layers.iter().enumerate() {

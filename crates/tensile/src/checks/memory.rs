@@ -7,17 +7,36 @@ use std::collections::BTreeMap;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// Peak bytes of one forward of `f` on `device`: the counting allocator on the CPU, the CUDA
+/// memory pool's high-water mark on a GPU ([`crate::device_memory`]). `Err` carries the reason
+/// it cannot be measured here.
+pub(crate) fn peak_bytes<T, E>(device: &candle_core::Device, f: impl FnOnce() -> std::result::Result<T, E>) -> Result<std::result::Result<u64, String>>
+where
+    crate::Error: From<E>,
+{
+    if device.is_cpu() {
+        if !crate::alloc::is_installed() {
+            return Ok(Err("memory counting needs the counting allocator (tensile::install_counting_allocator!) in this binary".into()));
+        }
+        let (out, peak) = crate::alloc::measure_peak(f);
+        drop(out?);
+        return Ok(Ok(peak.unwrap_or(0) as u64));
+    }
+    if !crate::device_memory::can_measure(device) {
+        return Ok(Err("peak memory on this device needs a build with the `cuda` feature and a driver with memory pools".into()));
+    }
+    let (out, peak) = crate::device_memory::measure_peak(device, f)?;
+    drop(out?);
+    Ok(peak.ok_or_else(|| "the device's memory pool did not report a peak".to_string()))
+}
+
 pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
-    if !ctx.device.is_cpu() {
-        return Ok(CheckOutcome::skip("device memory measurement is not implemented yet"));
-    }
-    if !crate::alloc::is_installed() {
-        return Ok(CheckOutcome::skip("memory counting needs the counting allocator (tensile::install_counting_allocator!) in this binary"));
-    }
     // One untimed forward first, so one-off lazy allocations do not count as the module's.
     drop(ctx.module.forward(ctx.input)?);
-    let (out, peak) = crate::alloc::measure_peak(|| ctx.module.forward(ctx.input));
-    drop(out?);
+    let peak = match peak_bytes(ctx.device, || ctx.module.forward(ctx.input))? {
+        Ok(p) => Some(p as usize),
+        Err(why) => return Ok(CheckOutcome::skip(why)),
+    };
     let peak_mb = peak.unwrap_or(0) as f64 / MIB;
     let param_bytes: usize = ctx.module.parameters().iter().map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
     let mut metrics = BTreeMap::from([("peak_mb".to_string(), peak_mb), ("param_mb".to_string(), param_bytes as f64 / MIB)]);

@@ -50,8 +50,10 @@ pub fn measure(device: &Device, profile: &Profile, mut f: impl FnMut() -> Result
         Some(n) => n.max(1),
         None => (profile.budget.as_secs_f64() / per_run.max(1e-9)).clamp(5.0, 1000.0) as usize,
     };
+    let flush = CacheFlush::new(device, profile.flush_cache_mib)?;
     let mut samples_ms = Vec::with_capacity(n);
     for _ in 0..n {
+        flush.run()?;
         synchronize(device)?;
         let t = Instant::now();
         f()?;
@@ -59,6 +61,30 @@ pub fn measure(device: &Device, profile: &Profile, mut f: impl FnMut() -> Result
         samples_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(Timings { samples_ms, warmup_runs })
+}
+
+/// A buffer larger than the caches, overwritten before each timed run when the profile asks
+/// for cold caches. The work happens before the timer starts and is synchronised, so it is
+/// never timed.
+struct CacheFlush(Option<candle_core::Tensor>);
+
+impl CacheFlush {
+    fn new(device: &Device, mib: usize) -> Result<Self> {
+        if mib == 0 {
+            return Ok(Self(None));
+        }
+        let elements = mib * (1 << 20) / 4;
+        Ok(Self(Some(candle_core::Tensor::zeros(elements, candle_core::DType::F32, device)?)))
+    }
+
+    /// Reads the whole buffer and writes as much again: every cache line the timed run could
+    /// reuse is evicted.
+    fn run(&self) -> Result<()> {
+        if let Some(b) = &self.0 {
+            drop(b.affine(1.0, 1.0)?);
+        }
+        Ok(())
+    }
 }
 
 /// The verdict of `value` (the measured `what`, in `unit`) against `target` at `seq_len`,
@@ -118,6 +144,7 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     }
     let mut outcome = CheckOutcome::from_errors(metrics, errors);
     outcome.notes = notes;
+    outcome.series.insert("samples_ms".to_string(), timings.samples_ms);
     Ok(outcome)
 }
 
@@ -223,6 +250,17 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_flush_buffer_is_made_only_when_asked_for_and_runs_between_samples() {
+        assert!(CacheFlush::new(&Device::Cpu, 0).unwrap().0.is_none());
+        let flush = CacheFlush::new(&Device::Cpu, 2).unwrap();
+        assert_eq!(flush.0.as_ref().unwrap().elem_count(), 2 * (1 << 20) / 4);
+        flush.run().unwrap();
+        let p = Profile { warmup_runs: Some(1), iterations: Some(4), flush_cache_mib: 2, ..Profile::default() };
+        let t = measure(&Device::Cpu, &p, || Ok(())).unwrap();
+        assert_eq!(t.samples_ms.len(), 4);
+    }
+
+    #[test]
     fn measure_propagates_errors_of_the_timed_function() {
         let mut calls = 0;
         let p = Profile { warmup_runs: Some(2), iterations: Some(5), ..Profile::default() };
@@ -255,7 +293,11 @@ mod tests {
     }
 
     fn fast_spec(targets: Targets) -> Spec {
-        Spec { targets, profile: Profile { warmup: Duration::ZERO, warmup_runs: Some(1), iterations: Some(5), budget: Duration::ZERO }, ..Spec::default() }
+        Spec {
+            targets,
+            profile: Profile { warmup: Duration::ZERO, warmup_runs: Some(1), iterations: Some(5), budget: Duration::ZERO, flush_cache_mib: 0 },
+            ..Spec::default()
+        }
     }
 
     #[test]

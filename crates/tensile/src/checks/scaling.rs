@@ -54,9 +54,8 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
             })?;
             times[i] = t.samples_ms.iter().copied().fold(times[i], f64::min);
             // Memory is measured once, after the first timing has warmed the length up.
-            if pass == 0 && ctx.device.is_cpu() {
-                if let (out, Some(peak)) = crate::alloc::measure_peak(|| ctx.module.forward(x)) {
-                    drop(out?);
+            if pass == 0 {
+                if let Ok(peak) = super::memory::peak_bytes(ctx.device, || ctx.module.forward(x))? {
                     mems.push(peak.max(1) as f64);
                 }
             }
@@ -76,9 +75,14 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         ("expected_exponent".to_string(), expected),
         ("tolerance".to_string(), tolerance),
         ("r2".to_string(), fit.r2),
+        ("intercept".to_string(), fit.intercept),
     ]);
     if let Some(m) = fit_power_law(&xs, &mems) {
         metrics.insert("memory_exponent".to_string(), m.exponent);
+    }
+    let mut series = BTreeMap::from([("seq_len".to_string(), xs), ("ms".to_string(), times)]);
+    if mems.len() == lengths.len() {
+        series.insert("mb".to_string(), mems.iter().map(|b| b / (1024.0 * 1024.0)).collect());
     }
     let mut errors = Vec::new();
     // Written as "not within" so that a NaN exponent fails instead of slipping through.
@@ -87,7 +91,7 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         errors
             .push(format!("time grows as seq^{:.2} (95% CI {:.2}–{:.2}); expected seq^{expected:.2} ± {tolerance:.2}", fit.exponent, fit.ci_low, fit.ci_high));
     }
-    Ok(CheckOutcome::from_errors(metrics, errors))
+    Ok(CheckOutcome { series, ..CheckOutcome::from_errors(metrics, errors) })
 }
 
 #[cfg(test)]
@@ -145,7 +149,7 @@ mod tests {
 
     #[test]
     fn later_passes_warm_up_once_and_size_their_count_from_the_best_time() {
-        let p = Profile { warmup: Duration::from_millis(50), warmup_runs: None, iterations: None, budget: Duration::from_millis(90) };
+        let p = Profile { warmup: Duration::from_millis(50), warmup_runs: None, iterations: None, budget: Duration::from_millis(90), flush_cache_mib: 0 };
         let first = pass_profile(&p, 0, f64::INFINITY);
         assert_eq!(first, Profile { budget: Duration::from_millis(30), ..p });
         // 30 ms per pass at 2 ms a run is 15 runs; a run slower than the pass's budget runs once.

@@ -80,8 +80,9 @@ impl ConsoleReporter {
             text.push_str(&details);
         }
         let time = if self.timings { format!(" ({elapsed_s:.1} s)") } else { String::new() };
+        let flaky = if totals.checks_flaky > 0 { format!(" ({} flaky)", totals.checks_flaky) } else { String::new() };
         text.push_str(&format!(
-            "\n{} cases: {} passed, {} failed; {} checks: {} failed, {} skipped{time}\n",
+            "\n{} cases: {} passed, {} failed; {} checks: {} failed{flaky}, {} skipped{time}\n",
             totals.cases,
             totals.cases_passed,
             totals.cases.saturating_sub(totals.cases_passed),
@@ -149,6 +150,9 @@ fn key_metrics(case: &CaseResult) -> String {
                     if let Some(t) = get("target_ms") {
                         extra.push(format!("target {}", num(t, 3)));
                     }
+                    if let Some(d) = get("slowdown") {
+                        extra.push(format!("{:+.1}% vs baseline", d * 100.0));
+                    }
                     parts.push(with_extra(format!("{} ms", num(median, 3)), &extra));
                 }
             }
@@ -210,7 +214,18 @@ fn table(cases: &[CaseResult]) -> String {
     };
     let mut text = line(" ", &HEADER.map(String::from));
     for (c, row) in cases.iter().zip(&rows) {
-        text.push_str(&line(if c.passed { "✓" } else { "✗" }, row));
+        // `~` only when every failure of the case is flaky: one steady failure makes it ✗.
+        let flaky = c.checks.iter().any(|r| r.status() == crate::event::Status::Flaky) && !c.checks.iter().any(|r| r.status() == crate::event::Status::Failed);
+        text.push_str(&line(
+            if c.passed {
+                "✓"
+            } else if flaky {
+                "~"
+            } else {
+                "✗"
+            },
+            row,
+        ));
     }
     text
 }

@@ -11,8 +11,13 @@
 //! - `machine` (object or null): `host`, `os` (e.g. `linux-x86_64`), `cpus` (logical CPUs),
 //!   `tensile_version`; null when no `RunStarted` event arrived.
 //! - `devices` (array of strings): devices in the plan (`cpu`, `cuda`, `cuda:1`).
-//! - `totals` (object): `cases`, `cases_passed`, `checks`, `checks_failed`, `checks_skipped`.
+//! - `totals` (object): `cases`, `cases_passed`, `checks`, `checks_failed`, `checks_skipped`,
+//!   `checks_flaky` (repeated checks that both passed and failed; also counted as failed).
 //! - `elapsed_s` (number): wall time of the run in seconds.
+//! - `coverage` (object): `kinds` (per module kind: `kind`, `cases`, `tests`, `dtypes`,
+//!   `devices`, `checks`, and `dims`: configuration number → distinct values, `seq_len`
+//!   included), `presets` (presets compared against) and `uncovered` (`preset`, `test`, `kind`,
+//!   `dims` of each preset module no case covers).
 //! - `cases` (array): one object per case (module test × dtype × device), in run order:
 //!   - `index` (integer): position in the plan;
 //!   - `name` (string): module test name, e.g. `tiny-llama::attention`;
@@ -28,7 +33,16 @@
 //!     - `errors` (array of strings): why it failed, empty when it passed;
 //!     - `notes` (array of strings): remarks that do not change the verdict;
 //!     - `skipped` (string or null): why the check did not run;
-//!     - `elapsed_s` (number): wall time of the check in seconds.
+//!     - `elapsed_s` (number): wall time of the check in seconds;
+//!     - `series` (object, only when there is one): name → array of numbers behind the
+//!       metrics: `samples_ms` (every timed run of a performance check), `seq_len`, `ms` and
+//!       `mb` (the points of a scaling sweep);
+//!     - `repeat` (object, only with `--repeat N`, N > 1): `runs`, `failures`,
+//!       `failure_rate`, `rate_low` and `rate_high` (95% Wilson interval), `flaky`.
+//!
+//! With a baseline (`--baseline NAME`), performance metrics gain `baseline_median_ms`,
+//! `slowdown`, `slowdown_ci_low`, `slowdown_ci_high` and `regression_threshold` (fractions:
+//! 0.05 is 5%).
 //!
 //! # Non-finite numbers
 //!
@@ -37,9 +51,10 @@
 //! the max error of an output that contains NaN), never "not measured" (absent metrics are
 //! simply left out of `metrics`).
 
-use crate::event::{CaseResult, Event, Machine, Reporter, Totals};
+use super::record::{FileReporter, Format, RunRecord};
+use crate::coverage::Coverage;
+use crate::event::{CaseResult, Machine, Totals};
 use serde::Serialize;
-use std::path::PathBuf;
 
 /// Version of the report layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -52,63 +67,31 @@ struct Report<'a> {
     devices: &'a [String],
     totals: &'a Totals,
     elapsed_s: f64,
+    coverage: &'a Coverage,
     cases: &'a [CaseResult],
 }
 
-/// Collects case results and writes the report file when the run finishes.
-///
-/// Write errors never interrupt the run: the first one is kept and returned from
-/// [`Reporter::finish`].
-pub struct JsonReporter {
-    path: PathBuf,
-    machine: Option<Machine>,
-    devices: Vec<String>,
-    cases: Vec<CaseResult>,
-    error: Option<std::io::Error>,
-}
+/// The JSON format.
+pub struct Json;
 
-impl JsonReporter {
-    /// A reporter that will write the report to `path` on `RunFinished` (replacing the file).
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), machine: None, devices: Vec::new(), cases: Vec::new(), error: None }
-    }
-
-    /// The report text written on `RunFinished`.
-    fn render(&self, totals: &Totals, elapsed_s: f64) -> serde_json::Result<String> {
-        // The version comes from the event when there is one, so the report describes the run
-        // rather than whichever build happens to render it.
-        let tensile_version = self.machine.as_ref().map_or(env!("CARGO_PKG_VERSION"), |m| m.tensile_version.as_str());
-        serde_json::to_string_pretty(&Report {
+impl Format for Json {
+    fn render(r: &RunRecord) -> String {
+        let report = Report {
             schema_version: SCHEMA_VERSION,
-            tensile_version,
-            machine: &self.machine,
-            devices: &self.devices,
-            totals,
-            elapsed_s,
-            cases: &self.cases,
-        })
+            // The version comes from the run when there is one, so the report describes the
+            // run rather than whichever build happens to render it.
+            tensile_version: r.tensile_version(),
+            machine: &r.machine,
+            devices: &r.devices,
+            totals: &r.totals,
+            elapsed_s: r.elapsed_s,
+            coverage: &r.coverage,
+            cases: &r.cases,
+        };
+        // Plain data with string keys: serialising cannot fail (non-finite numbers become null).
+        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
     }
 }
 
-impl Reporter for JsonReporter {
-    fn on_event(&mut self, event: &Event) {
-        match event {
-            Event::RunStarted { machine, devices, .. } => {
-                self.machine = Some(machine.clone());
-                self.devices = devices.clone();
-            }
-            Event::CaseFinished(case) => self.cases.push(case.clone()),
-            Event::RunFinished { totals, elapsed_s } => {
-                let written = self.render(totals, *elapsed_s).map_err(std::io::Error::other).and_then(|text| std::fs::write(&self.path, text + "\n"));
-                if let Err(e) = written {
-                    self.error.get_or_insert(std::io::Error::new(e.kind(), format!("failed to write {}: {e}", self.path.display())));
-                }
-            }
-            Event::CaseStarted(_) | Event::CheckFinished { .. } => {}
-        }
-    }
-
-    fn finish(&mut self) -> std::io::Result<()> {
-        self.error.take().map_or(Ok(()), Err)
-    }
-}
+/// Collects case results and writes the JSON report file when the run finishes.
+pub type JsonReporter = FileReporter<Json>;

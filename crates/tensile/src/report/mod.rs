@@ -1,8 +1,17 @@
-//! Reporters: render events for people (console) and machines (JSON). They never compute
-//! results: everything they show arrives in an [`crate::Event`].
+//! Reporters: render events for people (console, HTML, Markdown) and machines (JSON, JUnit).
+//! They never compute results: everything they show arrives in an [`crate::Event`].
 
 mod console;
+mod html;
 mod json;
+mod junit;
+mod markdown;
+mod record;
+mod svg;
 
 pub use console::ConsoleReporter;
-pub use json::{JsonReporter, SCHEMA_VERSION};
+pub use html::{Html, HtmlReporter};
+pub use json::{Json, JsonReporter, SCHEMA_VERSION};
+pub use junit::{Junit, JunitReporter};
+pub use markdown::{Markdown, MarkdownReporter};
+pub use record::{FileReporter, Format, RunRecord};

@@ -1,0 +1,292 @@
+//! Baselines: the latency samples of a run saved under a name, and the comparison that fails a
+//! later run only when its slowdown is statistically clear.
+//!
+//! A performance check compares its timed samples with the baseline's samples of the same case
+//! (same test name, dtype, device and input shape). The slowdown is `median(new) /
+//! median(old) − 1` with a bootstrap confidence interval that resamples both runs; the check
+//! fails only when the interval's lower end clears the threshold (default 5%). Noise widens the
+//! interval and keeps its lower end under the threshold; a real slowdown moves the whole
+//! interval up. Comparing is part of the check, so the console, JSON, JUnit and HTML reports
+//! all show it, and `--repeat` repeats it.
+
+use crate::error::{Error, Result};
+use crate::event::{CaseInfo, CaseResult, CheckOutcome, Event, Machine, Reporter};
+use crate::spec::Check;
+use crate::stats::{bootstrap_ratio_ci, median};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Version of the baseline file format.
+pub const BASELINE_VERSION: u32 = 1;
+/// Default regression threshold: 5% slower.
+pub const DEFAULT_THRESHOLD: f64 = 0.05;
+/// Default folder of baseline files, relative to the working directory.
+pub const DEFAULT_DIR: &str = ".tensile/baselines";
+/// Confidence of the slowdown interval.
+const CONFIDENCE: f64 = 0.95;
+/// Bootstrap resamples; 2000 keeps the 2.5% quantile stable to about a tenth of a percent.
+const RESAMPLES: usize = 2000;
+
+/// A saved run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// File format version.
+    pub schema_version: u32,
+    /// Name it was saved under.
+    pub name: String,
+    /// Commit of the code measured, when known.
+    pub commit: Option<String>,
+    /// Seconds since the Unix epoch when it was saved.
+    pub created_unix_s: u64,
+    /// Where it was measured.
+    pub machine: Option<Machine>,
+    /// One entry per case with a performance check.
+    pub entries: Vec<Entry>,
+}
+
+/// The latency samples of one case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Module test name.
+    pub name: String,
+    /// Module kind.
+    pub module: String,
+    /// Dtype name.
+    pub dtype: String,
+    /// Device name.
+    pub device: String,
+    /// Input shape.
+    pub input_shape: Vec<usize>,
+    /// Median of the samples, in milliseconds.
+    pub median_ms: f64,
+    /// Every timed run, in milliseconds.
+    pub samples_ms: Vec<f64>,
+}
+
+/// A case's latency against its baseline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Comparison {
+    /// The baseline's median, in milliseconds.
+    pub baseline_median_ms: f64,
+    /// `median(new) / median(old) − 1`.
+    pub slowdown: f64,
+    /// Lower end of the 95% interval of the slowdown.
+    pub low: f64,
+    /// Upper end.
+    pub high: f64,
+    /// Whether the lower end clears the threshold.
+    pub regression: bool,
+}
+
+/// Compares `new` samples with `old` ones (both in ms): a regression when the lower end of the
+/// slowdown's 95% interval exceeds `threshold`. The bootstrap is seeded, so the same samples
+/// always give the same verdict.
+pub fn compare(new: &[f64], old: &[f64], threshold: f64) -> Comparison {
+    let (ratio, lo, hi) = bootstrap_ratio_ci(new, old, CONFIDENCE, RESAMPLES, 0x5EED);
+    // Written so that NaN (no samples) is not a regression.
+    let regression = lo - 1.0 > threshold;
+    Comparison { baseline_median_ms: median(old), slowdown: ratio - 1.0, low: lo - 1.0, high: hi - 1.0, regression }
+}
+
+/// Checks a baseline name: letters, digits, `.`, `_`, `-`, so it is a safe file name.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Setting { name: format!("baseline name `{name}`"), reason: "use only letters, digits, `.`, `_` and `-`".into() })
+    }
+}
+
+/// The file of baseline `name` in `dir`.
+pub fn path(dir: &Path, name: &str) -> Result<PathBuf> {
+    validate_name(name)?;
+    Ok(dir.join(format!("{name}.json")))
+}
+
+/// The commit being measured: `TENSILE_COMMIT`, `GITHUB_SHA` or `CI_COMMIT_SHA` when set, else
+/// `git rev-parse HEAD` in the working directory, else none.
+pub fn detect_commit() -> Option<String> {
+    for var in ["TENSILE_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.trim().is_empty() {
+                return Some(v.trim().to_string());
+            }
+        }
+    }
+    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+    let sha = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !sha.is_empty()).then_some(sha)
+}
+
+impl Baseline {
+    /// Loads baseline `name` from `dir`.
+    pub fn load(dir: &Path, name: &str) -> Result<Self> {
+        let path = path(dir, name)?;
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let mut b: Baseline = serde_json::from_str(&text).map_err(|e| Error::Baseline { path: path.clone(), reason: e.to_string() })?;
+        if b.schema_version != BASELINE_VERSION {
+            return Err(Error::Baseline { path, reason: format!("format {} is not the supported {BASELINE_VERSION}", b.schema_version) });
+        }
+        // The file's name is the baseline's identity (a copied file answers to its new name).
+        b.name = name.to_string();
+        Ok(b)
+    }
+
+    /// Writes the baseline to `dir/NAME.json`, creating `dir`.
+    pub fn save(&self, dir: &Path) -> Result<PathBuf> {
+        let path = path(dir, &self.name)?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
+        // Serialising plain numbers and strings cannot fail; NaN samples become null.
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        std::fs::write(&path, text + "\n").map_err(|source| Error::Write { path: path.clone(), source })?;
+        Ok(path)
+    }
+
+    /// A baseline of the performance checks in `cases`.
+    pub fn from_cases(name: &str, machine: Option<Machine>, cases: &[CaseResult]) -> Self {
+        let entries = cases
+            .iter()
+            .filter_map(|c| {
+                let perf = c.checks.iter().find(|r| r.check == Check::Performance)?;
+                let samples = perf.outcome.series.get("samples_ms").filter(|s| !s.is_empty())?;
+                Some(Entry {
+                    name: c.case.name.clone(),
+                    module: c.case.module.clone(),
+                    dtype: c.case.dtype.clone(),
+                    device: c.case.device.clone(),
+                    input_shape: c.case.input_shape.clone(),
+                    median_ms: median(samples),
+                    samples_ms: samples.clone(),
+                })
+            })
+            .collect();
+        let created_unix_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Self { schema_version: BASELINE_VERSION, name: name.to_string(), commit: detect_commit(), created_unix_s, machine, entries }
+    }
+
+    /// The entry of `case`, if the baseline has one.
+    pub fn entry(&self, case: &CaseInfo) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.name == case.name && e.dtype == case.dtype && e.device == case.device && e.input_shape == case.input_shape)
+    }
+
+    /// Adds the comparison to a performance check's outcome: metrics always, an error when it
+    /// is a regression, a note when the baseline has no entry for the case.
+    pub fn apply(&self, case: &CaseInfo, outcome: &mut CheckOutcome, threshold: f64) {
+        let Some(samples) = outcome.series.get("samples_ms").filter(|s| !s.is_empty()) else { return };
+        let Some(entry) = self.entry(case) else {
+            outcome.notes.push(format!("baseline `{}` has no entry for this case", self.name));
+            return;
+        };
+        let c = compare(samples, &entry.samples_ms, threshold);
+        outcome.metrics.extend([
+            ("baseline_median_ms".to_string(), c.baseline_median_ms),
+            ("slowdown".to_string(), c.slowdown),
+            ("slowdown_ci_low".to_string(), c.low),
+            ("slowdown_ci_high".to_string(), c.high),
+            ("regression_threshold".to_string(), threshold),
+        ]);
+        if c.regression {
+            outcome.passed = false;
+            outcome.errors.push(format!(
+                "regression against baseline `{}`: median {:.3} ms vs {:.3} ms, {:+.1}% (95% CI {:+.1}% to {:+.1}%) clears the {:.1}% threshold",
+                self.name,
+                median(samples),
+                c.baseline_median_ms,
+                c.slowdown * 100.0,
+                c.low * 100.0,
+                c.high * 100.0,
+                threshold * 100.0
+            ));
+        }
+    }
+}
+
+/// A reporter that saves the run's performance samples as baseline `name` in `dir` when the
+/// run finishes.
+pub struct BaselineWriter {
+    name: String,
+    dir: PathBuf,
+    machine: Option<Machine>,
+    cases: Vec<CaseResult>,
+    /// Where the file went, once written.
+    pub written: Option<PathBuf>,
+}
+
+impl BaselineWriter {
+    /// Saves as `dir/NAME.json`.
+    pub fn new(dir: impl Into<PathBuf>, name: impl Into<String>) -> Self {
+        Self { name: name.into(), dir: dir.into(), machine: None, cases: Vec::new(), written: None }
+    }
+}
+
+impl Reporter for BaselineWriter {
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted { machine, .. } => self.machine = Some(machine.clone()),
+            Event::CaseFinished(c) => self.cases.push(c.clone()),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        let b = Baseline::from_cases(&self.name, self.machine.clone(), &self.cases);
+        let path = b.save(&self.dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.written = Some(path);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, LogNormal};
+
+    /// `n` timings of a 10 ms computation with multiplicative log-normal noise of `sigma` (0.03
+    /// is the ±3% jitter of a quiet machine), slowed by `factor`.
+    fn timings(seed: u64, n: usize, sigma: f64, factor: f64) -> Vec<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let noise = LogNormal::new(0.0, sigma).unwrap();
+        (0..n).map(|_| 10.0 * factor * noise.sample(&mut rng)).collect()
+    }
+
+    #[test]
+    fn noise_alone_does_not_fail_and_a_planted_ten_percent_slowdown_does() {
+        // Two hundred pairs of runs of the same computation: with 3% and with 8% jitter, none
+        // may be called a regression.
+        for sigma in [0.03, 0.08] {
+            let false_alarms = (0..200).filter(|&s| compare(&timings(s, 30, sigma, 1.0), &timings(1000 + s, 30, sigma, 1.0), 0.05).regression).count();
+            assert_eq!(false_alarms, 0, "sigma {sigma}");
+        }
+        // A planted 10% slowdown under 3% jitter is caught every time.
+        let caught = (0..200).filter(|&s| compare(&timings(s, 30, 0.03, 1.10), &timings(1000 + s, 30, 0.03, 1.0), 0.05).regression).count();
+        assert_eq!(caught, 200);
+        // A 3% slowdown is under the threshold: not failed.
+        let small = (0..200).filter(|&s| compare(&timings(s, 30, 0.03, 1.03), &timings(1000 + s, 30, 0.03, 1.0), 0.05).regression).count();
+        assert!(small <= 2, "{small} of 200 runs 3% slower were called regressions");
+    }
+
+    #[test]
+    fn the_interval_brackets_the_planted_slowdown() {
+        let c = compare(&timings(7, 40, 0.03, 1.2), &timings(8, 40, 0.03, 1.0), 0.05);
+        // The sample medians of 40 noisy runs land within a few percent of the planted 20%.
+        assert!((c.slowdown - 0.2).abs() < 0.03 && c.low < c.slowdown && c.slowdown < c.high && c.regression, "{c:?}");
+        assert!((c.baseline_median_ms - 10.0).abs() < 0.3, "{c:?}");
+        // Faster is never a regression.
+        assert!(!compare(&timings(7, 40, 0.03, 0.5), &timings(8, 40, 0.03, 1.0), 0.05).regression);
+        // No samples: no verdict.
+        assert!(!compare(&[], &[1.0], 0.05).regression);
+    }
+
+    #[test]
+    fn names_are_safe_file_names() {
+        for good in ["main", "v1.2", "pr_17-x"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "../x", "a/b", ".hidden", "sp ace"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}
