@@ -189,7 +189,7 @@ pub fn markdown(h: &Header, c: &Ceilings, rows: &[BenchRow], anchors: &BTreeMap<
         c.copy_gbps
     );
     s.push_str(
-        "| case | tensile ms | tensile MB | PyTorch ms | PyTorch MB | ratio (tensile / PyTorch) | % of roofline floor |\n|---|---|---|---|---|---|---|\n",
+        "| case | tensile ms | tensile MiB | PyTorch ms | PyTorch MiB | ratio (tensile / PyTorch) | % of roofline floor |\n|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let a = anchors.get(&r.anchor_key);
@@ -228,11 +228,5 @@ mod tests {
         assert!(md.contains("| norm 16 | – | – | – | – | – | – |"), "{md}");
         assert!(md.contains("matmul 100.0 TFLOP/s, copy 1000.0 GB/s"), "{md}");
         assert_eq!(torch_dtype(DType::BF16), "bfloat16");
-    }
-
-    #[test]
-    fn cpu_ceilings_are_positive() {
-        let c = ceilings(&Device::Cpu, DType::F32).unwrap();
-        assert!(c.matmul_tflops > 0.0 && c.copy_gbps > 0.0, "{c:?}");
     }
 }

@@ -68,7 +68,7 @@ fn json_report_is_valid_and_versioned() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["schema_version"], SCHEMA_VERSION);
-    for key in ["tensile_version", "machine", "devices", "totals", "elapsed_s", "cases"] {
+    for key in ["tensile_version", "machine", "devices", "totals", "elapsed_s", "coverage", "cases"] {
         assert!(v.get(key).is_some(), "missing top-level {key}");
     }
     let cases = v["cases"].as_array().unwrap();
@@ -83,7 +83,12 @@ fn json_report_is_valid_and_versioned() {
             }
         }
     }
-    assert_eq!(v["totals"]["checks_failed"], 2);
+    assert_eq!((v["totals"]["checks_failed"].as_u64(), v["totals"]["checks_flaky"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(v["coverage"]["kinds"].as_array().unwrap().len(), 3);
+    assert_eq!(v["coverage"]["uncovered"][0]["kind"], "bert.layer");
+    assert_eq!(v["cases"][0]["checks"][1]["series"]["samples_ms"].as_array().unwrap().len(), 20);
+    assert_eq!(v["cases"][1]["checks"][1]["repeat"]["flaky"], true);
+    assert!(v["cases"][0]["checks"][0].get("repeat").is_none(), "no repeat object without --repeat");
     assert_eq!(v["devices"], serde_json::json!(["cpu", "cuda:0"]));
     let bad = &v["cases"][1]["checks"][0];
     assert_eq!(bad["check"], "correctness");

@@ -42,7 +42,7 @@
 //!
 //! With a baseline (`--baseline NAME`), performance metrics gain `baseline_median_ms`,
 //! `slowdown`, `slowdown_ci_low`, `slowdown_ci_high` and `regression_threshold` (fractions:
-//! 0.05 is 5%).
+//! 0.05 is 5%), and `regression` (1 or 0).
 //!
 //! # Non-finite numbers
 //!

@@ -85,14 +85,14 @@ fn failures(md: &mut String, r: &RunRecord) {
     md.push('\n');
 }
 
-/// Checks that failed against a baseline. The check decides what a regression is and says so
-/// in an error; this lists those checks with the slowdown numbers they carry.
+/// Checks that failed against a baseline. The check decides what a regression is and records
+/// it in its `regression` metric; this lists those checks with the slowdown numbers they carry.
 fn regressions(md: &mut String, r: &RunRecord) {
     let mut lines = String::new();
     for c in &r.cases {
         for k in &c.checks {
             let m = &k.outcome.metrics;
-            let regressed = k.outcome.errors.iter().any(|e| e.contains("regression"));
+            let regressed = k.outcome.metrics.get("regression").is_some_and(|v| *v > 0.0);
             let (Some(slowdown), true) = (m.get("slowdown").copied(), regressed) else { continue };
             let ci = match (m.get("slowdown_ci_low"), m.get("slowdown_ci_high")) {
                 (Some(lo), Some(hi)) => format!(" (95% CI {} to {})", signed_percent(*lo), signed_percent(*hi)),
