@@ -5,6 +5,7 @@
 //! wall time printed is the run's own `elapsed_s` in the summary line, which
 //! [`ConsoleReporter::with_timings`] can turn off so that snapshots stay stable.
 
+use super::text::{corr, num};
 use crate::event::{CaseResult, CheckResult, Event, Reporter};
 use crate::spec::Check;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -94,34 +95,6 @@ impl ConsoleReporter {
     }
 }
 
-/// Formats a number compactly with `digits` significant digits: fixed notation in the everyday
-/// range, scientific notation for tiny or huge values (so 1.5e-6 does not print as 0.000), and
-/// `NaN`/`inf` as is.
-fn num(v: f64, digits: usize) -> String {
-    if !v.is_finite() {
-        format!("{v}")
-    } else if v == 0.0 {
-        "0".to_string()
-    } else if v.abs() >= 1e-3 && v.abs() < 1e5 {
-        // The magnitude is bounded by the branch condition, so the cast cannot overflow.
-        let magnitude = v.abs().log10().floor() as i64;
-        let decimals = (digits as i64 - 1 - magnitude).max(0) as usize;
-        format!("{v:.decimals$}")
-    } else {
-        format!("{v:.prec$e}", prec = digits.saturating_sub(1))
-    }
-}
-
-/// Formats a correlation with six decimals, rounding down: a PCC of 0.9999999 must not read as
-/// a perfect 1.000000.
-fn pcc(v: f64) -> String {
-    if v.is_finite() && v < 1.0 {
-        format!("{:.6}", (v * 1e6).floor() / 1e6)
-    } else {
-        format!("{v:.6}")
-    }
-}
-
 /// The compact metrics column of one case: only checks that ran and carry their key metric.
 fn key_metrics(case: &CaseResult) -> String {
     let mut parts = Vec::new();
@@ -135,7 +108,7 @@ fn key_metrics(case: &CaseResult) -> String {
                     s.push(format!("max_abs {}", num(v, 3)));
                 }
                 if let Some(v) = get("pcc") {
-                    s.push(format!("pcc {}", pcc(v)));
+                    s.push(format!("pcc {}", corr(v)));
                 }
                 if !s.is_empty() {
                     parts.push(s.join(" "));

@@ -9,6 +9,7 @@
 
 use super::record::{FileReporter, Format, RunRecord};
 use super::svg;
+use super::text::{corr, num, signed_percent};
 use crate::coverage::COLUMNS;
 use crate::event::{CaseResult, CheckResult};
 use crate::spec::Check;
@@ -102,41 +103,9 @@ pub(super) fn esc(s: &str) -> String {
     out
 }
 
-/// Formats a number with `digits` significant digits: fixed notation in the everyday range,
-/// scientific notation for tiny or huge values (so 1.5e-6 does not print as 0.000), and
-/// `NaN`/`inf` as is.
-pub(super) fn num(v: f64, digits: usize) -> String {
-    if !v.is_finite() {
-        format!("{v}")
-    } else if v == 0.0 {
-        "0".to_string()
-    } else if v.abs() >= 1e-3 && v.abs() < 1e5 {
-        // The magnitude is bounded by the branch condition, so the cast cannot overflow.
-        let magnitude = v.abs().log10().floor() as i64;
-        let decimals = (digits as i64 - 1 - magnitude).max(0) as usize;
-        format!("{v:.decimals$}")
-    } else {
-        format!("{v:.prec$e}", prec = digits.saturating_sub(1))
-    }
-}
-
 /// An exponent with two decimals (`1.42`), the precision its confidence interval supports.
 pub(super) fn fixed2(v: f64) -> String {
     format!("{v:.2}")
-}
-
-/// A correlation with six decimals, rounding down: a PCC of 0.9999999 must not read as 1.
-fn corr(v: f64) -> String {
-    if v.is_finite() && v < 1.0 {
-        format!("{:.6}", (v * 1e6).floor() / 1e6)
-    } else {
-        format!("{v:.6}")
-    }
-}
-
-/// A fraction as a signed percentage (`+12.8%`).
-fn pct(v: f64) -> String {
-    format!("{:+.1}%", v * 100.0)
 }
 
 fn header(r: &RunRecord, verdict: &Verdict) -> String {
@@ -186,7 +155,7 @@ fn key_metric(r: &CheckResult) -> String {
     let get = |k: &str| r.outcome.metrics.get(k).copied();
     let main = match r.check {
         Check::Performance => {
-            get("median_ms").map(|m| format!("{} ms{}", num(m, 3), get("slowdown").map_or(String::new(), |d| format!(" ({} vs baseline)", pct(d)))))
+            get("median_ms").map(|m| format!("{} ms{}", num(m, 3), get("slowdown").map_or(String::new(), |d| format!(" ({} vs baseline)", signed_percent(d)))))
         }
         Check::Memory => get("peak_mb").map(|m| format!("{} MiB", num(m, 3))),
         Check::Scaling => get("exponent").map(|e| format!("seq^{}", fixed2(e))),
@@ -290,11 +259,11 @@ fn latency_caption(x: &CheckResult) -> String {
     parts.extend(ms("target_ms").map(|v| format!("target {v}")));
     if let (Some(b), Some(d)) = (ms("baseline_median_ms"), get("slowdown")) {
         let ci = match (get("slowdown_ci_low"), get("slowdown_ci_high")) {
-            (Some(lo), Some(hi)) => format!(" (95% CI {} to {})", pct(lo), pct(hi)),
+            (Some(lo), Some(hi)) => format!(" (95% CI {} to {})", signed_percent(lo), signed_percent(hi)),
             _ => String::new(),
         };
-        let threshold = get("regression_threshold").map_or(String::new(), |t| format!(", regression threshold {}", pct(t)));
-        parts.push(format!("baseline median {b}, slowdown {}{ci}{threshold}", pct(d)));
+        let threshold = get("regression_threshold").map_or(String::new(), |t| format!(", regression threshold {}", signed_percent(t)));
+        parts.push(format!("baseline median {b}, slowdown {}{ci}{threshold}", signed_percent(d)));
     }
     parts.extend(get("gflops").map(|v| format!("{} GFLOP/s", num(v, 3))));
     parts.extend(get("gbps").map(|v| format!("{} GB/s", num(v, 3))));
@@ -445,7 +414,7 @@ mod tests {
             assert_eq!(num(v, 3), want);
         }
         assert_eq!([num(f64::NAN, 3), num(f64::INFINITY, 3), num(f64::NEG_INFINITY, 3)], ["NaN", "inf", "-inf"]);
-        assert_eq!((corr(0.9999999), fixed2(1.3), pct(0.128)), ("0.999999".to_string(), "1.30".to_string(), "+12.8%".to_string()));
+        assert_eq!((corr(0.9999999), fixed2(1.3), signed_percent(0.128)), ("0.999999".to_string(), "1.30".to_string(), "+12.8%".to_string()));
         assert_eq!(esc("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
     }
 }

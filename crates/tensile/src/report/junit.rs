@@ -32,6 +32,7 @@
 //! return) are dropped, so any module name or error message gives a well-formed file.
 
 use super::record::{FileReporter, Format, RunRecord};
+use super::text::signed_percent;
 use crate::event::{CaseResult, CheckResult, Status};
 use crate::spec::Check;
 use std::fmt::Write as _;
@@ -221,15 +222,6 @@ fn num(v: f64) -> String {
 /// A fraction as a percentage with one decimal (`0.128` → `12.8%`).
 fn percent(v: f64) -> String {
     format!("{:.1}%", v * 100.0)
-}
-
-/// A fraction as a signed percentage with one decimal (`0.128` → `+12.8%`).
-fn signed_percent(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else {
-        format!("{:+.1}%", v * 100.0)
-    }
 }
 
 /// Seconds for a `time` attribute: the schema types it as a decimal, which has neither an

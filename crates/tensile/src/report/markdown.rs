@@ -12,6 +12,7 @@
 //! table cells, `<` everywhere (GitHub would take it for an HTML tag), and newlines in cells.
 
 use super::record::{FileReporter, Format, RunRecord};
+use super::text::{num, signed_percent};
 use crate::event::{CaseResult, CheckResult, Status};
 use crate::spec::Check;
 use std::fmt::Write as _;
@@ -191,32 +192,6 @@ fn inline(s: &str) -> String {
 /// Text from the run for a table cell: like [`inline`], and `|` would end the cell.
 fn cell(s: &str) -> String {
     inline(s).replace('|', "\\|")
-}
-
-/// A number with `digits` significant digits, in scientific notation when tiny or huge, and
-/// `NaN`/`inf` as is.
-fn num(v: f64, digits: usize) -> String {
-    if !v.is_finite() {
-        format!("{v}")
-    } else if v == 0.0 {
-        "0".to_string()
-    } else if v.abs() >= 1e-3 && v.abs() < 1e5 {
-        // The magnitude is bounded by the branch condition, so the cast cannot overflow.
-        let magnitude = v.abs().log10().floor() as i64;
-        let decimals = (digits as i64 - 1 - magnitude).max(0) as usize;
-        format!("{v:.decimals$}")
-    } else {
-        format!("{v:.prec$e}", prec = digits.saturating_sub(1))
-    }
-}
-
-/// A fraction as a signed percentage with one decimal (`0.128` → `+12.8%`).
-fn signed_percent(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else {
-        format!("{:+.1}%", v * 100.0)
-    }
 }
 
 /// A wall time for people: two decimals under ten seconds, one under a minute, then minutes.

@@ -8,6 +8,7 @@ mod junit;
 mod markdown;
 mod record;
 mod svg;
+mod text;
 
 pub use console::ConsoleReporter;
 pub use html::{Html, HtmlReporter};

@@ -5,7 +5,8 @@
 //! `intercept` and `exponent`, and nothing is fitted or tested here. Every data mark has class
 //! `mark`, so the page's script (and the browser test) can tell a drawn plot from an empty one.
 
-use super::html::{esc, fixed2, num};
+use super::html::{esc, fixed2};
+use super::text::num;
 use crate::event::CheckOutcome;
 
 /// One axis: maps data values (linearly or in log10) to pixels.
