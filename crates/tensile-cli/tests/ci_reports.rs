@@ -2,31 +2,9 @@
 //! baselines with a planted slowdown, `--repeat`, and `tensile coverage`.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn tensile(args: &[&str]) -> Output {
-    let o = Command::new(env!("CARGO_BIN_EXE_tensile")).args(args).output().expect("binary runs");
-    let code = o.status.code().unwrap_or_else(|| panic!("tensile {args:?} was killed"));
-    if code != 0 {
-        assert!(!stderr(&o).contains("panicked"), "tensile {args:?} panicked:\n{}", stderr(&o));
-    }
-    o
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_usage_error(o: &Output, mentions: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
-    assert!(err.starts_with("error: ") && err.contains(mentions), "{err}");
-}
+mod common;
+use common::{assert_usage_error, stderr, stdout, tensile};
 
 fn path(dir: &Path, f: &str) -> String {
     dir.join(f).display().to_string()
