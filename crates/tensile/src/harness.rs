@@ -6,6 +6,7 @@
 //! The same report files, baselines and repetitions as `tensile run` come from environment
 //! variables, e.g. `TENSILE_JUNIT=target/junit.xml TENSILE_REPEAT=5 cargo test -p my-model`.
 
+use crate::coverage::Coverage;
 use crate::event::{CaseResult, CheckResult, Event, Reporter, Totals};
 use crate::outputs::Outputs;
 use crate::plan::{Plan, Settings};
@@ -83,7 +84,12 @@ fn report(plan: &Plan, options: &RunOptions, results: &BTreeMap<(usize, usize), 
 /// every check and writing its report files from the results of the trials that ran.
 pub fn run(args: &Arguments, tests: &[ModuleTest], settings: &Settings, outputs: &Outputs) -> crate::Result<Conclusion> {
     let plan = Plan::new(tests, settings)?;
-    let options = Arc::new(outputs.run_options()?);
+    let mut options = outputs.run_options()?;
+    if outputs.writes_files() {
+        // The reports say which preset modules the registered specs leave without a spec.
+        options.coverage = Some(Coverage::of(&plan).against_presets(&plan, crate::presets::all())?);
+    }
+    let options = Arc::new(options);
     let results = Results::default();
     let started = Instant::now();
     let conclusion = libtest_mimic::run(args, plan_trials(&plan, &options, &results));
