@@ -139,6 +139,10 @@ fn bench_puts_tensile_next_to_the_anchor_and_appends_to_results() {
     let md = std::fs::read_to_string(&results).unwrap();
     assert!(md.starts_with("# Benchmark results\n") && md.ends_with(&out), "{md}");
     assert!(out.contains("`tensile bench --preset tiny-llama --device cpu --dtype f32`") && out.contains("TFLOP/s"), "{out}");
+    // The CLI installs the counting allocator, so the 64 MiB probe is measured (to the byte, plus
+    // the tensor's small header allocations).
+    let probe: f64 = out.split("allocation measured as ").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse().unwrap();
+    assert!((64.0..64.5).contains(&probe), "{out}");
     let row = |name: &str| out.lines().find(|l| l.starts_with(&format!("| {name} 16 |"))).unwrap_or_else(|| panic!("no {name} row: {out}")).to_string();
     // The MLP row: the ratio is tensile's ms over the planted 1000 ms.
     let cells: Vec<String> = row("mlp").split('|').map(|c| c.trim().to_string()).collect();

@@ -47,6 +47,10 @@ pub struct Ceilings {
     pub matmul_tflops: f64,
     /// Device copy bandwidth (read + write), GB/s.
     pub copy_gbps: f64,
+    /// A calibration of the memory measurement: the peak MiB measured around the allocation of
+    /// one 64 MiB tensor (64 when the measurement is exact; `None` where memory cannot be
+    /// measured, e.g. a CPU binary without the counting allocator).
+    pub probe_mib: Option<f64>,
 }
 
 /// PyTorch's numbers for one case.
@@ -106,7 +110,9 @@ pub fn ceilings(device: &Device, dtype: DType) -> Result<Ceilings> {
         buf.affine(1.0, 0.0)?;
         Ok(())
     })?;
-    Ok(Ceilings { matmul_tflops: 2.0 * (n as f64).powi(3) / mm / 1e12, copy_gbps: 2.0 * 4.0 * elements as f64 / copy / 1e9 })
+    let probe = crate::checks::peak_bytes(device, || Tensor::zeros(16 << 20, DType::F32, device))?;
+    let probe_mib = probe.ok().map(|b| b as f64 / (1024.0 * 1024.0));
+    Ok(Ceilings { matmul_tflops: 2.0 * (n as f64).powi(3) / mm / 1e12, copy_gbps: 2.0 * 4.0 * elements as f64 / copy / 1e9, probe_mib })
 }
 
 /// Runs the bench cases of `preset` at each of `seq_lens` through the runner (performance and
@@ -178,7 +184,7 @@ pub struct Header<'a> {
 /// tensile is faster).
 pub fn markdown(h: &Header, c: &Ceilings, rows: &[BenchRow], anchors: &BTreeMap<String, Anchor>) -> String {
     let mut s = format!(
-        "## `tensile bench --preset {} --device {} --dtype {}`\n\n{}, {}, commit {}. Ceilings measured in the same run: matmul {:.1} TFLOP/s, copy {:.1} GB/s (read + write).\n\n",
+        "## `tensile bench --preset {} --device {} --dtype {}`\n\n{}, {}, commit {}. Ceilings measured in the same run: matmul {:.1} TFLOP/s, copy {:.1} GB/s (read + write). Memory probe: a 64 MiB allocation measured as {} MiB.\n\n",
         h.preset,
         h.device,
         dtype_name(h.dtype),
@@ -186,7 +192,8 @@ pub fn markdown(h: &Header, c: &Ceilings, rows: &[BenchRow], anchors: &BTreeMap<
         h.date,
         h.commit,
         c.matmul_tflops,
-        c.copy_gbps
+        c.copy_gbps,
+        opt(c.probe_mib, 1)
     );
     s.push_str(
         "| case | tensile ms | tensile MiB | PyTorch ms | PyTorch MiB | ratio (tensile / PyTorch) | % of roofline floor |\n|---|---|---|---|---|---|---|\n",
@@ -216,7 +223,7 @@ mod tests {
 
     #[test]
     fn the_table_divides_by_the_anchor_and_marks_what_is_missing() {
-        let c = Ceilings { matmul_tflops: 100.0, copy_gbps: 1000.0 };
+        let c = Ceilings { matmul_tflops: 100.0, copy_gbps: 1000.0, probe_mib: Some(64.0) };
         let rows = vec![
             BenchRow { module: "mlp".into(), seq_len: 16, anchor_key: "mlp_float32_16".into(), ms: 2.0, mb: Some(3.0), floor_ms: 0.5, errors: vec![] },
             BenchRow { module: "norm".into(), seq_len: 16, anchor_key: "rmsnorm_float32_16".into(), ms: f64::NAN, mb: None, floor_ms: 0.1, errors: vec![] },
@@ -226,7 +233,7 @@ mod tests {
         let md = markdown(&h, &c, &rows, &anchors);
         assert!(md.contains("| mlp 16 | 2.000 | 3.0 | 4.000 | 5.0 | 0.50 | 25.0 |"), "{md}");
         assert!(md.contains("| norm 16 | – | – | – | – | – | – |"), "{md}");
-        assert!(md.contains("matmul 100.0 TFLOP/s, copy 1000.0 GB/s"), "{md}");
+        assert!(md.contains("matmul 100.0 TFLOP/s, copy 1000.0 GB/s (read + write). Memory probe: a 64 MiB allocation measured as 64.0 MiB."), "{md}");
         assert_eq!(torch_dtype(DType::BF16), "bfloat16");
     }
 }

@@ -10,7 +10,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// Peak bytes of one forward of `f` on `device`: the counting allocator on the CPU, the CUDA
 /// memory pool's high-water mark on a GPU ([`crate::device_memory`]). `Err` carries the reason
 /// it cannot be measured here.
-pub(crate) fn peak_bytes<T, E>(device: &candle_core::Device, f: impl FnOnce() -> std::result::Result<T, E>) -> Result<std::result::Result<u64, String>>
+pub fn peak_bytes<T, E>(device: &candle_core::Device, f: impl FnOnce() -> std::result::Result<T, E>) -> Result<std::result::Result<u64, String>>
 where
     crate::Error: From<E>,
 {

@@ -11,6 +11,7 @@ mod performance;
 mod scaling;
 
 pub use gradients::gradient_check;
+pub use memory::peak_bytes;
 pub use performance::{measure, Timings};
 
 use crate::error::Result;
