@@ -7,8 +7,8 @@
 //! headless browser can prove the page renders. The output is a pure function of the record:
 //! the same run gives the same bytes.
 
+use super::figures::{latency_section, scaling_section};
 use super::record::{FileReporter, Format, RunRecord};
-use super::svg;
 use super::text::{corr, num, signed_percent};
 use crate::coverage::COLUMNS;
 use crate::event::{CaseResult, CheckResult};
@@ -216,104 +216,6 @@ fn details(r: &RunRecord) -> String {
     }
     let body = if items.is_empty() { "<p>no failures, notes or skips</p>\n".to_string() } else { format!("<ul class=\"details\">\n{items}</ul>\n") };
     format!("<section id=\"details\">\n<h2>Failures, notes and skips</h2>\n{body}</section>\n")
-}
-
-/// `<b>name</b> · device · dtype` with the check's status badge.
-fn caption_head(c: &CaseResult, x: &CheckResult) -> String {
-    let status = x.status().name();
-    format!("<span class=\"badge {status}\">{status}</span> <b>{}</b> · {} · {}", esc(&c.case.name), esc(&c.case.device), esc(&c.case.dtype))
-}
-
-/// The latency figure of every performance check that kept its samples, and how many plots.
-fn latency_section(r: &RunRecord) -> (String, usize) {
-    let mut figures = Vec::new();
-    for (c, x) in r.cases.iter().flat_map(|c| c.checks.iter().filter(|x| x.check == Check::Performance).map(move |x| (c, x))) {
-        let title = format!("latency of {} on {} ({})", c.case.name, c.case.device, c.case.dtype);
-        if let Some(plot) = svg::latency(&title, &x.outcome) {
-            figures.push(format!("<figure>{plot}<figcaption>{} — {}</figcaption></figure>\n", caption_head(c, x), esc(&latency_caption(x))));
-        }
-    }
-    let n = figures.len();
-    let body = if figures.is_empty() { "<p>no performance check kept its samples</p>\n".to_string() } else { figures.concat() };
-    (format!("<section id=\"latency\">\n<h2>Latency</h2>\n{body}</section>\n"), n)
-}
-
-/// The numbers behind a latency plot, in words.
-fn latency_caption(x: &CheckResult) -> String {
-    let get = |k: &str| x.outcome.metrics.get(k).copied();
-    let ms = |k: &str| get(k).map(|v| format!("{} ms", num(v, 3)));
-    let mut parts = Vec::new();
-    if let Some(m) = ms("median_ms") {
-        let ci = match (get("ci_low_ms"), get("ci_high_ms")) {
-            (Some(lo), Some(hi)) => format!(" (95% CI {}–{})", num(lo, 3), num(hi, 3)),
-            _ => String::new(),
-        };
-        parts.push(format!("median {m}{ci}"));
-    }
-    if let (Some(lo), Some(hi)) = (get("p10_ms"), get("p90_ms")) {
-        parts.push(format!("p10–p90 {}–{} ms", num(lo, 3), num(hi, 3)));
-    }
-    parts.extend(ms("min_ms").map(|v| format!("min {v}")));
-    let samples = x.outcome.series.get("samples_ms").map_or(0, Vec::len);
-    parts.push(format!("{samples} samples"));
-    parts.extend(ms("target_ms").map(|v| format!("target {v}")));
-    if let (Some(b), Some(d)) = (ms("baseline_median_ms"), get("slowdown")) {
-        let ci = match (get("slowdown_ci_low"), get("slowdown_ci_high")) {
-            (Some(lo), Some(hi)) => format!(" (95% CI {} to {})", signed_percent(lo), signed_percent(hi)),
-            _ => String::new(),
-        };
-        let threshold = get("regression_threshold").map_or(String::new(), |t| format!(", regression threshold {}", signed_percent(t)));
-        parts.push(format!("baseline median {b}, slowdown {}{ci}{threshold}", signed_percent(d)));
-    }
-    parts.extend(get("gflops").map(|v| format!("{} GFLOP/s", num(v, 3))));
-    parts.extend(get("gbps").map(|v| format!("{} GB/s", num(v, 3))));
-    parts.join("; ")
-}
-
-/// The time and memory plots of every scaling sweep, and how many plots.
-fn scaling_section(r: &RunRecord) -> (String, usize) {
-    let (mut figures, mut n) = (String::new(), 0);
-    for (c, x) in r.cases.iter().flat_map(|c| c.checks.iter().filter(|x| x.check == Check::Scaling).map(move |x| (c, x))) {
-        let plots: Vec<String> = [
-            svg::scaling_time(&format!("time against sequence length of {}", c.case.name), &x.outcome, &format!("clip-{}", n + 1)),
-            svg::scaling_memory(&format!("memory against sequence length of {}", c.case.name), &x.outcome, &format!("clip-{}", n + 2)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if plots.is_empty() {
-            continue;
-        }
-        n += plots.len();
-        figures.push_str(&format!(
-            "<figure><div class=\"plots\">{}</div><figcaption>{} — {}</figcaption></figure>\n",
-            plots.concat(),
-            caption_head(c, x),
-            esc(&scaling_caption(x))
-        ));
-    }
-    let body = if figures.is_empty() { "<p>no scaling sweep ran</p>\n".to_string() } else { figures };
-    (format!("<section id=\"scaling\">\n<h2>Scaling</h2>\n{body}</section>\n"), n)
-}
-
-/// The numbers behind the scaling plots, in words.
-fn scaling_caption(x: &CheckResult) -> String {
-    let get = |k: &str| x.outcome.metrics.get(k).copied();
-    let mut parts = Vec::new();
-    if let Some(e) = get("exponent") {
-        let ci = match (get("exponent_ci_low"), get("exponent_ci_high")) {
-            (Some(lo), Some(hi)) => format!(" (95% CI {}–{})", fixed2(lo), fixed2(hi)),
-            _ => String::new(),
-        };
-        parts.push(format!("time ∝ seq^{}{ci}", fixed2(e)));
-    }
-    if let Some(want) = get("expected_exponent") {
-        parts.push(format!("expected seq^{}{}", fixed2(want), get("tolerance").map_or(String::new(), |t| format!(" ± {}", fixed2(t)))));
-    }
-    parts.extend(get("r2").map(|v| format!("r² {}", num(v, 3))));
-    parts.extend(get("memory_exponent").map(|e| format!("memory ∝ seq^{}", fixed2(e))));
-    parts.push(format!("{} sequence lengths", x.outcome.series.get("seq_len").map_or(0, Vec::len)));
-    parts.join("; ")
 }
 
 /// Metrics shown first in the error table, in this order; others follow alphabetically.

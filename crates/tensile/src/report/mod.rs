@@ -1,7 +1,9 @@
 //! Reporters: render events for people (console, HTML, Markdown) and machines (JSON, JUnit).
 //! They never compute results: everything they show arrives in an [`crate::Event`].
 
+mod axis;
 mod console;
+mod figures;
 mod html;
 mod json;
 mod junit;
