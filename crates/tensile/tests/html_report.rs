@@ -7,7 +7,6 @@ mod fixture;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tensile::event::Reporter;
 use tensile::report::{Format, Html, HtmlReporter, RunRecord};
 
 fn record() -> RunRecord {
@@ -147,14 +146,7 @@ fn the_coverage_section_lists_kinds_ranges_and_uncovered_modules() {
 
 #[test]
 fn the_reporter_writes_the_rendered_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("report.html");
-    let mut reporter = HtmlReporter::new(&path);
-    for e in fixture::events() {
-        reporter.on_event(&e);
-    }
-    reporter.finish().unwrap();
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), page());
+    assert_eq!(fixture::written_by(HtmlReporter::new, "report.html"), page());
     assert_eq!(page(), page(), "rendering is deterministic");
 }
 

@@ -9,7 +9,7 @@ use quick_xml::events::Event as Xml;
 use quick_xml::{Reader, XmlVersion};
 use std::collections::BTreeMap;
 use std::process::Command;
-use tensile::event::{CaseResult, Event, Reporter, Totals};
+use tensile::event::{CaseResult, Event, Totals};
 use tensile::report::{Format, Junit, JunitReporter, RunRecord};
 use tensile::Check;
 
@@ -150,14 +150,7 @@ fn run_of(cases: Vec<CaseResult>) -> Vec<Event> {
 
 #[test]
 fn junit_report_validates_against_the_schema() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("junit.xml");
-    let mut r = JunitReporter::new(&path);
-    for e in fixture::events() {
-        r.on_event(&e);
-    }
-    r.finish().unwrap();
-    let xml = std::fs::read_to_string(&path).unwrap();
+    let xml = fixture::written_by(JunitReporter::new, "junit.xml");
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"tensile\""), "{xml}");
     assert_valid(&xml);
     // A run without cases is still a valid (empty) report.

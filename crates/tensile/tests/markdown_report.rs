@@ -4,7 +4,7 @@
 mod fixture;
 
 use tensile::coverage::Uncovered;
-use tensile::event::{CaseResult, Event, Reporter, Totals};
+use tensile::event::{CaseResult, Event, Totals};
 use tensile::report::{Format, Markdown, MarkdownReporter, RunRecord};
 use tensile::Check;
 
@@ -36,14 +36,7 @@ fn separators(row: &str) -> usize {
 
 #[test]
 fn markdown_report_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("summary.md");
-    let mut r = MarkdownReporter::new(&path);
-    for e in fixture::events() {
-        r.on_event(&e);
-    }
-    r.finish().unwrap();
-    let md = std::fs::read_to_string(&path).unwrap();
+    let md = fixture::written_by(MarkdownReporter::new, "summary.md");
     assert_eq!(md, render(&fixture::events()));
     insta::assert_snapshot!(md);
 }
