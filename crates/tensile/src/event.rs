@@ -164,6 +164,13 @@ pub struct CaseResult {
     pub checks: Vec<CheckResult>,
 }
 
+impl CaseResult {
+    /// A finished case: passed when every check passed.
+    pub fn new(case: CaseInfo, checks: Vec<CheckResult>) -> Self {
+        Self { passed: checks.iter().all(|c| c.outcome.passed), case, checks }
+    }
+}
+
 /// Totals of a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {

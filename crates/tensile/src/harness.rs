@@ -73,7 +73,7 @@ fn report(plan: &Plan, options: &RunOptions, results: &BTreeMap<(usize, usize), 
         for r in &checks {
             emit(Event::CheckFinished { case: info.clone(), result: r.clone() });
         }
-        let result = CaseResult { passed: checks.iter().all(|c| c.outcome.passed), case: info, checks };
+        let result = CaseResult::new(info, checks);
         runner::tally(&mut totals, &result);
         emit(Event::CaseFinished(result));
     }

@@ -59,7 +59,8 @@ fn emit(reporters: &mut [&mut dyn Reporter], event: Event) {
     }
 }
 
-fn info(case: &Case) -> CaseInfo {
+/// The identity of `case` as events carry it.
+pub fn case_info(case: &Case) -> CaseInfo {
     CaseInfo {
         index: case.index,
         name: case.name.clone(),
@@ -150,7 +151,7 @@ fn run_once(case: &Case, prepared: &Prepared, check: Check, options: &RunOptions
         }
     };
     if let (Some(b), Check::Performance, None) = (&options.baseline, check, &outcome.skipped) {
-        b.apply(&info(case), &mut outcome, options.threshold);
+        b.apply(&case_info(case), &mut outcome, options.threshold);
     }
     outcome
 }
@@ -206,15 +207,10 @@ pub fn run_single_with(case: &Case, check: Check, options: &RunOptions) -> Check
     run_check(case, &prepare(case), check, options)
 }
 
-/// The identity of `case` as events carry it.
-pub fn case_info(case: &Case) -> CaseInfo {
-    info(case)
-}
-
 /// Prepares the case, then runs its checks. A failure to prepare becomes the outcome of every
 /// check, so nothing is lost silently.
 fn run_case(case: &Case, options: &RunOptions, reporters: &mut [&mut dyn Reporter]) -> CaseResult {
-    let ci = info(case);
+    let ci = case_info(case);
     emit(reporters, Event::CaseStarted(ci.clone()));
     let prepared = prepare(case);
     let mut checks = Vec::new();
@@ -223,5 +219,5 @@ fn run_case(case: &Case, options: &RunOptions, reporters: &mut [&mut dyn Reporte
         emit(reporters, Event::CheckFinished { case: ci.clone(), result: result.clone() });
         checks.push(result);
     }
-    CaseResult { passed: checks.iter().all(|c| c.outcome.passed), case: ci, checks }
+    CaseResult::new(ci, checks)
 }

@@ -63,6 +63,11 @@ impl BertConfig {
         Ok(())
     }
 
+    /// The configuration numbers that identify one layer (see `Block::dims`).
+    pub fn layer_dims(&self) -> Vec<(&'static str, usize)> {
+        vec![("hidden_size", self.hidden_size), ("num_attention_heads", self.num_attention_heads), ("intermediate_size", self.intermediate_size)]
+    }
+
     /// The attention block's configuration: bidirectional, biased projections, no RoPE.
     pub fn attention_config(&self) -> AttentionConfig {
         AttentionConfig {

@@ -92,8 +92,7 @@ impl Block for BertLayer {
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
-        let c = &self.cfg;
-        vec![("hidden_size", c.hidden_size), ("num_attention_heads", c.num_attention_heads), ("intermediate_size", c.intermediate_size)]
+        self.cfg.layer_dims()
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {

@@ -73,13 +73,9 @@ impl Block for Bert {
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
-        let c = &self.cfg;
-        vec![
-            ("hidden_size", c.hidden_size),
-            ("num_attention_heads", c.num_attention_heads),
-            ("intermediate_size", c.intermediate_size),
-            ("num_hidden_layers", c.num_hidden_layers),
-        ]
+        let mut dims = self.cfg.layer_dims();
+        dims.push(("num_hidden_layers", self.cfg.num_hidden_layers));
+        dims
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {

@@ -84,6 +84,16 @@ impl LlamaConfig {
         self.attention_config().validate()
     }
 
+    /// The configuration numbers that identify one layer (see `Block::dims`).
+    pub fn layer_dims(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("hidden_size", self.hidden_size),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.kv_heads()),
+            ("intermediate_size", self.intermediate_size),
+        ]
+    }
+
     /// Key/value heads after defaulting.
     pub fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)

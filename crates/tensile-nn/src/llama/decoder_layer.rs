@@ -78,13 +78,7 @@ impl Block for LlamaDecoderLayer {
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
-        let c = &self.cfg;
-        vec![
-            ("hidden_size", c.hidden_size),
-            ("num_attention_heads", c.num_attention_heads),
-            ("num_key_value_heads", c.num_key_value_heads.unwrap_or(c.num_attention_heads)),
-            ("intermediate_size", c.intermediate_size),
-        ]
+        self.cfg.layer_dims()
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {

@@ -33,11 +33,10 @@ where
 pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     // One untimed forward first, so one-off lazy allocations do not count as the module's.
     drop(ctx.module.forward(ctx.input)?);
-    let peak = match peak_bytes(ctx.device, || ctx.module.forward(ctx.input))? {
-        Ok(p) => Some(p as usize),
+    let peak_mb = match peak_bytes(ctx.device, || ctx.module.forward(ctx.input))? {
+        Ok(p) => p as f64 / MIB,
         Err(why) => return Ok(CheckOutcome::skip(why)),
     };
-    let peak_mb = peak.unwrap_or(0) as f64 / MIB;
     let param_bytes: usize = ctx.module.parameters().iter().map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
     let mut metrics = BTreeMap::from([("peak_mb".to_string(), peak_mb), ("param_mb".to_string(), param_bytes as f64 / MIB)]);
     let spec = &ctx.case.spec;
