@@ -6,17 +6,17 @@
 //! The floor of a case is `max(FLOPs / matmul rate, bytes / copy bandwidth)` from the module's
 //! cost model; `% of floor` is floor / measured time (100% is the hardware limit).
 
+use crate::checks::measure;
 use crate::device::{dtype_name, parse_device};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Settings};
 use crate::presets::Preset;
 use crate::runner::{self, RunOptions};
-use crate::spec::Check;
+use crate::spec::{Check, Profile};
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
 
 /// The module tests of a preset that the bench runs, with the PyTorch anchor key prefix of each.
 const MODULES: [(&str, &str); 3] = [("attention", "attn_sdpa"), ("mlp", "mlp"), ("norm", "rmsnorm")];
@@ -80,18 +80,12 @@ pub fn load_anchors(path: &Path) -> Result<BTreeMap<String, Anchor>> {
     Ok(raw.into_iter().filter_map(|(k, v)| serde_json::from_value::<Anchor>(v).ok().map(|a| (k, a))).collect())
 }
 
-/// Times the best of `runs` calls of `f` after one warm-up, synchronising `device`.
-fn best_seconds(device: &Device, runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    device.synchronize()?;
-    let mut best = f64::INFINITY;
-    for _ in 0..runs {
-        let t = Instant::now();
-        f()?;
-        device.synchronize()?;
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    Ok(best)
+/// The fastest of five synchronised runs of `f` after one warm-up run, in seconds: the
+/// runner's own timing loop, with the minimum as the estimate of the hardware's ceiling.
+fn best_seconds(device: &Device, f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let profile = Profile { warmup_runs: Some(1), iterations: Some(5), ..Profile::default() };
+    let t = measure(device, &profile, f)?;
+    Ok(t.samples_ms.iter().copied().fold(f64::INFINITY, f64::min) / 1e3)
 }
 
 /// Measures the matmul rate (an n³ product, n = 8192 on a GPU, 1024 on a CPU) and the copy
@@ -99,14 +93,14 @@ fn best_seconds(device: &Device, runs: usize, mut f: impl FnMut() -> Result<()>)
 pub fn ceilings(device: &Device, dtype: DType) -> Result<Ceilings> {
     let n = if device.is_cpu() { 1024 } else { 8192 };
     let a = Tensor::ones((n, n), dtype, device)?;
-    let mm = best_seconds(device, 5, || {
+    let mm = best_seconds(device, || {
         a.matmul(&a)?;
         Ok(())
     })?;
     let elements = if device.is_cpu() { 16 << 20 } else { 64 << 20 };
     let buf = Tensor::ones(elements, DType::F32, device)?;
     // `affine` reads every element and writes a new buffer: one read and one write per element.
-    let copy = best_seconds(device, 5, || {
+    let copy = best_seconds(device, || {
         buf.affine(1.0, 0.0)?;
         Ok(())
     })?;
