@@ -6,6 +6,7 @@ mod embed;
 mod golden;
 mod report;
 mod run;
+mod source;
 
 tensile::install_counting_allocator!();
 

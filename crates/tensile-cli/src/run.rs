@@ -1,23 +1,19 @@
 //! `tensile run` and `tensile list`.
 
+use crate::source::Source;
 use crate::{EXIT_FAILED, EXIT_OK};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 use tensile::coverage::Coverage;
 use tensile::device::parse_dtype;
-use tensile::presets;
+use tensile::presets::{self, Weights};
 use tensile::{Check, Plan, Settings};
 
 #[derive(Args)]
-#[command(group = clap::ArgGroup::new("source").required(true).args(["model", "spec"]))]
 pub struct RunArgs {
-    /// Built-in preset (see `tensile list`).
-    #[arg(long)]
-    model: Option<String>,
-    /// TOML spec file with `[[test]]` entries.
-    #[arg(long)]
-    spec: Option<PathBuf>,
+    #[command(flatten)]
+    source: Source,
     /// Device: cpu, cuda or cuda:N (replaces the specs' devices).
     #[arg(long)]
     device: Option<String>,
@@ -109,8 +105,8 @@ pub fn run(args: &RunArgs) -> Result<u8> {
             eprintln!("warning: {e}; cases on {d} will be skipped");
         }
     }
-    let (tests, default_seq, source, compare_with) = load(args)?;
-    let seq_len = args.seq_len.unwrap_or(default_seq);
+    let loaded = args.source.load(args.batch_size, args.seq_len, Weights::Seeded)?;
+    let seq_len = args.seq_len.unwrap_or(loaded.default_seq);
     let settings = Settings {
         batch_size: args.batch_size,
         seq_len,
@@ -119,30 +115,13 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         checks,
         filter: args.filter.clone(),
     };
-    let plan = Plan::new(&tests, &settings)?;
+    let plan = Plan::new(&loaded.tests, &settings)?;
     if plan.cases.is_empty() {
-        bail!("no module test of {source} matches the filter");
+        bail!("no module test of {} matches the filter", loaded.description);
     }
-    options.coverage = Some(Coverage::of(&plan).against_presets(&plan, compare_with)?);
+    options.coverage = Some(Coverage::of(&plan).against_presets(&plan, loaded.compare_with)?);
     let summary = crate::report::run_with_reporters(&plan, &options, !args.no_progress, &outputs)?;
     Ok(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
-}
-
-/// The module tests of `--model` or `--spec`, the default sequence length, a description of
-/// the source, and the presets whose modules the coverage report compares against (the one
-/// preset run, or every preset for a spec file).
-fn load(args: &RunArgs) -> Result<(Vec<tensile::ModuleTest>, usize, String, Vec<&'static presets::Preset>)> {
-    Ok(match (&args.model, &args.spec) {
-        (Some(model), _) => {
-            let preset = presets::find(model)?;
-            let seq = args.seq_len.unwrap_or(preset.seq_len);
-            (preset.module_tests(args.batch_size, seq)?, preset.seq_len, format!("preset `{}`", preset.name), vec![preset])
-        }
-        (None, Some(path)) => {
-            (tensile::specfile::load(path)?, tensile::Settings::default().seq_len, format!("spec file {}", path.display()), presets::all().iter().collect())
-        }
-        (None, None) => bail!("give --model PRESET or --spec FILE.toml"),
-    })
 }
 
 pub fn list() -> Result<u8> {
