@@ -4,7 +4,8 @@ use crate::source::Source;
 use crate::EXIT_OK;
 use anyhow::Result;
 use clap::Args;
-use tensile::coverage::Coverage;
+use tensile::presets::zero_weight_tests;
+use tensile::report::coverage::{against_presets, to_text};
 use tensile::presets::Weights;
 use tensile::{Plan, Settings};
 
@@ -22,11 +23,11 @@ pub fn run(args: &CoverageArgs) -> Result<u8> {
     let loaded = args.source.load(1, None, Weights::Zeros)?;
     let settings = Settings { seq_len: loaded.default_seq, ..Settings::default() };
     let plan = Plan::new(&loaded.tests, &settings)?;
-    let coverage = Coverage::of(&plan).against_presets(&plan, loaded.compare_with)?;
+    let coverage = against_presets(plan.coverage(), &plan, zero_weight_tests(loaded.compare_with)?);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&coverage)?);
     } else {
-        print!("{}", coverage.to_text());
+        print!("{}", to_text(&coverage));
     }
     Ok(EXIT_OK)
 }

@@ -5,7 +5,8 @@ use crate::{EXIT_FAILED, EXIT_OK};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
-use tensile::coverage::Coverage;
+use tensile::presets::zero_weight_tests;
+use tensile::report::coverage::against_presets;
 use tensile::device::parse_dtype;
 use tensile::presets::{self, Weights};
 use tensile::{Check, Plan, Settings};
@@ -119,7 +120,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     if plan.cases.is_empty() {
         bail!("no module test of {} matches the filter", loaded.description);
     }
-    options.coverage = Some(Coverage::of(&plan).against_presets(&plan, loaded.compare_with)?);
+    options.coverage = Some(against_presets(plan.coverage(), &plan, zero_weight_tests(loaded.compare_with)?));
     let summary = crate::report::run_with_reporters(&plan, &options, !args.no_progress, &outputs)?;
     Ok(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
 }

@@ -278,7 +278,11 @@ impl Block for Attention {
     }
 
     /// Projections plus `QKᵀ` and `PV` over the full (unmasked) score matrix, which is what
-    /// the fast path computes; the f32 score matrix counts as traffic.
+    /// the fast path computes, and the traffic of the f32 score matrix as the fast path moves
+    /// it: written by `QKᵀ`, read and written by the scaling, by the mask (when there is one)
+    /// and by the softmax, and read by `PV`; plus the `(s, t)` causal mask, built and copied.
+    /// That traffic grows as `seq²` even where the FLOPs are still dominated by the `seq`
+    /// projections, and on a CPU it often sets the time.
     fn cost(&self, shape: &[usize]) -> Cost {
         let c = &self.cfg;
         let (b, s) = (shape[0] as f64, shape[1] as f64);
@@ -287,7 +291,10 @@ impl Block for Attention {
         q_shape[2] = c.num_attention_heads * c.head_dim;
         let proj = self.q_proj.cost(shape) + self.k_proj.cost(shape) + self.v_proj.cost(shape) + self.o_proj.cost(&q_shape);
         let scores = b * h * s * s;
-        let core = Cost { flops: 4.0 * scores * d + 5.0 * scores, bytes: 2.0 * bytes_of(scores, DType::F32) };
+        let masked = c.causal && s > 1.0;
+        let passes = if masked { 8.0 } else { 6.0 };
+        let mask = if masked { 2.0 * bytes_of(s * s, DType::F32) } else { 0.0 };
+        let core = Cost { flops: 4.0 * scores * d + 5.0 * scores, bytes: passes * bytes_of(scores, DType::F32) + mask };
         proj + core
     }
 

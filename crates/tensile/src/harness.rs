@@ -6,7 +6,8 @@
 //! The same report files, baselines and repetitions as `tensile run` come from environment
 //! variables, e.g. `TENSILE_JUNIT=target/junit.xml TENSILE_REPEAT=5 cargo test -p my-model`.
 
-use crate::coverage::Coverage;
+use crate::presets::zero_weight_tests;
+use crate::report::coverage::against_presets;
 use crate::event::{CaseResult, CheckResult, Event, Reporter, Totals};
 use crate::outputs::Outputs;
 use crate::plan::{Plan, Settings};
@@ -87,7 +88,7 @@ pub fn run(args: &Arguments, tests: &[ModuleTest], settings: &Settings, outputs:
     let mut options = outputs.run_options()?;
     if outputs.writes_files() {
         // The reports say which preset modules the registered specs leave without a spec.
-        options.coverage = Some(Coverage::of(&plan).against_presets(&plan, crate::presets::all())?);
+        options.coverage = Some(against_presets(plan.coverage(), &plan, zero_weight_tests(crate::presets::all())?));
     }
     let options = Arc::new(options);
     let results = Results::default();

@@ -1,12 +1,13 @@
 //! Validation and expansion of module tests into cases (test × dtype × device).
 
+use crate::coverage::{Coverage, KindCoverage, SEQ_LEN};
 use crate::device::dtype_name;
 use crate::error::{Error, Result};
 use crate::module::{InputKind, TestModule};
 use crate::spec::{Check, ModuleTest, Reference, Scaling, Spec, Target};
 use crate::tolerance::Tolerance;
 use candle_core::DType;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 /// Suite-wide settings: defaults for specs and command-line overrides.
@@ -221,5 +222,29 @@ impl Plan {
     /// Number of checks across all cases.
     pub fn check_count(&self) -> usize {
         self.cases.iter().map(|c| c.checks.len()).sum()
+    }
+
+    /// The kinds, dtypes, devices, checks and parameter values the plan exercises (with no
+    /// preset compared yet: see [`crate::report::coverage::against_presets`]).
+    pub fn coverage(&self) -> Coverage {
+        let mut kinds: BTreeMap<String, KindCoverage> = BTreeMap::new();
+        for case in &self.cases {
+            let kind = case.module.kind().to_string();
+            let k = kinds.entry(kind.clone()).or_insert_with(|| KindCoverage { kind, ..KindCoverage::default() });
+            k.cases += 1;
+            k.tests.insert(case.name.clone());
+            k.dtypes.insert(dtype_name(case.dtype).to_string());
+            k.devices.insert(case.device.clone());
+            k.checks.extend(case.checks.iter().map(|c| c.name().to_string()));
+            for (name, value) in case.module.dims() {
+                k.dims.entry(name.to_string()).or_default().insert(value);
+            }
+            let seqs = k.dims.entry(SEQ_LEN.to_string()).or_default();
+            seqs.insert(case.seq_len);
+            if let Some(sweep) = &case.spec.sweep {
+                seqs.extend(sweep.seq_lengths.iter().copied());
+            }
+        }
+        Coverage { kinds: kinds.into_values().collect(), uncovered: Vec::new(), presets: Vec::new() }
     }
 }

@@ -58,6 +58,13 @@ impl Preset {
     }
 }
 
+/// The module tests of each of `presets` at its own sequence length with zero weights: what
+/// configuration coverage compares a plan with, cheap even for the 8B layers (zero pages are
+/// mapped lazily).
+pub fn zero_weight_tests<'a>(presets: impl IntoIterator<Item = &'a Preset>) -> Result<Vec<(&'static str, Vec<ModuleTest>)>> {
+    presets.into_iter().map(|p| Ok((p.name, p.module_tests_with(1, p.seq_len, Weights::Zeros)?))).collect()
+}
+
 /// Every preset.
 pub fn all() -> &'static [Preset] {
     &PRESETS

@@ -4,8 +4,8 @@
 //! its reason and the run continues with the next check and the next case.
 
 use crate::baseline::{Baseline, DEFAULT_THRESHOLD};
-use crate::checks::{self, make_input, Ctx};
 use crate::coverage::Coverage;
+use crate::checks::{self, make_input, Ctx};
 use crate::device::{dtype_name, parse_device};
 use crate::event::{CaseInfo, CaseResult, CheckOutcome, CheckResult, Event, Machine, RepeatStats, Reporter, Status, Totals};
 use crate::guard;
@@ -84,7 +84,7 @@ pub fn started(plan: &Plan, options: &RunOptions) -> Event {
             devices.push(c.device.clone());
         }
     }
-    let coverage = options.coverage.clone().unwrap_or_else(|| Coverage::of(plan));
+    let coverage = options.coverage.clone().unwrap_or_else(|| plan.coverage());
     Event::RunStarted { cases: plan.cases.len(), checks: plan.check_count(), machine: Machine::current(), devices, coverage }
 }
 

@@ -80,7 +80,8 @@ pub enum Scaling {
         /// Allowed deviation of the fitted exponent.
         tolerance: f64,
     },
-    /// The exponent of the module's own FLOP count over the sweep (the regime it is in).
+    /// The growth of the module's own cost model: between the lowest and the highest degree of
+    /// its terms in the sequence length (attention: `seq` to `seq²`), ± the default tolerance.
     FromCost,
 }
 
@@ -88,14 +89,20 @@ impl Scaling {
     /// Tolerance on the fitted exponent for the named regimes.
     pub const DEFAULT_TOLERANCE: f64 = 0.3;
 
-    /// `(expected exponent, tolerance)`, with `from_cost` supplying the cost model's exponent.
-    pub fn expectation(self, from_cost: f64) -> (f64, f64) {
+    /// `(expected exponent, tolerance)`. `cost_degrees` is the lowest and highest degree of
+    /// the module's cost terms in the sequence length (1 for projections, 2 for attention
+    /// scores): `FromCost` accepts any exponent a non-negative mix of those terms can produce,
+    /// widened by the default tolerance.
+    pub fn expectation(self, cost_degrees: (f64, f64)) -> (f64, f64) {
         match self {
             Self::Constant => (0.0, Self::DEFAULT_TOLERANCE),
             Self::Linear => (1.0, Self::DEFAULT_TOLERANCE),
             Self::Quadratic => (2.0, Self::DEFAULT_TOLERANCE),
             Self::Exponent { value, tolerance } => (value, tolerance),
-            Self::FromCost => (from_cost, Self::DEFAULT_TOLERANCE),
+            Self::FromCost => {
+                let (lo, hi) = cost_degrees;
+                ((lo + hi) / 2.0, (hi - lo).abs() / 2.0 + Self::DEFAULT_TOLERANCE)
+            }
         }
     }
 }

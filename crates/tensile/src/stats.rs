@@ -181,6 +181,32 @@ pub fn fit_power_law(xs: &[f64], ys: &[f64]) -> Option<LogLogFit> {
     Some(LogLogFit { exponent: slope, intercept, ci_low: slope - half, ci_high: slope + half, r2: if syy == 0.0 { 1.0 } else { 1.0 - sse / syy } })
 }
 
+/// The share of the time at the longest length that must be growth for a growth exponent to
+/// be fitted; below it the growth is lost in the noise of the overhead and is reported as flat.
+pub const GROWTH_FLOOR: f64 = 0.1;
+
+/// How `time − overhead` grows with the sequence length.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Growth {
+    /// A power law fitted to the growing part.
+    Fitted(LogLogFit),
+    /// Less than [`GROWTH_FLOOR`] of the time at the longest length is growth: the time is
+    /// flat (exponent 0) as far as the measurement can tell.
+    Flat,
+}
+
+/// Fits a power law to the growing part `ys − overhead` of timings `ys` at lengths `xs`, over
+/// the points where it is positive (noise can leave a short length at or below the overhead).
+pub fn fit_growth(xs: &[f64], ys: &[f64], overhead: f64) -> Growth {
+    let last = xs.iter().zip(ys).max_by(|a, b| a.0.total_cmp(b.0)).map(|(_, y)| *y);
+    let Some(last) = last else { return Growth::Flat };
+    if !(last - overhead >= GROWTH_FLOOR * last) {
+        return Growth::Flat;
+    }
+    let (gx, gy): (Vec<f64>, Vec<f64>) = xs.iter().zip(ys).filter(|(_, y)| **y - overhead > 0.0).map(|(x, y)| (*x, *y - overhead)).unzip();
+    fit_power_law(&gx, &gy).map_or(Growth::Flat, Growth::Fitted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +263,36 @@ mod tests {
         assert!(two.ci_low.is_infinite() && two.ci_high.is_infinite());
         assert!(fit_power_law(&[1.0, 1.0], &[2.0, 3.0]).is_none());
         assert!(fit_power_law(&[1.0, 2.0], &[0.0, 3.0]).is_none());
+    }
+
+
+    #[test]
+    fn growth_separates_a_fixed_overhead_from_the_growing_part() {
+        // 2 ms of overhead on top of 0.01·x: the whole time's slope is far below 1, the growing
+        // part's is exactly 1.
+        let xs = [128.0, 256.0, 512.0, 1024.0];
+        let ys: Vec<f64> = xs.iter().map(|x| 2.0 + 0.01 * x).collect();
+        assert!(fit_power_law(&xs, &ys).unwrap().exponent < 0.7);
+        let Growth::Fitted(fit) = fit_growth(&xs, &ys, 2.0) else { panic!("growth is 84% of the time at 1024") };
+        assert!((fit.exponent - 1.0).abs() < 1e-12, "{fit:?}");
+        // A quadratic growing part under the same overhead.
+        let ys: Vec<f64> = xs.iter().map(|x| 2.0 + 1e-5 * x * x).collect();
+        let Growth::Fitted(fit) = fit_growth(&xs, &ys, 2.0) else { panic!("grows") };
+        assert!((fit.exponent - 2.0).abs() < 1e-12, "{fit:?}");
+    }
+
+    #[test]
+    fn growth_below_the_floor_is_flat_and_points_under_the_overhead_are_left_out() {
+        let xs = [128.0, 256.0, 512.0, 1024.0];
+        // At 1024 the growth is 0.09 of 1.09 ms: under a tenth, so flat.
+        assert_eq!(fit_growth(&xs, &[1.0, 1.03, 1.05, 1.09], 1.0), Growth::Flat);
+        // Exactly at the floor it is fitted (the floor is inclusive).
+        assert!(matches!(fit_growth(&[1.0, 2.0], &[1.0, 10.0], 9.0), Growth::Fitted(_)));
+        // The first point sits under the overhead (noise) and is left out; the rest grow as x.
+        let Growth::Fitted(fit) = fit_growth(&xs, &[0.99, 1.256, 1.512, 2.024], 1.0) else { panic!("grows") };
+        assert!((fit.exponent - 1.0).abs() < 1e-9, "{fit:?}");
+        assert_eq!(fit_growth(&[], &[], 0.0), Growth::Flat);
+        assert_eq!(fit_growth(&xs, &[f64::NAN; 4], 0.0), Growth::Flat);
     }
 
     proptest! {

@@ -50,8 +50,8 @@ fn scaling_catches_a_quadratic_block_declared_linear() {
         test("quadratic_declared_linear", quadratic.clone(), Scaling::Linear),
         test("quadratic_declared_quadratic", quadratic, Scaling::Exponent { value: 2.0, tolerance: 0.5 }),
     ];
-    assert_eq!(Scaling::Quadratic.expectation(0.0), (2.0, 0.3));
-    assert_eq!(Scaling::Linear.expectation(0.0), (1.0, 0.3));
+    assert_eq!(Scaling::Quadratic.expectation((1.0, 2.0)), (2.0, 0.3));
+    assert_eq!(Scaling::Linear.expectation((1.0, 2.0)), (1.0, 0.3));
     let summary = tensile::runner::run(&Plan::new(&tests, &Settings::default()).unwrap(), &mut []);
     let outcome = |i: usize| &summary.cases[i].checks[0].outcome;
     let exps: Vec<f64> = (0..3).map(|i| outcome(i).metrics["exponent"]).collect();

@@ -2,7 +2,7 @@
 //! its samples, and the time and memory plots of every scaling sweep, each with a caption that
 //! spells out the numbers behind it.
 
-use super::html::{esc, fixed2};
+use super::text::{esc, fixed2};
 use super::record::RunRecord;
 use super::svg;
 use super::text::{num, signed_percent};

@@ -9,6 +9,7 @@
 
 use super::figures::{latency_section, scaling_section};
 use super::record::{FileReporter, Format, RunRecord};
+use super::text::{esc, fixed2};
 use super::text::{corr, num, signed_percent};
 use crate::coverage::COLUMNS;
 use crate::event::{CaseResult, CheckResult};
@@ -85,27 +86,6 @@ impl Verdict {
             Self { word: "PASS", class: "pass", text: format!("all {} cases passed · {} checks, {} skipped", t.cases, t.checks, t.checks_skipped) }
         }
     }
-}
-
-/// Escapes text for html content and attribute values.
-pub(super) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// An exponent with two decimals (`1.42`), the precision its confidence interval supports.
-pub(super) fn fixed2(v: f64) -> String {
-    format!("{v:.2}")
 }
 
 fn header(r: &RunRecord, verdict: &Verdict) -> String {

@@ -3,6 +3,7 @@
 
 mod axis;
 mod console;
+pub mod coverage;
 mod figures;
 mod html;
 mod json;

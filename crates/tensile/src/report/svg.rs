@@ -6,7 +6,7 @@
 //! `mark`, so the page's script (and the browser test) can tell a drawn plot from an empty one.
 
 use super::axis::{tick_label, Axis};
-use super::html::{esc, fixed2};
+use super::text::{esc, fixed2};
 use super::text::num;
 use crate::event::CheckOutcome;
 

@@ -51,3 +51,24 @@ mod tests {
         assert_eq!((signed_percent(0.128), signed_percent(-0.05), signed_percent(f64::NAN)), ("+12.8%".into(), "-5.0%".into(), "NaN".into()));
     }
 }
+
+/// Escapes text for html content and attribute values.
+pub(super) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// An exponent with two decimals (`1.42`), the precision its confidence interval supports.
+pub(super) fn fixed2(v: f64) -> String {
+    format!("{v:.2}")
+}
