@@ -5,8 +5,8 @@ use crate::EXIT_OK;
 use anyhow::Result;
 use clap::Args;
 use tensile::presets::zero_weight_tests;
-use tensile::report::coverage::{against_presets, to_text};
 use tensile::presets::Weights;
+use tensile::report::coverage::{against_presets, to_text};
 use tensile::{Plan, Settings};
 
 #[derive(Args)]

@@ -5,10 +5,10 @@ use crate::{EXIT_FAILED, EXIT_OK};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
-use tensile::presets::zero_weight_tests;
-use tensile::report::coverage::against_presets;
 use tensile::device::parse_dtype;
+use tensile::presets::zero_weight_tests;
 use tensile::presets::{self, Weights};
+use tensile::report::coverage::against_presets;
 use tensile::{Check, Plan, Settings};
 
 #[derive(Args)]
@@ -89,12 +89,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     // The options (and the baseline file) are checked before anything runs.
     let mut options = outputs.run_options()?;
     let checks = match &args.checks {
-        Some(names) => Some(
-            names
-                .iter()
-                .map(|n| Check::parse(n.trim()).ok_or_else(|| anyhow::anyhow!("unknown check `{n}` (known: {})", Check::ALL.map(|c| c.name()).join(", "))))
-                .collect::<Result<Vec<_>>>()?,
-        ),
+        Some(names) => Some(names.iter().map(|n| n.trim().parse::<Check>().map_err(|e| anyhow::anyhow!(e))).collect::<Result<Vec<_>>>()?),
         None => None,
     };
     if let Some(d) = &args.device {

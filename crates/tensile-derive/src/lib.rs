@@ -12,72 +12,41 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Expr, Fields, Ident, LitStr, Meta, Token};
 
-/// The keys a spec may set, each with the code that applies it to `spec`.
-fn apply_key(key: &Ident, value: &Expr) -> syn::Result<Tokens> {
+/// The statement that applies `key = value` to `spec`: a call of the spec method of that name,
+/// the one implementation every front-end shares. The call carries the key's span, so an
+/// unknown key fails to compile right at the key ("no method named `colour` found").
+fn apply_key(key: &Ident, value: &Expr) -> Tokens {
     // A closure is evaluated on the model, so specs may depend on its config.
     let v = match value {
         Expr::Closure(c) => quote_spanned! {c.span()=> ::tensile::inline::with_model(self, #c) },
         other => quote! { #other },
     };
-    Ok(match key.to_string().as_str() {
-        "input_shape" => quote! { spec.input_shape = Some(::tensile::inline::IntoDims::into_dims(#v)); },
-        "tolerance" => quote! { spec.tolerance = Some(::core::convert::Into::into(#v)); },
-        "latency_ms" => quote! { spec.targets.latency_ms = Some(::tensile::spec::Target::Fixed(#v)); },
-        "memory_mb" => quote! { spec.targets.memory_mb = Some(::tensile::spec::Target::Fixed(#v)); },
-        "margin" => quote! { spec.targets.margin = Some(#v); },
-        "gpu_class" => quote! { spec.targets.gpu_class = #v; },
-        "seq_lengths" => quote! {
-            let expect = spec.sweep.as_ref().map_or(::tensile::Scaling::Linear, |s| s.expect);
-            spec.sweep = Some(::tensile::spec::Sweep { seq_lengths: ::std::iter::IntoIterator::into_iter(#v).collect(), expect });
-            if !spec.checks.contains(&::tensile::Check::Scaling) { spec.checks.push(::tensile::Check::Scaling); }
-        },
-        "expect_scaling" => quote! {
-            match &mut spec.sweep {
-                Some(s) => s.expect = #v,
-                None => spec.sweep = Some(::tensile::spec::Sweep { seq_lengths: Vec::new(), expect: #v }),
-            }
-        },
-        "checks" => quote! { spec.checks = ::std::iter::IntoIterator::into_iter(#v).collect(); },
-        "dtypes" => quote! { spec.dtypes = ::std::iter::IntoIterator::into_iter(#v).collect(); },
-        "seed" => quote! { spec.seed = #v; },
-        "name" => Tokens::new(),
-        other => {
-            return Err(syn::Error::new(
-                key.span(),
-                format!("unknown tensile spec key `{other}` (expected input_shape, tolerance, latency_ms, memory_mb, margin, gpu_class, seq_lengths, expect_scaling, checks, dtypes, seed, name)"),
-            ))
-        }
-    })
+    quote_spanned! {key.span()=> spec.#key(#v); }
 }
 
 /// Parses `key = value, …` into the statements that build one test.
 fn spec_body(args: &Punctuated<Meta, Token![,]>, field: &Ident, ty: &syn::Type, prefix: &Option<String>) -> syn::Result<Tokens> {
-    let mut name = field.to_string();
     let mut stmts = Vec::new();
     for meta in args {
         let Meta::NameValue(nv) = meta else {
             return Err(syn::Error::new(meta.span(), "expected `key = value`"));
         };
         let key = nv.path.get_ident().ok_or_else(|| syn::Error::new(nv.path.span(), "expected a key such as `input_shape`"))?;
-        if key == "name" {
-            match &nv.value {
-                Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => name = s.value(),
-                other => return Err(syn::Error::new(other.span(), "`name` takes a string literal")),
-            }
-        }
-        stmts.push(apply_key(key, &nv.value)?);
+        stmts.push(apply_key(key, &nv.value));
     }
-    let full = match prefix {
-        Some(p) => format!("{p}::{name}"),
-        None => name,
+    let prefix = match prefix {
+        Some(p) => quote! { ::core::option::Option::Some(#p) },
+        None => quote! { ::core::option::Option::None },
     };
+    let default_name = field.to_string();
     // The type check is spanned on the field's type: a field that is not a testable block
     // fails to compile right there.
     let module = quote_spanned! {ty.span()=> ::tensile::inline::test_module::<#ty>(&self.#field) };
     Ok(quote! {{
         let mut spec = ::tensile::Spec::default();
+        spec.name(#default_name);
         #(#stmts)*
-        tests.push(::tensile::ModuleTest { name: ::std::string::String::from(#full), module: #module, spec });
+        tests.push(::tensile::ModuleTest::new(#prefix, #default_name, #module, spec));
     }})
 }
 

@@ -6,11 +6,11 @@
 //! The same report files, baselines and repetitions as `tensile run` come from environment
 //! variables, e.g. `TENSILE_JUNIT=target/junit.xml TENSILE_REPEAT=5 cargo test -p my-model`.
 
-use crate::presets::zero_weight_tests;
-use crate::report::coverage::against_presets;
 use crate::event::{CaseResult, CheckResult, Event, Reporter, Totals};
 use crate::outputs::Outputs;
 use crate::plan::{Plan, Settings};
+use crate::presets::zero_weight_tests;
+use crate::report::coverage::against_presets;
 use crate::runner::{self, RunOptions};
 use crate::spec::ModuleTest;
 use libtest_mimic::{Arguments, Conclusion, Failed, Trial};

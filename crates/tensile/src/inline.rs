@@ -16,7 +16,7 @@
 //! }
 //!
 //! let norm = RmsNorm::new(8, 1e-6, SeededInit::var_builder(0, DType::F32, &Device::Cpu)).unwrap();
-//! let model = Model { norm: Tested::new(norm).name("norm").input_shape([1, 4, 8]).expect(latency_ms(50.0)) };
+//! let model = Model { norm: Tested::new(norm).declare(|s| s.name("norm").input_shape((1, 4, 8)).expect(latency_ms(50.0))) };
 //! // The wrapper does not change what the block computes.
 //! let x = Tensor::ones((1, 4, 8), DType::F32, &Device::Cpu).unwrap();
 //! assert_eq!(model.norm.forward(&x).unwrap().to_vec3::<f32>().unwrap(), model.norm.inner().forward(&x).unwrap().to_vec3::<f32>().unwrap());
@@ -26,47 +26,10 @@
 //! ```
 
 use crate::module::NnModule;
-use crate::spec::{Check, ModuleTest, Scaling, Spec, Sweep, Targets};
-use crate::tolerance::Tolerance;
+use crate::spec::{ModuleTest, Spec};
 use candle_core::{Module, Result, Tensor};
 use std::sync::Arc;
 use tensile_nn::Block;
-
-/// Dimensions from a tuple, an array or a vector (what `input_shape = …` accepts).
-pub trait IntoDims {
-    /// The dimensions as a vector.
-    fn into_dims(self) -> Vec<usize>;
-}
-
-impl IntoDims for Vec<usize> {
-    fn into_dims(self) -> Vec<usize> {
-        self
-    }
-}
-
-impl<const N: usize> IntoDims for [usize; N] {
-    fn into_dims(self) -> Vec<usize> {
-        self.to_vec()
-    }
-}
-
-impl IntoDims for (usize, usize) {
-    fn into_dims(self) -> Vec<usize> {
-        vec![self.0, self.1]
-    }
-}
-
-impl IntoDims for (usize, usize, usize) {
-    fn into_dims(self) -> Vec<usize> {
-        vec![self.0, self.1, self.2]
-    }
-}
-
-impl IntoDims for (usize, usize, usize, usize) {
-    fn into_dims(self) -> Vec<usize> {
-        vec![self.0, self.1, self.2, self.3]
-    }
-}
 
 /// A block as a test module (what `#[derive(Testable)]` calls for each declared field; its
 /// bound is what makes a non-block field a compile error).
@@ -90,46 +53,18 @@ pub trait TestableModel {
 #[derive(Debug, Clone)]
 pub struct Tested<B> {
     block: B,
-    name: Option<String>,
     spec: Spec,
 }
 
 impl<B: Block + Clone + 'static> Tested<B> {
     /// Wraps `block` with the default spec.
     pub fn new(block: B) -> Self {
-        Self { block, name: None, spec: Spec::default() }
+        Self { block, spec: Spec::default() }
     }
-    /// Names the test (default: the block's kind).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-    /// Fixes the input shape.
-    pub fn input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
-        self.spec.input_shape = Some(shape.into());
-        self
-    }
-    /// Sets the tolerance.
-    pub fn tolerance(mut self, tolerance: impl Into<Tolerance>) -> Self {
-        self.spec.tolerance = Some(tolerance.into());
-        self
-    }
-    /// Sets performance and memory targets.
-    pub fn expect(mut self, targets: Targets) -> Self {
-        self.spec.targets = targets;
-        self
-    }
-    /// Declares a sequence-length sweep with its expected scaling.
-    pub fn with_seq_lengths(mut self, lengths: impl IntoIterator<Item = usize>, expect: Scaling) -> Self {
-        self.spec.sweep = Some(Sweep { seq_lengths: lengths.into_iter().collect(), expect });
-        if !self.spec.checks.contains(&Check::Scaling) {
-            self.spec.checks.push(Check::Scaling);
-        }
-        self
-    }
-    /// Chooses the checks.
-    pub fn checks(mut self, checks: impl IntoIterator<Item = Check>) -> Self {
-        self.spec.checks = checks.into_iter().collect();
+    /// Declares on the wrapper's spec with the same keys as every front-end:
+    /// `Tested::new(norm).declare(|s| s.name("norm").input_shape((1, 4, 8)))`.
+    pub fn declare(mut self, declare: impl for<'a> FnOnce(&'a mut Spec) -> &'a mut Spec) -> Self {
+        declare(&mut self.spec);
         self
     }
     /// The wrapped block.
@@ -142,11 +77,7 @@ impl<B: Block + Clone + 'static> Tested<B> {
     }
     /// The test this wrapper declares.
     pub fn module_test(&self) -> ModuleTest {
-        ModuleTest {
-            name: self.name.clone().unwrap_or_else(|| self.block.kind().to_string()),
-            module: Arc::new(NnModule::new(self.block.clone())),
-            spec: self.spec.clone(),
-        }
+        ModuleTest::new(None, &self.block.kind().to_string(), Arc::new(NnModule::new(self.block.clone())), self.spec.clone())
     }
 }
 

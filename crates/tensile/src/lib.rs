@@ -50,7 +50,7 @@ pub use inventory;
 pub use module::{CustomModule, NnModule, TestModule};
 pub use plan::{Plan, Settings};
 pub use registry::discover;
-pub use spec::{latency_ms, memory_mb, Check, ModuleTest, Scaling, Spec, Targets};
+pub use spec::{latency_ms, memory_mb, Check, IntoDims, ModuleTest, Scaling, Spec, Targets};
 pub use suite::{NamedModules, Suite};
 pub use tensile_derive::{model_tests, Testable};
 pub use tolerance::Tolerance;

@@ -122,13 +122,8 @@ fn llama_suite(p: LlamaPreset, batch: usize, seq: usize, w: Weights) -> Result<V
     let layer = LlamaDecoderLayer::new(&p.cfg, w.var_builder()).map_err(|source| Error::Block { context: p.name.to_string(), source })?;
     let mut s = Suite::new(&layer).name(p.name).batch_size(batch).seq_len(seq);
     let sweep = sweep_around(seq.min(256));
-    s.test(layer.self_attn())
-        .name("attention")
-        .checks(checks(p.gradients))
-        .with_seq_lengths(sweep.clone())
-        .expect_scaling(Scaling::FromCost)
-        .expect(p.attention);
-    s.test(layer.mlp()).name("mlp").checks(checks(p.gradients)).with_seq_lengths(sweep).expect_scaling(Scaling::Linear).expect(p.mlp);
+    s.test(layer.self_attn()).name("attention").checks(checks(p.gradients)).seq_lengths(sweep.clone()).expect_scaling(Scaling::FromCost).expect(p.attention);
+    s.test(layer.mlp()).name("mlp").checks(checks(p.gradients)).seq_lengths(sweep).expect_scaling(Scaling::Linear).expect(p.mlp);
     s.test(layer.input_layernorm()).name("norm").checks(checks(p.gradients));
     s.test(&layer).name("decoder_layer").checks(checks(p.gradients));
     s.module_tests()
@@ -196,8 +191,8 @@ fn bert_suite(name: &str, cfg: BertConfig, gradients: bool, batch: usize, seq: u
     let layer = BertLayer::new(&cfg, w.var_builder()).map_err(|source| Error::Block { context: name.to_string(), source })?;
     let mut s = Suite::new(&layer).name(name).batch_size(batch).seq_len(seq);
     let sweep = sweep_around(seq.min(256));
-    s.test(layer.attention()).name("attention").checks(checks(gradients)).with_seq_lengths(sweep.clone()).expect_scaling(Scaling::FromCost);
-    s.test(layer.mlp()).name("ffn").checks(checks(gradients)).with_seq_lengths(sweep).expect_scaling(Scaling::Linear);
+    s.test(layer.attention()).name("attention").checks(checks(gradients)).seq_lengths(sweep.clone()).expect_scaling(Scaling::FromCost);
+    s.test(layer.mlp()).name("ffn").checks(checks(gradients)).seq_lengths(sweep).expect_scaling(Scaling::Linear);
     s.test(layer.attention_layer_norm()).name("norm").checks(checks(gradients));
     s.test(&layer).name("layer").checks(checks(gradients));
     s.module_tests()

@@ -4,8 +4,8 @@
 //! its reason and the run continues with the next check and the next case.
 
 use crate::baseline::{Baseline, DEFAULT_THRESHOLD};
-use crate::coverage::Coverage;
 use crate::checks::{self, make_input, Ctx};
+use crate::coverage::Coverage;
 use crate::device::{dtype_name, parse_device};
 use crate::event::{CaseInfo, CaseResult, CheckOutcome, CheckResult, Event, Machine, RepeatStats, Reporter, Status, Totals};
 use crate::guard;
@@ -14,6 +14,7 @@ use crate::module::TestModule;
 use crate::plan::{Case, Plan};
 use crate::spec::Check;
 use candle_core::{Device, Tensor};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,6 +31,41 @@ impl RunSummary {
     /// Whether every check of every case passed.
     pub fn passed(&self) -> bool {
         self.cases.iter().all(|c| c.passed)
+    }
+}
+
+/// Per-case results in the seed's shape: `{module_name, passed, metrics, errors}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModuleResult {
+    /// Module test name.
+    pub module_name: String,
+    /// Dtype and device of this case.
+    pub dtype: String,
+    /// Device of this case.
+    pub device: String,
+    /// Whether every check passed.
+    pub passed: bool,
+    /// Metrics as `check.metric`.
+    pub metrics: BTreeMap<String, f64>,
+    /// Errors as `check: message`.
+    pub errors: Vec<String>,
+}
+
+impl RunSummary {
+    /// One [`ModuleResult`] per case: the run in the seed's shape.
+    pub fn module_results(&self) -> Vec<ModuleResult> {
+        self.cases
+            .iter()
+            .map(|c| {
+                let mut metrics = BTreeMap::new();
+                let mut errors = Vec::new();
+                for r in &c.checks {
+                    metrics.extend(r.outcome.metrics.iter().map(|(k, v)| (format!("{}.{k}", r.check), *v)));
+                    errors.extend(r.outcome.errors.iter().map(|e| format!("{}: {e}", r.check)));
+                }
+                ModuleResult { module_name: c.case.name.clone(), dtype: c.case.dtype.clone(), device: c.case.device.clone(), passed: c.passed, metrics, errors }
+            })
+            .collect()
     }
 }
 

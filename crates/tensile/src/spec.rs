@@ -50,10 +50,14 @@ impl Check {
             Self::Scaling => "scaling",
         }
     }
+}
 
-    /// Parses a name as written by [`Check::name`].
-    pub fn parse(s: &str) -> Option<Check> {
-        Self::ALL.into_iter().find(|c| c.name() == s)
+/// Parses a check's name as written by [`Check::name`]; the one "unknown check" message of
+/// the command line, spec files and the harness.
+impl std::str::FromStr for Check {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Check, String> {
+        Self::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| format!("unknown check `{s}` (known: {})", Self::ALL.map(Check::name).join(", ")))
     }
 }
 
@@ -104,6 +108,21 @@ impl Scaling {
                 ((lo + hi) / 2.0, (hi - lo).abs() / 2.0 + Self::DEFAULT_TOLERANCE)
             }
         }
+    }
+}
+
+/// Parses the named regimes (`constant`, `linear`, `quadratic`, `from_cost`), as spec files
+/// and the command line write them.
+impl std::str::FromStr for Scaling {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Scaling, String> {
+        Ok(match s {
+            "constant" => Self::Constant,
+            "linear" => Self::Linear,
+            "quadratic" => Self::Quadratic,
+            "from_cost" => Self::FromCost,
+            other => return Err(format!("`{other}` is not constant, linear, quadratic, from_cost or {{ exponent, tolerance }}")),
+        })
     }
 }
 
@@ -243,8 +262,28 @@ impl Default for Profile {
 }
 
 /// The declaration for one module instance.
+///
+/// Every front-end declares through the methods of this type, each key written once: the
+/// builder's `suite.test(block)` hands out a `&mut Spec`, [`crate::inline::Tested::declare`]
+/// and `Suite::test_all_modules().matching(..).each(..)` take a closure over one, the derive
+/// turns `key = value` into `spec.key(value)` (so an unknown key is a compile error at the
+/// key), and TOML spec files call the same methods while lowering.
+///
+/// ```
+/// use tensile::{latency_ms, Check, Scaling, Spec};
+///
+/// let mut spec = Spec::default();
+/// spec.name("ffn").input_shape((1, 128, 256)).tolerance(1e-3).expect(latency_ms(5.0)).seq_lengths([128, 256]).expect_scaling(Scaling::Linear);
+/// assert_eq!(spec.input_shape, Some(vec![1, 128, 256]));
+/// // A sweep adds the scaling check; a target adds the check that judges it.
+/// assert!(spec.checks.contains(&Check::Scaling) && spec.checks.contains(&Check::Performance));
+/// assert_eq!(spec.sweep.as_ref().unwrap().expect, Scaling::Linear);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Spec {
+    /// The test's name; `None` lets the front-end name it (the path found in the model, the
+    /// field, or the block's kind).
+    pub name: Option<String>,
     /// Input shape; `None` asks the module for its natural shape at the suite's batch and
     /// sequence length.
     pub input_shape: Option<Vec<usize>>,
@@ -273,6 +312,7 @@ pub struct Spec {
 impl Default for Spec {
     fn default() -> Self {
         Self {
+            name: None,
             input_shape: None,
             output_shape: None,
             dtypes: vec![DType::F32],
@@ -288,6 +328,168 @@ impl Default for Spec {
     }
 }
 
+/// Dimensions from a tuple, an array or a vector: what every front-end's `input_shape` accepts.
+pub trait IntoDims {
+    /// The dimensions as a vector.
+    fn into_dims(self) -> Vec<usize>;
+}
+
+impl IntoDims for Vec<usize> {
+    fn into_dims(self) -> Vec<usize> {
+        self
+    }
+}
+
+impl IntoDims for &[usize] {
+    fn into_dims(self) -> Vec<usize> {
+        self.to_vec()
+    }
+}
+
+impl<const N: usize> IntoDims for [usize; N] {
+    fn into_dims(self) -> Vec<usize> {
+        self.to_vec()
+    }
+}
+
+impl IntoDims for (usize, usize) {
+    fn into_dims(self) -> Vec<usize> {
+        vec![self.0, self.1]
+    }
+}
+
+impl IntoDims for (usize, usize, usize) {
+    fn into_dims(self) -> Vec<usize> {
+        vec![self.0, self.1, self.2]
+    }
+}
+
+impl IntoDims for (usize, usize, usize, usize) {
+    fn into_dims(self) -> Vec<usize> {
+        vec![self.0, self.1, self.2, self.3]
+    }
+}
+
+/// The declaration keys. Each is implemented here and nowhere else.
+impl Spec {
+    /// Names the test.
+    pub fn name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Fixes the input shape: a tuple, an array or a vector.
+    pub fn input_shape(&mut self, shape: impl IntoDims) -> &mut Self {
+        self.input_shape = Some(shape.into_dims());
+        self
+    }
+    /// Sets the tolerance: a [`Tolerance`] or one number used as both atol and rtol.
+    pub fn tolerance(&mut self, tolerance: impl Into<Tolerance>) -> &mut Self {
+        self.tolerance = Some(tolerance.into());
+        self
+    }
+    /// Sets performance and memory targets, e.g. `latency_ms(5.0).memory_mb(512.0)`, and adds
+    /// the check that judges each target present.
+    pub fn expect(&mut self, targets: Targets) -> &mut Self {
+        let (latency, memory) = (targets.latency_ms.is_some(), targets.memory_mb.is_some());
+        self.targets = targets;
+        if latency {
+            self.add_check(Check::Performance);
+        }
+        if memory {
+            self.add_check(Check::Memory);
+        }
+        self
+    }
+    /// Sets the latency target (median, in ms) and adds the performance check.
+    pub fn latency_ms(&mut self, ms: impl Into<Target>) -> &mut Self {
+        let targets = Targets { latency_ms: Some(ms.into()), ..self.targets.clone() };
+        self.expect(targets)
+    }
+    /// Sets the memory target (peak of one forward, in MiB) and adds the memory check.
+    pub fn memory_mb(&mut self, mb: impl Into<Target>) -> &mut Self {
+        let targets = Targets { memory_mb: Some(mb.into()), ..self.targets.clone() };
+        self.expect(targets)
+    }
+    /// Flags measurements more than `margin`× better than their target as stale.
+    pub fn margin(&mut self, margin: f64) -> &mut Self {
+        self.targets.margin = Some(margin);
+        self
+    }
+    /// Marks the targets as meant for a GPU (on a CPU they are still checked, with a note).
+    pub fn gpu_class(&mut self, gpu_class: bool) -> &mut Self {
+        self.targets.gpu_class = gpu_class;
+        self
+    }
+    /// Declares a sequence-length sweep and adds the scaling check. The growth expected is
+    /// linear until [`Spec::expect_scaling`] says otherwise (in either order).
+    pub fn seq_lengths(&mut self, lengths: impl IntoIterator<Item = usize>) -> &mut Self {
+        let expect = self.sweep.as_ref().map_or(Scaling::Linear, |s| s.expect);
+        self.sweep = Some(Sweep { seq_lengths: lengths.into_iter().collect(), expect });
+        self.add_check(Check::Scaling);
+        self
+    }
+    /// Sets the expected growth of time with sequence length.
+    pub fn expect_scaling(&mut self, scaling: Scaling) -> &mut Self {
+        match &mut self.sweep {
+            Some(s) => s.expect = scaling,
+            None => self.sweep = Some(Sweep { seq_lengths: Vec::new(), expect: scaling }),
+        }
+        self
+    }
+    /// Chooses the checks to run, replacing those chosen so far (keys declared later may
+    /// still add theirs).
+    pub fn checks(&mut self, checks: impl IntoIterator<Item = Check>) -> &mut Self {
+        self.checks = checks.into_iter().collect();
+        self
+    }
+    /// Chooses the dtypes to run in (each is a case of its own).
+    pub fn dtypes(&mut self, dtypes: impl IntoIterator<Item = DType>) -> &mut Self {
+        self.dtypes = dtypes.into_iter().collect();
+        self
+    }
+    /// Chooses the devices to run on (`cpu`, `cuda`, `cuda:N`).
+    pub fn devices<S: Into<String>>(&mut self, devices: impl IntoIterator<Item = S>) -> &mut Self {
+        self.devices = devices.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Seeds the random input (and, in spec files, the weights).
+    pub fn seed(&mut self, seed: u64) -> &mut Self {
+        self.seed = seed;
+        self
+    }
+    /// Compares against a reference case file instead of the twin.
+    pub fn reference_case(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.reference = Reference::CaseFile(path.into());
+        self
+    }
+    /// Compares against another module given the same input instead of the twin.
+    pub fn compare_with_module(&mut self, reference: Arc<dyn TestModule>) -> &mut Self {
+        self.reference = Reference::Module(reference);
+        self
+    }
+    /// Compares against another block given the same input instead of the twin.
+    pub fn compare_with<B: tensile_nn::Block + Clone + 'static>(&mut self, reference: &B) -> &mut Self {
+        self.compare_with_module(Arc::new(crate::module::NnModule::new(reference.clone())))
+    }
+    /// Overwrites a buffer of `mib` MiB before every timed run so each starts with cold caches
+    /// (256 is a good value on a GPU; 0 turns it off).
+    pub fn flush_cache(&mut self, mib: usize) -> &mut Self {
+        self.profile.flush_cache_mib = mib;
+        self
+    }
+    /// `warmup` untimed runs, then exactly `iterations` timed runs.
+    pub fn profile(&mut self, warmup: usize, iterations: usize) -> &mut Self {
+        self.profile = Profile { warmup: Duration::ZERO, warmup_runs: Some(warmup), iterations: Some(iterations), ..self.profile };
+        self
+    }
+
+    fn add_check(&mut self, check: Check) {
+        if !self.checks.contains(&check) {
+            self.checks.push(check);
+        }
+    }
+}
+
 /// A named module instance and its spec: the unit every front-end produces.
 #[derive(Clone)]
 pub struct ModuleTest {
@@ -297,6 +499,19 @@ pub struct ModuleTest {
     pub module: Arc<dyn TestModule>,
     /// What it must satisfy.
     pub spec: Spec,
+}
+
+impl ModuleTest {
+    /// The test of `module` under `spec`, named `prefix::name` where `name` is the spec's own
+    /// name or, when it declares none, `default_name` (a path in the model, a field, a kind).
+    pub fn new(prefix: Option<&str>, default_name: &str, module: Arc<dyn TestModule>, spec: Spec) -> Self {
+        let name = spec.name.as_deref().unwrap_or(default_name);
+        let name = match prefix {
+            Some(p) => format!("{p}::{name}"),
+            None => name.to_string(),
+        };
+        Self { name, module, spec }
+    }
 }
 
 impl fmt::Debug for ModuleTest {

@@ -22,7 +22,7 @@ use crate::device::parse_dtype;
 use crate::error::{Error, Result};
 use crate::module::{NnModule, TestModule};
 use crate::plan::{Plan, Settings};
-use crate::spec::{Check, ModuleTest, Reference, Scaling, Spec, Sweep, Target, Targets};
+use crate::spec::{Check, ModuleTest, Scaling, Spec, Target, Targets};
 use crate::tolerance::Tolerance;
 use candle_core::{DType, Device};
 use serde::Deserialize;
@@ -40,7 +40,7 @@ struct File {
     test: Vec<Spanned<Entry>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(untagged)]
 enum OneOrMany {
     One(String),
@@ -164,25 +164,20 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
         None => loc.field(&e.module, "module", err),
     })?;
     let module: Arc<dyn TestModule> = Arc::new(NnModule(block));
-    let mut spec = Spec { seed, ..Spec::default() };
-    spec.profile.flush_cache_mib = e.flush_cache_mib.unwrap_or(0) as usize;
+    let mut spec = Spec::default();
+    spec.name(e.name.get_ref().as_str()).seed(seed).flush_cache(e.flush_cache_mib.unwrap_or(0) as usize);
     if let Some(s) = &e.input_shape {
-        spec.input_shape = Some(positive(loc, s, "input_shape")?);
+        spec.input_shape(positive(loc, s, "input_shape")?);
     }
-    if let Some(d) = e.dtype {
-        let span = d.span();
-        spec.dtypes = d
-            .into_inner()
-            .into_vec()
-            .iter()
-            .map(|n| parse_dtype(n).map_err(|err| loc.err(span.clone(), format!("field `dtype`: {err}"))))
-            .collect::<Result<_>>()?;
+    if let Some(d) = &e.dtype {
+        let dtypes = d.get_ref().clone().into_vec().iter().map(|n| parse_dtype(n).map_err(|err| loc.field(d, "dtype", err))).collect::<Result<Vec<_>>>()?;
+        spec.dtypes(dtypes);
     }
     if let Some(d) = e.device {
-        spec.devices = d.into_inner().into_vec();
+        spec.devices(d.into_inner().into_vec());
     }
     if let Some(t) = &e.tolerance {
-        spec.tolerance = Some(match t.get_ref() {
+        spec.tolerance(match t.get_ref() {
             ToleranceEntry::Uniform(v) => Tolerance::from(*v),
             ToleranceEntry::Full { atol, rtol, min_pcc, min_cosine } => {
                 // Unset thresholds take the first dtype's defaults.
@@ -198,50 +193,36 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
     }
     if let Some(p) = &e.expected_performance {
         let perf = p.get_ref();
-        spec.targets = Targets {
+        spec.expect(Targets {
             latency_ms: perf.latency_ms.map(Target::Fixed),
             memory_mb: perf.memory_mb.map(Target::Fixed),
             margin: perf.margin,
             gpu_class: perf.gpu_class,
-        };
-        spec.checks.retain(|c| *c != Check::Performance && *c != Check::Memory);
-        spec.checks.extend([Check::Performance, Check::Memory]);
+        });
     }
-    let expect = match &e.expect_scaling {
-        None => Scaling::Linear,
-        Some(s) => match s.get_ref() {
-            ScalingEntry::Named(n) => match n.as_str() {
-                "constant" => Scaling::Constant,
-                "linear" => Scaling::Linear,
-                "quadratic" => Scaling::Quadratic,
-                "from_cost" => Scaling::FromCost,
-                other => {
-                    return Err(loc.field(s, "expect_scaling", format!("`{other}` is not constant, linear, quadratic, from_cost or {{ exponent, tolerance }}")))
-                }
-            },
+    match (&e.seq_lengths, &e.expect_scaling) {
+        (Some(s), _) => {
+            spec.seq_lengths(positive(loc, s, "seq_lengths")?);
+        }
+        (None, Some(s)) => return Err(loc.field(s, "expect_scaling", "needs `seq_lengths`")),
+        (None, None) => {}
+    }
+    if let Some(s) = &e.expect_scaling {
+        spec.expect_scaling(match s.get_ref() {
+            ScalingEntry::Named(n) => n.parse().map_err(|err| loc.field(s, "expect_scaling", err))?,
             ScalingEntry::Exponent { exponent, tolerance } => {
                 Scaling::Exponent { value: *exponent, tolerance: tolerance.unwrap_or(Scaling::DEFAULT_TOLERANCE) }
             }
-        },
-    };
-    if let Some(s) = &e.seq_lengths {
-        spec.sweep = Some(Sweep { seq_lengths: positive(loc, s, "seq_lengths")?, expect });
-        spec.checks.push(Check::Scaling);
-    } else if let Some(s) = &e.expect_scaling {
-        return Err(loc.field(s, "expect_scaling", "needs `seq_lengths`"));
+        });
     }
     if let Some(c) = &e.checks {
-        spec.checks = c
-            .get_ref()
-            .iter()
-            .map(|n| Check::parse(n).ok_or_else(|| loc.field(c, "checks", format!("unknown check `{n}` (known: {})", Check::ALL.map(|c| c.name()).join(", ")))))
-            .collect::<Result<_>>()?;
+        spec.checks(c.get_ref().iter().map(|n| n.parse::<Check>().map_err(|err| loc.field(c, "checks", err))).collect::<Result<Vec<_>>>()?);
     }
     if let Some(r) = &e.reference {
         let p = PathBuf::from(r.get_ref());
-        spec.reference = Reference::CaseFile(if p.is_absolute() { p } else { base.join(p) });
+        spec.reference_case(if p.is_absolute() { p } else { base.join(p) });
     }
-    Ok(ModuleTest { name: e.name.into_inner(), module, spec })
+    Ok(ModuleTest::new(None, "", module, spec))
 }
 
 #[cfg(test)]

@@ -94,3 +94,12 @@ mod tests {
         assert!(f32t.min_pcc > f16t.min_pcc && f16t.min_pcc > bf16t.min_pcc);
     }
 }
+
+impl From<f64> for Tolerance {
+    /// One number as both atol and rtol; PCC and cosine must then reach `1 − 10·tol`
+    /// (at most 0.99999, at least 0.99).
+    fn from(tol: f64) -> Self {
+        let corr = (1.0 - 10.0 * tol).clamp(0.99, 0.99999);
+        Tolerance { atol: tol, rtol: tol, min_pcc: corr, min_cosine: corr }
+    }
+}

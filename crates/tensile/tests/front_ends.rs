@@ -24,7 +24,7 @@ fn via_builder() -> ModuleTest {
         .input_shape([1, 8, 64])
         .tolerance(1e-3)
         .expect(latency_ms(5.0).memory_mb(512.0))
-        .with_seq_lengths([8, 16])
+        .seq_lengths([8, 16])
         .expect_scaling(Scaling::Linear)
         .checks(CHECKS);
     let mut t = suite.module_tests().unwrap().remove(0);
@@ -44,13 +44,16 @@ impl TestableModel for Model {
 
 fn via_inline() -> ModuleTest {
     let model = Model {
-        mlp: Tested::new(mlp())
-            .name("mlp")
-            .input_shape([1, 8, 64])
-            .tolerance(1e-3)
-            .expect(latency_ms(5.0).memory_mb(512.0))
-            .with_seq_lengths([8, 16], Scaling::Linear)
-            .checks(CHECKS),
+        // The same keys, in the same order, as the builder: both call the one `Spec` method per key.
+        mlp: Tested::new(mlp()).declare(|s| {
+            s.name("mlp")
+                .input_shape((1, 8, 64))
+                .tolerance(1e-3)
+                .expect(latency_ms(5.0).memory_mb(512.0))
+                .seq_lengths([8, 16])
+                .expect_scaling(Scaling::Linear)
+                .checks(CHECKS)
+        }),
     };
     model.module_tests().remove(0)
 }

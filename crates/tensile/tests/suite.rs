@@ -18,7 +18,7 @@ fn layer(seed: u64) -> LlamaDecoderLayer {
 fn names_come_from_the_model_and_specs_lower_to_the_ir() {
     let model = layer(0);
     let mut suite = Suite::new(&model).name("tiny").batch_size(2).seq_len(16);
-    suite.test(model.self_attn()).tolerance(1e-3).expect(latency_ms(5.0).memory_mb(512.0)).with_seq_lengths([16, 32]).expect_scaling(Scaling::Quadratic);
+    suite.test(model.self_attn()).tolerance(1e-3).expect(latency_ms(5.0).memory_mb(512.0)).seq_lengths([16, 32]).expect_scaling(Scaling::Quadratic);
     suite.test(model.mlp()).name("ffn").input_shape([1, 8, 64]).profile(2, 7);
     let tests = suite.module_tests().unwrap();
     assert_eq!(tests[0].name, "tiny::self_attn");

@@ -63,9 +63,7 @@ impl Llama3Block {
             mlp: layer.mlp().clone(),
             input_layernorm: layer.input_layernorm().clone(),
             post_attention_layernorm: Tested::new(layer.post_attention_layernorm().clone())
-                .name("post_attention_layernorm")
-                .input_shape([2, 16, 256])
-                .checks([Check::Correctness, Check::BatchInvariance]),
+                .declare(|s| s.name("post_attention_layernorm").input_shape((2, 16, 256)).checks([Check::Correctness, Check::BatchInvariance])),
             layer,
             config,
         })

@@ -155,11 +155,8 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     if let Some(m) = fit_power_law(&xs, &mems) {
         metrics.insert("memory_exponent".to_string(), m.exponent);
     }
-    let mut series = BTreeMap::from([
-        ("seq_len".to_string(), xs),
-        ("growth_ms".to_string(), times.iter().map(|t| t - overhead).collect()),
-        ("ms".to_string(), times),
-    ]);
+    let mut series =
+        BTreeMap::from([("seq_len".to_string(), xs), ("growth_ms".to_string(), times.iter().map(|t| t - overhead).collect()), ("ms".to_string(), times)]);
     if mems.len() == lengths.len() {
         series.insert("mb".to_string(), mems.iter().map(|b| b / (1024.0 * 1024.0)).collect());
     }

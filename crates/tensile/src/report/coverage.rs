@@ -77,8 +77,8 @@ fn signature(kind: &str, dims: Vec<(&'static str, usize)>) -> Signature {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Settings;
     use crate::coverage::SEQ_LEN;
+    use crate::plan::Settings;
     use crate::presets::{self, Preset, Weights};
 
     fn zero<'a>(ps: impl IntoIterator<Item = &'a Preset>) -> Vec<(&'a str, Vec<ModuleTest>)> {

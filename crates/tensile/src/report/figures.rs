@@ -2,9 +2,9 @@
 //! its samples, and the time and memory plots of every scaling sweep, each with a caption that
 //! spells out the numbers behind it.
 
-use super::text::{esc, fixed2};
 use super::record::RunRecord;
 use super::svg;
+use super::text::{esc, fixed2};
 use super::text::{num, signed_percent};
 use crate::event::{CaseResult, CheckResult};
 use crate::spec::Check;

@@ -9,8 +9,8 @@
 
 use super::figures::{latency_section, scaling_section};
 use super::record::{FileReporter, Format, RunRecord};
-use super::text::{esc, fixed2};
 use super::text::{corr, num, signed_percent};
+use super::text::{esc, fixed2};
 use crate::coverage::COLUMNS;
 use crate::event::{CaseResult, CheckResult};
 use crate::spec::Check;

@@ -6,8 +6,8 @@
 //! `mark`, so the page's script (and the browser test) can tell a drawn plot from an empty one.
 
 use super::axis::{tick_label, Axis};
-use super::text::{esc, fixed2};
 use super::text::num;
+use super::text::{esc, fixed2};
 use crate::event::CheckOutcome;
 
 /// How a legend entry is drawn.
