@@ -11,6 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::event::{CaseInfo, CaseResult, CheckOutcome, Event, Machine, Reporter};
+use crate::keys::{Metric, Series};
 use crate::spec::Check;
 use crate::stats::{bootstrap_ratio_ci, median};
 use serde::{Deserialize, Serialize};
@@ -149,7 +150,7 @@ impl Baseline {
             .iter()
             .filter_map(|c| {
                 let perf = c.checks.iter().find(|r| r.check == Check::Performance)?;
-                let samples = perf.outcome.series.get("samples_ms").filter(|s| !s.is_empty())?;
+                let samples = perf.outcome.series.get(&Series::SamplesMs).filter(|s| !s.is_empty())?;
                 Some(Entry {
                     name: c.case.name.clone(),
                     module: c.case.module.clone(),
@@ -173,19 +174,19 @@ impl Baseline {
     /// Adds the comparison to a performance check's outcome: metrics always, an error when it
     /// is a regression, a note when the baseline has no entry for the case.
     pub fn apply(&self, case: &CaseInfo, outcome: &mut CheckOutcome, threshold: f64) {
-        let Some(samples) = outcome.series.get("samples_ms").filter(|s| !s.is_empty()) else { return };
+        let Some(samples) = outcome.series.get(&Series::SamplesMs).filter(|s| !s.is_empty()) else { return };
         let Some(entry) = self.entry(case) else {
             outcome.notes.push(format!("baseline `{}` has no entry for this case", self.name));
             return;
         };
         let c = compare(samples, &entry.samples_ms, threshold);
         outcome.metrics.extend([
-            ("baseline_median_ms".to_string(), c.baseline_median_ms),
-            ("slowdown".to_string(), c.slowdown),
-            ("slowdown_ci_low".to_string(), c.low),
-            ("slowdown_ci_high".to_string(), c.high),
-            ("regression_threshold".to_string(), threshold),
-            ("regression".to_string(), f64::from(u8::from(c.regression))),
+            (Metric::BaselineMedianMs, c.baseline_median_ms),
+            (Metric::Slowdown, c.slowdown),
+            (Metric::SlowdownCiLow, c.low),
+            (Metric::SlowdownCiHigh, c.high),
+            (Metric::RegressionThreshold, threshold),
+            (Metric::Regression, f64::from(u8::from(c.regression))),
         ]);
         if c.regression {
             outcome.passed = false;

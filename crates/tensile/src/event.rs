@@ -3,6 +3,7 @@
 //! The runner knows nothing about output formats and reporters know nothing about how results
 //! were computed: everything a reporter shows arrives in an [`Event`].
 
+use crate::keys::{Metric, Series};
 use crate::spec::Check;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ pub struct CheckOutcome {
     /// Whether the check passed (a skipped check counts as passed).
     pub passed: bool,
     /// Named measurements (`max_abs`, `median_ms`, `exponent`, …).
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: BTreeMap<Metric, f64>,
     /// Why it failed; empty when it passed.
     pub errors: Vec<String>,
     /// Remarks that do not change the verdict (e.g. "GPU-class target measured on cpu").
@@ -23,17 +24,17 @@ pub struct CheckOutcome {
     /// Named series behind the metrics, for plots: `samples_ms` (every timed run of a
     /// performance check), `seq_len` / `ms` / `mb` (the points of a scaling sweep).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub series: BTreeMap<String, Vec<f64>>,
+    pub series: BTreeMap<Series, Vec<f64>>,
 }
 
 impl CheckOutcome {
     /// A passing outcome with `metrics`.
-    pub fn pass(metrics: BTreeMap<String, f64>) -> Self {
+    pub fn pass(metrics: BTreeMap<Metric, f64>) -> Self {
         Self { passed: true, metrics, ..Self::default() }
     }
 
     /// An outcome that passes exactly when `errors` is empty.
-    pub fn from_errors(metrics: BTreeMap<String, f64>, errors: Vec<String>) -> Self {
+    pub fn from_errors(metrics: BTreeMap<Metric, f64>, errors: Vec<String>) -> Self {
         Self { passed: errors.is_empty(), metrics, errors, ..Self::default() }
     }
 

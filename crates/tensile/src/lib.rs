@@ -29,6 +29,7 @@ pub mod golden;
 pub mod guard;
 pub mod harness;
 pub mod inline;
+pub mod keys;
 pub mod metrics;
 pub mod module;
 pub mod outputs;

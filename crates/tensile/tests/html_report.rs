@@ -115,9 +115,9 @@ fn non_finite_metrics_print_as_nan_and_inf() {
     assert!(html.contains("<td class=\"num\">0.999999</td>"));
     let mut r = record();
     let scaling = &mut r.cases[0].checks[3].outcome;
-    scaling.metrics.insert("exponent".into(), f64::NAN);
-    scaling.series.insert("ms".into(), vec![f64::NAN, 0.0, f64::INFINITY, -1.0]);
-    r.cases[2].checks[1].outcome.series.insert("samples_ms".into(), vec![f64::NAN]);
+    scaling.metrics.insert(tensile::keys::Metric::Exponent, f64::NAN);
+    scaling.series.insert(tensile::keys::Series::Ms, vec![f64::NAN, 0.0, f64::INFINITY, -1.0]);
+    r.cases[2].checks[1].outcome.series.insert(tensile::keys::Series::SamplesMs, vec![f64::NAN]);
     let html = Html::render(&r);
     // The time plot and the GPU latency plot have nothing finite to draw, so they are left out.
     assert_eq!(html.matches("class=\"plot\"").count(), 2);

@@ -3,6 +3,7 @@
 use super::{make_input, Ctx};
 use crate::error::Result;
 use crate::event::CheckOutcome;
+use crate::keys::Metric;
 use crate::metrics::{compare, to_f64_vec};
 use candle_core::Tensor;
 
@@ -22,8 +23,8 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     let mut metrics = super::correctness::comparison_metrics(&cmp);
     let (a, b) = (to_f64_vec(&single)?, to_f64_vec(&batched)?);
     let bitwise = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
-    metrics.insert("bitwise_equal".to_string(), f64::from(u8::from(bitwise)));
-    metrics.insert("batch".to_string(), input.dim(0)? as f64);
+    metrics.insert(Metric::BitwiseEqual, f64::from(u8::from(bitwise)));
+    metrics.insert(Metric::Batch, input.dim(0)? as f64);
     let errors = ctx.case.tolerance.failures(&cmp, &a, &b).into_iter().map(|f| format!("row-by-row vs batched: {f}")).collect();
     Ok(CheckOutcome::from_errors(metrics, errors))
 }

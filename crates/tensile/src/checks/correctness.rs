@@ -4,6 +4,7 @@ use super::Ctx;
 use crate::error::Result;
 use crate::event::CheckOutcome;
 use crate::golden::GoldenCase;
+use crate::keys::Metric;
 use crate::metrics::{compare, to_f64_vec, Comparison};
 use crate::module::{convert, InputKind};
 use crate::spec::Reference;
@@ -11,14 +12,14 @@ use candle_core::Tensor;
 use std::collections::BTreeMap;
 
 /// The comparison metrics as a metric map.
-pub(crate) fn comparison_metrics(c: &Comparison) -> BTreeMap<String, f64> {
+pub(crate) fn comparison_metrics(c: &Comparison) -> BTreeMap<Metric, f64> {
     BTreeMap::from([
-        ("max_abs".to_string(), c.max_abs),
-        ("max_rel".to_string(), c.max_rel),
-        ("mean_abs".to_string(), c.mean_abs),
-        ("pcc".to_string(), c.pcc),
-        ("cosine".to_string(), c.cosine),
-        ("max_ulp".to_string(), c.max_ulp as f64),
+        (Metric::MaxAbs, c.max_abs),
+        (Metric::MaxRel, c.max_rel),
+        (Metric::MeanAbs, c.mean_abs),
+        (Metric::Pcc, c.pcc),
+        (Metric::Cosine, c.cosine),
+        (Metric::MaxUlp, c.max_ulp as f64),
     ])
 }
 

@@ -4,6 +4,7 @@
 use super::Ctx;
 use crate::error::Result;
 use crate::event::CheckOutcome;
+use crate::keys::Metric;
 use crate::metrics::to_f64_vec;
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     let b = to_f64_vec(&ctx.module.forward(ctx.input)?)?;
     let differing = a.iter().zip(&b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
     let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-    let metrics = BTreeMap::from([("differing_elements".to_string(), differing as f64), ("max_abs_diff".to_string(), max_diff)]);
+    let metrics = BTreeMap::from([(Metric::DifferingElements, differing as f64), (Metric::MaxAbsDiff, max_diff)]);
     let mut errors = Vec::new();
     if ctx.device.is_cpu() {
         if differing > 0 {

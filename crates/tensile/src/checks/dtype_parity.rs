@@ -4,6 +4,7 @@ use super::{make_input, Ctx};
 use crate::device::dtype_name;
 use crate::error::Result;
 use crate::event::CheckOutcome;
+use crate::keys::Metric;
 use crate::metrics::{compare, to_f64_vec};
 use crate::module::convert;
 use crate::tolerance::Tolerance;
@@ -26,8 +27,9 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         let out = half.forward(&x)?;
         let cmp = compare(&out, &expected)?;
         let name = dtype_name(dtype);
-        metrics.insert(format!("{name}_max_abs"), cmp.max_abs);
-        metrics.insert(format!("{name}_pcc"), cmp.pcc);
+        let (max_abs, pcc) = if dtype == DType::BF16 { (Metric::Bf16MaxAbs, Metric::Bf16Pcc) } else { (Metric::F16MaxAbs, Metric::F16Pcc) };
+        metrics.insert(max_abs, cmp.max_abs);
+        metrics.insert(pcc, cmp.pcc);
         let tol = Tolerance::for_dtype(dtype);
         errors.extend(tol.failures(&cmp, &to_f64_vec(&out)?, &to_f64_vec(&expected)?).into_iter().map(|f| format!("{name} vs f32: {f}")));
     }

@@ -7,6 +7,7 @@
 use super::Ctx;
 use crate::error::Result;
 use crate::event::CheckOutcome;
+use crate::keys::Metric;
 use crate::module::{InputKind, TestModule};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
@@ -104,6 +105,6 @@ pub fn gradient_check(module: &dyn TestModule, shape: &[usize], seed: u64) -> Re
             }
         }
     }
-    let metrics = BTreeMap::from([("max_abs_err".to_string(), max_abs), ("max_rel_err".to_string(), max_rel), ("coordinates".to_string(), checked as f64)]);
+    let metrics = BTreeMap::from([(Metric::MaxAbsErr, max_abs), (Metric::MaxRelErr, max_rel), (Metric::Coordinates, checked as f64)]);
     Ok(CheckOutcome::from_errors(metrics, errors))
 }

@@ -3,6 +3,7 @@
 use super::Ctx;
 use crate::error::Result;
 use crate::event::CheckOutcome;
+use crate::keys::Metric;
 use std::collections::BTreeMap;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -38,12 +39,12 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         Err(why) => return Ok(CheckOutcome::skip(why)),
     };
     let param_bytes: usize = ctx.module.parameters().iter().map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
-    let mut metrics = BTreeMap::from([("peak_mb".to_string(), peak_mb), ("param_mb".to_string(), param_bytes as f64 / MIB)]);
+    let mut metrics = BTreeMap::from([(Metric::PeakMb, peak_mb), (Metric::ParamMb, param_bytes as f64 / MIB)]);
     let spec = &ctx.case.spec;
     let (errors, notes, target) =
         super::performance::judge("peak", peak_mb, "MB", spec.targets.memory_mb.as_ref(), &spec.targets, ctx.case.seq_len, ctx.device);
     if let Some(t) = target {
-        metrics.insert("target_mb".to_string(), t);
+        metrics.insert(Metric::TargetMb, t);
     }
     let mut outcome = CheckOutcome::from_errors(metrics, errors);
     outcome.notes = notes;

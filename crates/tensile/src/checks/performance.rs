@@ -4,6 +4,7 @@
 use super::{synchronize, Ctx};
 use crate::error::Result;
 use crate::event::CheckOutcome;
+use crate::keys::{Metric, Series};
 use crate::spec::{Profile, Target, Targets};
 use crate::stats::Summary;
 use candle_core::Device;
@@ -122,29 +123,29 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     })?;
     let s = Summary::of(&timings.samples_ms);
     let mut metrics = BTreeMap::from([
-        ("median_ms".to_string(), s.median),
-        ("p10_ms".to_string(), s.p10),
-        ("p90_ms".to_string(), s.p90),
-        ("min_ms".to_string(), s.min),
-        ("ci_low_ms".to_string(), s.ci_low),
-        ("ci_high_ms".to_string(), s.ci_high),
-        ("iterations".to_string(), s.n as f64),
+        (Metric::MedianMs, s.median),
+        (Metric::P10Ms, s.p10),
+        (Metric::P90Ms, s.p90),
+        (Metric::MinMs, s.min),
+        (Metric::CiLowMs, s.ci_low),
+        (Metric::CiHighMs, s.ci_high),
+        (Metric::Iterations, s.n as f64),
     ]);
     let cost = ctx.module.cost(&ctx.case.input_shape);
     let seconds = s.median / 1e3;
     if cost.flops > 0.0 {
-        metrics.insert("gflops".to_string(), cost.flops / seconds / 1e9);
+        metrics.insert(Metric::Gflops, cost.flops / seconds / 1e9);
     }
     if cost.bytes > 0.0 {
-        metrics.insert("gbps".to_string(), cost.bytes / seconds / 1e9);
+        metrics.insert(Metric::Gbps, cost.bytes / seconds / 1e9);
     }
     let (errors, notes, target) = judge("median", s.median, "ms", spec.targets.latency_ms.as_ref(), &spec.targets, ctx.case.seq_len, ctx.device);
     if let Some(t) = target {
-        metrics.insert("target_ms".to_string(), t);
+        metrics.insert(Metric::TargetMs, t);
     }
     let mut outcome = CheckOutcome::from_errors(metrics, errors);
     outcome.notes = notes;
-    outcome.series.insert("samples_ms".to_string(), timings.samples_ms);
+    outcome.series.insert(Series::SamplesMs, timings.samples_ms);
     Ok(outcome)
 }
 

@@ -24,6 +24,7 @@
 use super::{make_input, measure, Ctx};
 use crate::error::Result;
 use crate::event::CheckOutcome;
+use crate::keys::{Metric, Series};
 use crate::spec::{Profile, Scaling};
 use crate::stats::{fit_growth, fit_power_law, Growth};
 use std::collections::BTreeMap;
@@ -128,37 +129,36 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     };
     let growth = fit_growth(&xs, &times, overhead);
     let mut metrics = BTreeMap::from([
-        ("raw_exponent".to_string(), raw.exponent),
-        ("overhead_ms".to_string(), overhead),
-        ("expected_exponent".to_string(), expected),
-        ("tolerance".to_string(), tolerance),
+        (Metric::RawExponent, raw.exponent),
+        (Metric::OverheadMs, overhead),
+        (Metric::ExpectedExponent, expected),
+        (Metric::Tolerance, tolerance),
     ]);
     if let Some((lo, hi)) = cost {
-        metrics.extend([("cost_degree_low".to_string(), lo), ("cost_degree_high".to_string(), hi)]);
+        metrics.extend([(Metric::CostDegreeLow, lo), (Metric::CostDegreeHigh, hi)]);
     }
     let exponent = match &growth {
         Growth::Fitted(fit) => {
             metrics.extend([
-                ("exponent".to_string(), fit.exponent),
-                ("exponent_ci_low".to_string(), fit.ci_low),
-                ("exponent_ci_high".to_string(), fit.ci_high),
-                ("r2".to_string(), fit.r2),
-                ("intercept".to_string(), fit.intercept),
+                (Metric::Exponent, fit.exponent),
+                (Metric::ExponentCiLow, fit.ci_low),
+                (Metric::ExponentCiHigh, fit.ci_high),
+                (Metric::R2, fit.r2),
+                (Metric::Intercept, fit.intercept),
             ]);
             fit.exponent
         }
         Growth::Flat => {
-            metrics.insert("exponent".to_string(), 0.0);
+            metrics.insert(Metric::Exponent, 0.0);
             0.0
         }
     };
     if let Some(m) = fit_power_law(&xs, &mems) {
-        metrics.insert("memory_exponent".to_string(), m.exponent);
+        metrics.insert(Metric::MemoryExponent, m.exponent);
     }
-    let mut series =
-        BTreeMap::from([("seq_len".to_string(), xs), ("growth_ms".to_string(), times.iter().map(|t| t - overhead).collect()), ("ms".to_string(), times)]);
+    let mut series = BTreeMap::from([(Series::SeqLen, xs), (Series::GrowthMs, times.iter().map(|t| t - overhead).collect()), (Series::Ms, times)]);
     if mems.len() == lengths.len() {
-        series.insert("mb".to_string(), mems.iter().map(|b| b / (1024.0 * 1024.0)).collect());
+        series.insert(Series::Mb, mems.iter().map(|b| b / (1024.0 * 1024.0)).collect());
     }
     let mut errors = Vec::new();
     // Written as "not within" so that a NaN exponent fails instead of slipping through.

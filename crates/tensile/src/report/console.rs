@@ -7,6 +7,7 @@
 
 use super::text::{corr, num};
 use crate::event::{CaseResult, CheckResult, Event, Reporter};
+use crate::keys::Metric;
 use crate::spec::Check;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
@@ -100,14 +101,14 @@ fn key_metrics(case: &CaseResult) -> String {
     let mut parts = Vec::new();
     for r in case.checks.iter().filter(|r| r.outcome.skipped.is_none()) {
         let m = &r.outcome.metrics;
-        let get = |k: &str| m.get(k).copied();
+        let get = |k: Metric| m.get(&k).copied();
         match r.check {
             Check::Correctness => {
                 let mut s = Vec::new();
-                if let Some(v) = get("max_abs") {
+                if let Some(v) = get(Metric::MaxAbs) {
                     s.push(format!("max_abs {}", num(v, 3)));
                 }
-                if let Some(v) = get("pcc") {
+                if let Some(v) = get(Metric::Pcc) {
                     s.push(format!("pcc {}", corr(v)));
                 }
                 if !s.is_empty() {
@@ -115,31 +116,31 @@ fn key_metrics(case: &CaseResult) -> String {
                 }
             }
             Check::Performance => {
-                if let Some(median) = get("median_ms") {
+                if let Some(median) = get(Metric::MedianMs) {
                     let mut extra = Vec::new();
-                    if let (Some(lo), Some(hi)) = (get("p10_ms"), get("p90_ms")) {
+                    if let (Some(lo), Some(hi)) = (get(Metric::P10Ms), get(Metric::P90Ms)) {
                         extra.push(format!("p10–p90 {}–{}", num(lo, 3), num(hi, 3)));
                     }
-                    if let Some(t) = get("target_ms") {
+                    if let Some(t) = get(Metric::TargetMs) {
                         extra.push(format!("target {}", num(t, 3)));
                     }
-                    if let Some(d) = get("slowdown") {
+                    if let Some(d) = get(Metric::Slowdown) {
                         extra.push(format!("{:+.1}% vs baseline", d * 100.0));
                     }
                     parts.push(with_extra(format!("{} ms", num(median, 3)), &extra));
                 }
             }
             Check::Memory => {
-                if let Some(peak) = get("peak_mb") {
-                    let extra: Vec<String> = get("target_mb").map(|t| format!("target {}", num(t, 3))).into_iter().collect();
+                if let Some(peak) = get(Metric::PeakMb) {
+                    let extra: Vec<String> = get(Metric::TargetMb).map(|t| format!("target {}", num(t, 3))).into_iter().collect();
                     parts.push(with_extra(format!("{} MiB", num(peak, 3)), &extra));
                 }
             }
             Check::Scaling => {
-                if let Some(e) = get("exponent") {
+                if let Some(e) = get(Metric::Exponent) {
                     let mut extra = Vec::new();
-                    if let Some(want) = get("expected_exponent") {
-                        let tol = get("tolerance").map_or(String::new(), |t| format!("±{}", num(t, 2)));
+                    if let Some(want) = get(Metric::ExpectedExponent) {
+                        let tol = get(Metric::Tolerance).map_or(String::new(), |t| format!("±{}", num(t, 2)));
                         extra.push(format!("want {}{tol}", num(want, 3)));
                     }
                     parts.push(with_extra(format!("seq^{}", num(e, 3)), &extra));

@@ -7,6 +7,7 @@ use super::svg;
 use super::text::{esc, fixed2};
 use super::text::{num, signed_percent};
 use crate::event::{CaseResult, CheckResult};
+use crate::keys::{Metric, Series};
 use crate::spec::Check;
 
 /// `<b>name</b> · device · dtype` with the check's status badge.
@@ -31,33 +32,33 @@ pub(super) fn latency_section(r: &RunRecord) -> (String, usize) {
 
 /// The numbers behind a latency plot, in words.
 fn latency_caption(x: &CheckResult) -> String {
-    let get = |k: &str| x.outcome.metrics.get(k).copied();
-    let ms = |k: &str| get(k).map(|v| format!("{} ms", num(v, 3)));
+    let get = |k: Metric| x.outcome.metrics.get(&k).copied();
+    let ms = |k: Metric| get(k).map(|v| format!("{} ms", num(v, 3)));
     let mut parts = Vec::new();
-    if let Some(m) = ms("median_ms") {
-        let ci = match (get("ci_low_ms"), get("ci_high_ms")) {
+    if let Some(m) = ms(Metric::MedianMs) {
+        let ci = match (get(Metric::CiLowMs), get(Metric::CiHighMs)) {
             (Some(lo), Some(hi)) => format!(" (95% CI {}–{})", num(lo, 3), num(hi, 3)),
             _ => String::new(),
         };
         parts.push(format!("median {m}{ci}"));
     }
-    if let (Some(lo), Some(hi)) = (get("p10_ms"), get("p90_ms")) {
+    if let (Some(lo), Some(hi)) = (get(Metric::P10Ms), get(Metric::P90Ms)) {
         parts.push(format!("p10–p90 {}–{} ms", num(lo, 3), num(hi, 3)));
     }
-    parts.extend(ms("min_ms").map(|v| format!("min {v}")));
-    let samples = x.outcome.series.get("samples_ms").map_or(0, Vec::len);
+    parts.extend(ms(Metric::MinMs).map(|v| format!("min {v}")));
+    let samples = x.outcome.series.get(&Series::SamplesMs).map_or(0, Vec::len);
     parts.push(format!("{samples} samples"));
-    parts.extend(ms("target_ms").map(|v| format!("target {v}")));
-    if let (Some(b), Some(d)) = (ms("baseline_median_ms"), get("slowdown")) {
-        let ci = match (get("slowdown_ci_low"), get("slowdown_ci_high")) {
+    parts.extend(ms(Metric::TargetMs).map(|v| format!("target {v}")));
+    if let (Some(b), Some(d)) = (ms(Metric::BaselineMedianMs), get(Metric::Slowdown)) {
+        let ci = match (get(Metric::SlowdownCiLow), get(Metric::SlowdownCiHigh)) {
             (Some(lo), Some(hi)) => format!(" (95% CI {} to {})", signed_percent(lo), signed_percent(hi)),
             _ => String::new(),
         };
-        let threshold = get("regression_threshold").map_or(String::new(), |t| format!(", regression threshold {}", signed_percent(t)));
+        let threshold = get(Metric::RegressionThreshold).map_or(String::new(), |t| format!(", regression threshold {}", signed_percent(t)));
         parts.push(format!("baseline median {b}, slowdown {}{ci}{threshold}", signed_percent(d)));
     }
-    parts.extend(get("gflops").map(|v| format!("{} GFLOP/s", num(v, 3))));
-    parts.extend(get("gbps").map(|v| format!("{} GB/s", num(v, 3))));
+    parts.extend(get(Metric::Gflops).map(|v| format!("{} GFLOP/s", num(v, 3))));
+    parts.extend(get(Metric::Gbps).map(|v| format!("{} GB/s", num(v, 3))));
     parts.join("; ")
 }
 
@@ -89,20 +90,26 @@ pub(super) fn scaling_section(r: &RunRecord) -> (String, usize) {
 
 /// The numbers behind the scaling plots, in words.
 fn scaling_caption(x: &CheckResult) -> String {
-    let get = |k: &str| x.outcome.metrics.get(k).copied();
+    let get = |k: Metric| x.outcome.metrics.get(&k).copied();
     let mut parts = Vec::new();
-    if let Some(e) = get("exponent") {
-        let ci = match (get("exponent_ci_low"), get("exponent_ci_high")) {
+    if let Some(e) = get(Metric::Exponent) {
+        let ci = match (get(Metric::ExponentCiLow), get(Metric::ExponentCiHigh)) {
             (Some(lo), Some(hi)) => format!(" (95% CI {}–{})", fixed2(lo), fixed2(hi)),
             _ => String::new(),
         };
-        parts.push(format!("time ∝ seq^{}{ci}", fixed2(e)));
+        let judged = if get(Metric::OverheadMs).is_some() { "time above the fixed overhead" } else { "time" };
+        parts.push(format!("{judged} ∝ seq^{}{ci} (judged)", fixed2(e)));
     }
-    if let Some(want) = get("expected_exponent") {
-        parts.push(format!("expected seq^{}{}", fixed2(want), get("tolerance").map_or(String::new(), |t| format!(" ± {}", fixed2(t)))));
+    parts.extend(get(Metric::OverheadMs).map(|o| format!("fixed overhead {} ms (time at sequence length 1)", num(o, 3))));
+    parts.extend(get(Metric::RawExponent).map(|e| format!("whole time ∝ seq^{}", fixed2(e))));
+    if let Some(want) = get(Metric::ExpectedExponent) {
+        parts.push(format!("expected seq^{}{}", fixed2(want), get(Metric::Tolerance).map_or(String::new(), |t| format!(" ± {}", fixed2(t)))));
     }
-    parts.extend(get("r2").map(|v| format!("r² {}", num(v, 3))));
-    parts.extend(get("memory_exponent").map(|e| format!("memory ∝ seq^{}", fixed2(e))));
-    parts.push(format!("{} sequence lengths", x.outcome.series.get("seq_len").map_or(0, Vec::len)));
+    if let (Some(lo), Some(hi)) = (get(Metric::CostDegreeLow), get(Metric::CostDegreeHigh)) {
+        parts.push(format!("cost model terms grow as seq^{lo}–seq^{hi}"));
+    }
+    parts.extend(get(Metric::R2).map(|v| format!("r² {}", num(v, 3))));
+    parts.extend(get(Metric::MemoryExponent).map(|e| format!("memory ∝ seq^{}", fixed2(e))));
+    parts.push(format!("{} sequence lengths", x.outcome.series.get(&Series::SeqLen).map_or(0, Vec::len)));
     parts.join("; ")
 }

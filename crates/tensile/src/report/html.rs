@@ -13,6 +13,7 @@ use super::text::{corr, num, signed_percent};
 use super::text::{esc, fixed2};
 use crate::coverage::COLUMNS;
 use crate::event::{CaseResult, CheckResult};
+use crate::keys::Metric;
 use crate::spec::Check;
 
 /// The html format.
@@ -132,14 +133,13 @@ fn checks_present(r: &RunRecord) -> Vec<Check> {
 
 /// The one metric worth reading in a table cell, plus repetition counts.
 fn key_metric(r: &CheckResult) -> String {
-    let get = |k: &str| r.outcome.metrics.get(k).copied();
+    let get = |k: Metric| r.outcome.metrics.get(&k).copied();
     let main = match r.check {
-        Check::Performance => {
-            get("median_ms").map(|m| format!("{} ms{}", num(m, 3), get("slowdown").map_or(String::new(), |d| format!(" ({} vs baseline)", signed_percent(d)))))
-        }
-        Check::Memory => get("peak_mb").map(|m| format!("{} MiB", num(m, 3))),
-        Check::Scaling => get("exponent").map(|e| format!("seq^{}", fixed2(e))),
-        _ => ["max_abs", "max_rel", "differing_elements", "pcc"].iter().find_map(|k| get(k).map(|v| format!("{k} {}", num(v, 3)))),
+        Check::Performance => get(Metric::MedianMs)
+            .map(|m| format!("{} ms{}", num(m, 3), get(Metric::Slowdown).map_or(String::new(), |d| format!(" ({} vs baseline)", signed_percent(d))))),
+        Check::Memory => get(Metric::PeakMb).map(|m| format!("{} MiB", num(m, 3))),
+        Check::Scaling => get(Metric::Exponent).map(|e| format!("seq^{}", fixed2(e))),
+        _ => [Metric::MaxAbs, Metric::MaxRel, Metric::DifferingElements, Metric::Pcc].into_iter().find_map(|k| get(k).map(|v| format!("{k} {}", num(v, 3)))),
     };
     let repeat = r.repeat.as_ref().map(|s| format!("{}/{} runs failed", s.failures, s.runs));
     main.into_iter().chain(repeat).collect::<Vec<_>>().join(" · ")
@@ -199,7 +199,7 @@ fn details(r: &RunRecord) -> String {
 }
 
 /// Metrics shown first in the error table, in this order; others follow alphabetically.
-const ERROR_METRICS: [&str; 6] = ["max_abs", "max_rel", "mean_abs", "pcc", "cosine", "ulp"];
+const ERROR_METRICS: [Metric; 6] = [Metric::MaxAbs, Metric::MaxRel, Metric::MeanAbs, Metric::Pcc, Metric::Cosine, Metric::MaxUlp];
 
 fn error_metrics(r: &RunRecord) -> String {
     let rows: Vec<(&CaseResult, &CheckResult)> = r
@@ -213,22 +213,22 @@ fn error_metrics(r: &RunRecord) -> String {
     if rows.is_empty() {
         return out + "<p>no correctness or dtype parity metrics</p>\n</section>\n";
     }
-    let mut columns: Vec<&str> = ERROR_METRICS.iter().copied().filter(|k| rows.iter().any(|(_, x)| x.outcome.metrics.contains_key(*k))).collect();
-    let others: std::collections::BTreeSet<&str> =
-        rows.iter().flat_map(|(_, x)| x.outcome.metrics.keys().map(String::as_str)).filter(|k| !ERROR_METRICS.contains(k)).collect();
+    let mut columns: Vec<Metric> = ERROR_METRICS.iter().copied().filter(|k| rows.iter().any(|(_, x)| x.outcome.metrics.contains_key(k))).collect();
+    let others: std::collections::BTreeSet<Metric> =
+        rows.iter().flat_map(|(_, x)| x.outcome.metrics.keys().copied()).filter(|k| !ERROR_METRICS.contains(k)).collect();
     columns.extend(others);
     out.push_str("<table>\n<tr><th>case</th><th>check</th><th>status</th>");
     for k in &columns {
-        out.push_str(&format!("<th>{}</th>", esc(k)));
+        out.push_str(&format!("<th>{}</th>", esc(k.name())));
     }
     out.push_str("</tr>\n");
     for (c, x) in rows {
         let status = x.status().name();
         out.push_str(&format!("<tr><td>{}</td><td>{}</td><td class=\"st {status}\">{status}</td>", esc(&c.case.name), x.check.name()));
         for k in &columns {
-            out.push_str(&match x.outcome.metrics.get(*k) {
+            out.push_str(&match x.outcome.metrics.get(k) {
                 Some(v) if !v.is_finite() => format!("<td class=\"num bad\">{}</td>", num(*v, 3)),
-                Some(v) if matches!(*k, "pcc" | "cosine") => format!("<td class=\"num\">{}</td>", corr(*v)),
+                Some(v) if matches!(*k, Metric::Pcc | Metric::Cosine) => format!("<td class=\"num\">{}</td>", corr(*v)),
                 Some(v) => format!("<td class=\"num\">{}</td>", num(*v, 3)),
                 None => "<td class=\"na\">—</td>".to_string(),
             });

@@ -34,6 +34,7 @@
 use super::record::{FileReporter, Format, RunRecord};
 use super::text::signed_percent;
 use crate::event::{CaseResult, CheckResult, Status};
+use crate::keys::Metric;
 use crate::spec::Check;
 use std::fmt::Write as _;
 
@@ -178,32 +179,32 @@ fn metric_lines(s: &mut String, k: &CheckResult) {
 /// by side.
 fn target_lines(k: &CheckResult) -> String {
     let m = &k.outcome.metrics;
-    let get = |name: &str| m.get(name).copied();
+    let get = |name: Metric| m.get(&name).copied();
     let mut s = String::new();
     // The measured side of each line, when the check measured it: `median_ms = 7.9 ms against `.
-    let measured = |name: &str, unit: &str| get(name).map_or(String::new(), |v| format!("{name} = {}{unit} against ", num(v)));
-    if let Some(t) = get("target_ms") {
-        let _ = writeln!(s, "target: {}target_ms = {} ms", measured("median_ms", " ms"), num(t));
+    let measured = |name: Metric, unit: &str| get(name).map_or(String::new(), |v| format!("{name} = {}{unit} against ", num(v)));
+    if let Some(t) = get(Metric::TargetMs) {
+        let _ = writeln!(s, "target: {}target_ms = {} ms", measured(Metric::MedianMs, " ms"), num(t));
     }
-    if let Some(t) = get("target_mb") {
-        let _ = writeln!(s, "target: {}target_mb = {} MB", measured("peak_mb", " MB"), num(t));
+    if let Some(t) = get(Metric::TargetMb) {
+        let _ = writeln!(s, "target: {}target_mb = {} MB", measured(Metric::PeakMb, " MB"), num(t));
     }
     if k.check == Check::Scaling {
-        if let Some(want) = get("expected_exponent") {
-            let tol = get("tolerance").map_or(String::new(), |t| format!(" ± {}", num(t)));
-            let _ = writeln!(s, "target: {}expected_exponent ± tolerance = {}{tol}", measured("exponent", ""), num(want));
+        if let Some(want) = get(Metric::ExpectedExponent) {
+            let tol = get(Metric::Tolerance).map_or(String::new(), |t| format!(" ± {}", num(t)));
+            let _ = writeln!(s, "target: {}expected_exponent ± tolerance = {}{tol}", measured(Metric::Exponent, ""), num(want));
         }
     }
-    if let Some(base) = get("baseline_median_ms") {
-        let slowdown = get("slowdown").map_or(String::new(), |d| {
-            let ci = match (get("slowdown_ci_low"), get("slowdown_ci_high")) {
+    if let Some(base) = get(Metric::BaselineMedianMs) {
+        let slowdown = get(Metric::Slowdown).map_or(String::new(), |d| {
+            let ci = match (get(Metric::SlowdownCiLow), get(Metric::SlowdownCiHigh)) {
                 (Some(lo), Some(hi)) => format!(" (95% CI {} to {})", signed_percent(lo), signed_percent(hi)),
                 _ => String::new(),
             };
             format!(", slowdown = {}{ci}", signed_percent(d))
         });
-        let threshold = get("regression_threshold").map_or(String::new(), |t| format!(", regression_threshold = {}", percent(t)));
-        let _ = writeln!(s, "baseline: {}baseline_median_ms = {} ms{slowdown}{threshold}", measured("median_ms", " ms"), num(base));
+        let threshold = get(Metric::RegressionThreshold).map_or(String::new(), |t| format!(", regression_threshold = {}", percent(t)));
+        let _ = writeln!(s, "baseline: {}baseline_median_ms = {} ms{slowdown}{threshold}", measured(Metric::MedianMs, " ms"), num(base));
     }
     s
 }
@@ -301,7 +302,7 @@ mod tests {
     }
 
     fn failed(check: Check, metrics: &[(&str, f64)]) -> CheckResult {
-        let metrics = metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let metrics = metrics.iter().map(|(k, v)| (k.parse().expect("a known metric"), *v)).collect();
         CheckResult { check, outcome: crate::event::CheckOutcome::from_errors(metrics, vec!["too slow".into()]), elapsed_s: 1.0, repeat: None }
     }
 

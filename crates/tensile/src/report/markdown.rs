@@ -14,6 +14,7 @@
 use super::record::{FileReporter, Format, RunRecord};
 use super::text::{num, signed_percent};
 use crate::event::{CaseResult, CheckResult, Status};
+use crate::keys::Metric;
 use crate::spec::Check;
 use std::fmt::Write as _;
 
@@ -94,16 +95,16 @@ fn regressions(md: &mut String, r: &RunRecord) {
         for k in &c.checks {
             let m = &k.outcome.metrics;
             let regressed = k.outcome.metrics.get("regression").is_some_and(|v| *v > 0.0);
-            let (Some(slowdown), true) = (m.get("slowdown").copied(), regressed) else { continue };
-            let ci = match (m.get("slowdown_ci_low"), m.get("slowdown_ci_high")) {
+            let (Some(slowdown), true) = (m.get(&Metric::Slowdown).copied(), regressed) else { continue };
+            let ci = match (m.get(&Metric::SlowdownCiLow), m.get(&Metric::SlowdownCiHigh)) {
                 (Some(lo), Some(hi)) => format!(" (95% CI {} to {})", signed_percent(*lo), signed_percent(*hi)),
                 _ => String::new(),
             };
-            let medians = match (m.get("median_ms"), m.get("baseline_median_ms")) {
+            let medians = match (m.get(&Metric::MedianMs), m.get(&Metric::BaselineMedianMs)) {
                 (Some(new), Some(old)) => format!(": median {} ms vs {} ms", num(*new, 3), num(*old, 3)),
                 _ => String::new(),
             };
-            let threshold = m.get("regression_threshold").map_or(String::new(), |t| format!(", threshold {:.1}%", t * 100.0));
+            let threshold = m.get(&Metric::RegressionThreshold).map_or(String::new(), |t| format!(", threshold {:.1}%", t * 100.0));
             let _ = writeln!(
                 lines,
                 "- {} [{}/{}] {}{medians}, {}{ci}{threshold}",
@@ -139,7 +140,7 @@ fn cases(md: &mut String, r: &RunRecord) {
             .checks
             .iter()
             .filter(|k| k.check == Check::Performance)
-            .find_map(|k| k.outcome.metrics.get("median_ms"))
+            .find_map(|k| k.outcome.metrics.get(&Metric::MedianMs))
             .map_or("—".to_string(), |v| num(*v, 3));
         let _ =
             writeln!(md, "| {} | {} | {} | {} | {status} | {median} |", cell(&c.case.name), cell(&c.case.module), cell(&c.case.dtype), cell(&c.case.device));

@@ -9,6 +9,7 @@ use super::axis::{tick_label, Axis};
 use super::text::num;
 use super::text::{esc, fixed2};
 use crate::event::CheckOutcome;
+use crate::keys::{Metric, Series};
 
 /// How a legend entry is drawn.
 enum Swatch {
@@ -67,9 +68,10 @@ fn vline(x: &Axis, v: f64, y0: f64, y1: f64, color: &str, width: f64, dashed: bo
 /// The latency strip of a performance check: every sample as a dot, the p10–p90 box, the
 /// median, the target and the baseline median. `None` when the check kept no finite sample.
 pub(super) fn latency(title: &str, outcome: &CheckOutcome) -> Option<String> {
-    let samples: Vec<f64> = outcome.series.get("samples_ms")?.iter().copied().filter(|v| v.is_finite()).collect();
-    let get = |k: &str| outcome.metrics.get(k).copied().filter(|v| v.is_finite());
-    let (median, p10, p90, target, baseline) = (get("median_ms"), get("p10_ms"), get("p90_ms"), get("target_ms"), get("baseline_median_ms"));
+    let samples: Vec<f64> = outcome.series.get(&Series::SamplesMs)?.iter().copied().filter(|v| v.is_finite()).collect();
+    let get = |k: Metric| outcome.metrics.get(&k).copied().filter(|v| v.is_finite());
+    let (median, p10, p90, target, baseline) =
+        (get(Metric::MedianMs), get(Metric::P10Ms), get(Metric::P90Ms), get(Metric::TargetMs), get(Metric::BaselineMedianMs));
     let mut domain = samples.clone();
     domain.extend([median, p10, p90, target, baseline].into_iter().flatten());
     let x = Axis::fit(&domain, 20.0, 430.0, false).filter(|_| !samples.is_empty())?;
@@ -134,8 +136,8 @@ struct LogLog<'a> {
 }
 
 /// The (seq_len, `key`) points of a sweep that a log axis can show.
-fn sweep_points(outcome: &CheckOutcome, key: &str) -> Vec<(f64, f64)> {
-    let (Some(xs), Some(ys)) = (outcome.series.get("seq_len"), outcome.series.get(key)) else { return Vec::new() };
+fn sweep_points(outcome: &CheckOutcome, key: Series) -> Vec<(f64, f64)> {
+    let (Some(xs), Some(ys)) = (outcome.series.get(&Series::SeqLen), outcome.series.get(&key)) else { return Vec::new() };
     xs.iter().zip(ys).map(|(x, y)| (*x, *y)).filter(|(x, y)| x.is_finite() && y.is_finite() && *x > 0.0 && *y > 0.0).collect()
 }
 
@@ -147,23 +149,28 @@ fn through(x0: f64, y0: f64, slope: f64, x: f64) -> f64 {
 /// The time plot of a scaling check: measured points, the fitted `exp(intercept)·seq^exponent`
 /// and the expected slope with its tolerance band, anchored at the first measured point.
 pub(super) fn scaling_time(title: &str, outcome: &CheckOutcome, clip_id: &str) -> Option<String> {
-    let points = sweep_points(outcome, "ms");
+    // The verdict judges the time above the fixed overhead, so that is what the plot shows
+    // when the check separated it (reports from before it did show the whole time).
+    let (points, y_title) = match sweep_points(outcome, Series::GrowthMs) {
+        p if !p.is_empty() => (p, "time above the fixed overhead (ms)"),
+        _ => (sweep_points(outcome, Series::Ms), "time (ms)"),
+    };
     let &(x0, y0) = points.first()?;
     let x1 = points.iter().map(|p| p.0).fold(x0, f64::max);
     let xmin = points.iter().map(|p| p.0).fold(x0, f64::min);
-    let get = |k: &str| outcome.metrics.get(k).copied().filter(|v| v.is_finite());
-    let mut plot = LogLog { kind: "scaling-time", title, y_title: "time (ms)", clip_id, points, segments: Vec::new(), band: Vec::new() };
-    if let (Some(e), Some(c)) = (get("exponent"), get("intercept")) {
+    let get = |k: Metric| outcome.metrics.get(&k).copied().filter(|v| v.is_finite());
+    let mut plot = LogLog { kind: "scaling-time", title, y_title, clip_id, points, segments: Vec::new(), band: Vec::new() };
+    if let (Some(e), Some(c)) = (get(Metric::Exponent), get(Metric::Intercept)) {
         let fit = |x: f64| c.exp() * x.powf(e);
-        let ci = match (get("exponent_ci_low"), get("exponent_ci_high")) {
+        let ci = match (get(Metric::ExponentCiLow), get(Metric::ExponentCiHigh)) {
             (Some(lo), Some(hi)) => format!(" (95% CI {}–{})", fixed2(lo), fixed2(hi)),
             _ => String::new(),
         };
         let label = format!("fitted seq^{}{ci}", fixed2(e));
         plot.segments.push(Segment { from: (xmin, fit(xmin)), to: (x1, fit(x1)), color: "#0969da", dashed: false, label });
     }
-    if let Some(want) = get("expected_exponent") {
-        let tol = get("tolerance").filter(|t| *t > 0.0);
+    if let Some(want) = get(Metric::ExpectedExponent) {
+        let tol = get(Metric::Tolerance).filter(|t| *t > 0.0);
         let label = format!("expected seq^{}{}", fixed2(want), tol.map_or(String::new(), |t| format!(" ± {}", fixed2(t))));
         plot.segments.push(Segment { from: (x0, y0), to: (x1, through(x0, y0, want, x1)), color: "#bc4c00", dashed: true, label });
         if let Some(t) = tol.filter(|_| x1 > x0) {
@@ -176,11 +183,11 @@ pub(super) fn scaling_time(title: &str, outcome: &CheckOutcome, clip_id: &str) -
 /// The memory plot of a scaling sweep that measured memory: measured points and, when the check
 /// fitted one, the memory exponent drawn through the first point.
 pub(super) fn scaling_memory(title: &str, outcome: &CheckOutcome, clip_id: &str) -> Option<String> {
-    let points = sweep_points(outcome, "mb");
+    let points = sweep_points(outcome, Series::Mb);
     let &(x0, y0) = points.first()?;
     let x1 = points.iter().map(|p| p.0).fold(x0, f64::max);
     let mut plot = LogLog { kind: "scaling-memory", title, y_title: "memory (MiB)", clip_id, points, segments: Vec::new(), band: Vec::new() };
-    if let Some(e) = outcome.metrics.get("memory_exponent").copied().filter(|v| v.is_finite()) {
+    if let Some(e) = outcome.metrics.get(&Metric::MemoryExponent).copied().filter(|v| v.is_finite()) {
         let label = format!("fitted seq^{} (through first point)", fixed2(e));
         plot.segments.push(Segment { from: (x0, y0), to: (x1, through(x0, y0, e, x1)), color: "#0969da", dashed: false, label });
     }
@@ -269,15 +276,15 @@ mod tests {
     #[test]
     fn extreme_numbers_draw_without_panicking() {
         let mut outcome = CheckOutcome::default();
-        outcome.series.insert("samples_ms".into(), vec![1e-300, 4.0, 1e300, f64::MAX]);
-        outcome.metrics.insert("target_ms".into(), f64::MAX);
+        outcome.series.insert(Series::SamplesMs, vec![1e-300, 4.0, 1e300, f64::MAX]);
+        outcome.metrics.insert(Metric::TargetMs, f64::MAX);
         assert!(latency("x", &outcome).is_none(), "a range that overflows is left out");
         outcome.metrics.clear();
-        outcome.series.insert("samples_ms".into(), vec![1e-300, 4.0, 1e300]);
+        outcome.series.insert(Series::SamplesMs, vec![1e-300, 4.0, 1e300]);
         assert!(latency("x", &outcome).is_some());
-        outcome.series.insert("seq_len".into(), vec![1.0, 1e300]);
-        outcome.series.insert("ms".into(), vec![1e-300, 1e300]);
-        outcome.metrics.extend([("exponent".to_string(), 1e10), ("intercept".to_string(), 700.0), ("expected_exponent".to_string(), -1e10)]);
+        outcome.series.insert(Series::SeqLen, vec![1.0, 1e300]);
+        outcome.series.insert(Series::Ms, vec![1e-300, 1e300]);
+        outcome.metrics.extend([(Metric::Exponent, 1e10), (Metric::Intercept, 700.0), (Metric::ExpectedExponent, -1e10)]);
         assert!(scaling_time("x", &outcome, "c").is_some_and(|s| s.contains("class=\"mark\"")));
     }
 }
