@@ -13,12 +13,7 @@ tensile::install_counting_allocator!();
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Every check passed.
-pub const EXIT_OK: u8 = 0;
-/// At least one check failed.
-pub const EXIT_FAILED: u8 = 1;
-/// Usage, spec or file error: nothing trustworthy could be computed.
-pub const EXIT_USAGE: u8 = 2;
+pub use tensile::exit::{FAILED as EXIT_FAILED, OK as EXIT_OK, USAGE as EXIT_USAGE};
 
 #[derive(Parser)]
 #[command(name = "tensile", version, about = "Prove that every module configuration a transformer uses is correct and fast")]

@@ -94,10 +94,8 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     };
     if let Some(d) = &args.device {
         // Reject a malformed device before anything runs; an unavailable one skips per case.
-        if let Err(e) = tensile::device::parse_device(d) {
-            if !d.starts_with("cuda") || matches!(e, tensile::Error::Device { ref reason, .. } if reason.starts_with("expected")) {
-                bail!(e);
-            }
+        let device: tensile::device::DeviceSpec = d.parse()?;
+        if let Err(e) = device.open() {
             eprintln!("warning: {e}; cases on {d} will be skipped");
         }
     }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use tensile::event::Recorder;
 use tensile::metrics::compare;
 use tensile::spec::Spec;
-use tensile::{Check, CustomModule, ModuleTest, Plan, Settings, TestModule};
+use tensile::{Check, CustomModule, ModuleTest, ModuleUnderTest, Plan, Settings};
 
 struct Identity;
 
@@ -21,7 +21,7 @@ impl Module for Identity {
     }
 }
 
-fn module() -> Arc<dyn TestModule> {
+fn module() -> Arc<dyn ModuleUnderTest> {
     Arc::new(CustomModule::new("identity", Identity).with_reference(|x| x.to_dtype(candle_core::DType::F64)))
 }
 

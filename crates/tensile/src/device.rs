@@ -2,27 +2,54 @@
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device};
+use std::str::FromStr;
 
-/// Parses `cpu`, `cuda` or `cuda:N` into a device.
-///
-/// A CUDA device in a build without the `cuda` feature, or on a machine without a GPU, is an
-/// error that says so; callers decide whether that means "skip" or "exit 2".
-pub fn parse_device(name: &str) -> Result<Device> {
-    let err = |reason: &str| Error::Device { name: name.to_string(), reason: reason.to_string() };
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        _ => {
-            let ordinal = match name.strip_prefix("cuda") {
-                Some("") => 0,
-                Some(rest) => rest.strip_prefix(':').and_then(|n| n.parse::<usize>().ok()).ok_or_else(|| err("expected cpu, cuda or cuda:N"))?,
-                None => return Err(err("expected cpu, cuda or cuda:N")),
-            };
-            if !candle_core::utils::cuda_is_available() {
-                return Err(err("this build has no CUDA support (rebuild with --features cuda)"));
-            }
-            Device::new_cuda(ordinal).map_err(|e| err(&tensile_nn::innermost_message(&e)))
+/// A device as written in specs and on the command line: `cpu`, `cuda` (ordinal 0) or
+/// `cuda:N`. Parsing checks the syntax only, so a plan with CUDA cases validates on a machine
+/// without a GPU; [`DeviceSpec::open`] decides availability when a case runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// The CPU.
+    Cpu,
+    /// The CUDA device of this ordinal.
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = Error;
+    fn from_str(name: &str) -> Result<Self> {
+        let syntax = || Error::Device { name: name.to_string(), reason: "expected cpu, cuda or cuda:N".to_string() };
+        match name {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => name.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()).map(Self::Cuda).ok_or_else(syntax),
         }
     }
+}
+
+impl DeviceSpec {
+    /// The device itself. A CUDA device in a build without the `cuda` feature, or on a machine
+    /// without a GPU, is an error that says so; callers decide whether that means "skip" or
+    /// "exit 2".
+    pub fn open(self) -> Result<Device> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Cuda(ordinal) => {
+                let name = if ordinal == 0 { "cuda".to_string() } else { format!("cuda:{ordinal}") };
+                let err = |reason: String| Error::Device { name: name.clone(), reason };
+                if !candle_core::utils::cuda_is_available() {
+                    return Err(err("this build has no CUDA support (rebuild with --features cuda)".to_string()));
+                }
+                Device::new_cuda(ordinal).map_err(|e| err(tensile_nn::innermost_message(&e)))
+            }
+        }
+    }
+}
+
+/// Parses `cpu`, `cuda` or `cuda:N` and opens the device ([`DeviceSpec`], then
+/// [`DeviceSpec::open`]).
+pub fn parse_device(name: &str) -> Result<Device> {
+    name.parse::<DeviceSpec>()?.open()
 }
 
 /// Parses `f32`, `bf16`, `f16` or `f64`.

@@ -116,10 +116,12 @@ pub fn main(tests: Vec<ModuleTest>) -> ! {
         args.test_threads = Some(1);
     }
     match Outputs::from_env().and_then(|outputs| run(&args, &tests, &Settings::default(), &outputs)) {
-        Ok(conclusion) => conclusion.exit(),
+        // The library's exit codes rather than libtest's 101, so a CI script reads a
+        // harness binary and `tensile run` alike.
+        Ok(conclusion) => std::process::exit(i32::from(if conclusion.has_failed() { crate::exit::FAILED } else { crate::exit::OK })),
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::exit(2);
+            std::process::exit(i32::from(crate::exit::USAGE));
         }
     }
 }
@@ -142,7 +144,7 @@ macro_rules! harness {
                 Ok(t) => t,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    std::process::exit(2);
+                    std::process::exit(i32::from($crate::exit::USAGE));
                 }
             };
             $(tests.extend($extra);)*

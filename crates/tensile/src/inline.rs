@@ -33,7 +33,7 @@ use tensile_nn::Block;
 
 /// A block as a test module (what `#[derive(Testable)]` calls for each declared field; its
 /// bound is what makes a non-block field a compile error).
-pub fn test_module<B: Block + Clone + 'static>(block: &B) -> Arc<dyn crate::module::TestModule> {
+pub fn test_module<B: Block + Clone + 'static>(block: &B) -> Arc<dyn crate::module::ModuleUnderTest> {
     Arc::new(NnModule::new(block.clone()))
 }
 

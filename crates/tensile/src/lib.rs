@@ -25,6 +25,7 @@ pub mod device;
 pub mod device_memory;
 mod error;
 pub mod event;
+pub mod exit;
 pub mod golden;
 pub mod guard;
 pub mod harness;
@@ -48,7 +49,7 @@ pub use error::{Error, Result};
 pub use event::{CheckOutcome, Event, Reporter};
 #[doc(hidden)]
 pub use inventory;
-pub use module::{CustomModule, NnModule, TestModule};
+pub use module::{CustomModule, ModuleUnderTest, NnModule};
 pub use plan::{Plan, Settings};
 pub use registry::discover;
 pub use spec::{latency_ms, memory_mb, Check, IntoDims, ModuleTest, Scaling, Spec, Targets};

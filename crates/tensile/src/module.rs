@@ -1,4 +1,4 @@
-//! [`TestModule`]: what the runner needs from a module under test.
+//! [`ModuleUnderTest`]: what the runner needs from a module under test.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use std::collections::HashMap;
@@ -7,7 +7,7 @@ use tensile_nn::Block;
 pub use tensile_nn::{Cost, InputKind};
 
 /// A module under test. Object safe, so the runner holds any mix of blocks and user modules.
-pub trait TestModule: Send + Sync {
+pub trait ModuleUnderTest: Send + Sync {
     /// A short kind name (`llama.attention`, `custom`, …).
     fn kind(&self) -> &str;
     /// The fast forward pass.
@@ -40,19 +40,19 @@ pub trait TestModule: Send + Sync {
     /// The same module with parameters replaced by `params` (same names), placed in `dtype`
     /// on `device`. `None` when the module cannot be rebuilt; checks that need another dtype
     /// or device then skip with that reason.
-    fn with_parameters(&self, _params: HashMap<String, Tensor>, _dtype: DType, _device: &Device) -> Option<Result<Arc<dyn TestModule>>> {
+    fn with_parameters(&self, _params: HashMap<String, Tensor>, _dtype: DType, _device: &Device) -> Option<Result<Arc<dyn ModuleUnderTest>>> {
         None
     }
 }
 
 /// The dtype and device of a module's first parameter (f32 on the CPU for a module without
 /// parameters).
-pub fn placement(m: &dyn TestModule) -> (DType, Device) {
+pub fn placement(m: &dyn ModuleUnderTest) -> (DType, Device) {
     m.parameters().first().map_or((DType::F32, Device::Cpu), |(_, t)| (t.dtype(), t.device().clone()))
 }
 
 /// The module converted to `dtype` on `device` (itself when already there).
-pub fn convert(m: &Arc<dyn TestModule>, dtype: DType, device: &Device) -> std::result::Result<Arc<dyn TestModule>, String> {
+pub fn convert(m: &Arc<dyn ModuleUnderTest>, dtype: DType, device: &Device) -> std::result::Result<Arc<dyn ModuleUnderTest>, String> {
     let (d, dev) = placement(m.as_ref());
     if d == dtype && dev.same_device(device) {
         return Ok(m.clone());
@@ -65,7 +65,7 @@ pub fn convert(m: &Arc<dyn TestModule>, dtype: DType, device: &Device) -> std::r
     }
 }
 
-/// A `tensile-nn` block as a [`TestModule`].
+/// A `tensile-nn` block as a [`ModuleUnderTest`].
 pub struct NnModule(pub Box<dyn Block>);
 
 impl NnModule {
@@ -83,7 +83,7 @@ impl NnModule {
     }
 }
 
-impl TestModule for NnModule {
+impl ModuleUnderTest for NnModule {
     fn kind(&self) -> &str {
         self.0.kind()
     }
@@ -108,13 +108,13 @@ impl TestModule for NnModule {
     fn dims(&self) -> Vec<(&'static str, usize)> {
         self.0.dims()
     }
-    fn with_parameters(&self, params: HashMap<String, Tensor>, dtype: DType, device: &Device) -> Option<Result<Arc<dyn TestModule>>> {
+    fn with_parameters(&self, params: HashMap<String, Tensor>, dtype: DType, device: &Device) -> Option<Result<Arc<dyn ModuleUnderTest>>> {
         let vb = candle_nn::VarBuilder::from_tensors(params, dtype, device);
-        Some(self.0.rebuild(vb).map(|b| Arc::new(NnModule(b)) as Arc<dyn TestModule>).map_err(|e| candle_core::Error::Msg(e.to_string())))
+        Some(self.0.rebuild(vb).map(|b| Arc::new(NnModule(b)) as Arc<dyn ModuleUnderTest>).map_err(|e| candle_core::Error::Msg(e.to_string())))
     }
 }
 
-/// Any candle [`Module`] as a [`TestModule`], with an optional reference closure.
+/// Any candle [`Module`] as a [`ModuleUnderTest`], with an optional reference closure.
 pub struct CustomModule<M> {
     module: M,
     kind: String,
@@ -134,7 +134,7 @@ impl<M: Module + Send + Sync> CustomModule<M> {
     }
 }
 
-impl<M: Module + Send + Sync> TestModule for CustomModule<M> {
+impl<M: Module + Send + Sync> ModuleUnderTest for CustomModule<M> {
     fn kind(&self) -> &str {
         &self.kind
     }

@@ -1,9 +1,9 @@
 //! Validation and expansion of module tests into cases (test × dtype × device).
 
 use crate::coverage::{Coverage, KindCoverage, SEQ_LEN};
-use crate::device::dtype_name;
+use crate::device::{dtype_name, DeviceSpec};
 use crate::error::{Error, Result};
-use crate::module::{InputKind, TestModule};
+use crate::module::{InputKind, ModuleUnderTest};
 use crate::spec::{Check, ModuleTest, Reference, Scaling, Spec, Target};
 use crate::tolerance::Tolerance;
 use candle_core::DType;
@@ -41,7 +41,7 @@ pub struct Case {
     /// Module test name.
     pub name: String,
     /// The module as declared (the runner converts it to `dtype` on `device`).
-    pub module: Arc<dyn TestModule>,
+    pub module: Arc<dyn ModuleUnderTest>,
     /// Dtype of this case.
     pub dtype: DType,
     /// Device of this case, as written in the spec.
@@ -67,11 +67,6 @@ pub struct Plan {
 
 fn invalid(spec: &str, field: &str, reason: impl Into<String>) -> Error {
     Error::Spec { spec: spec.to_string(), field: field.to_string(), reason: reason.into() }
-}
-
-/// Checks a device name's syntax (availability is decided at run time).
-fn valid_device(d: &str) -> bool {
-    d == "cpu" || d == "cuda" || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok())
 }
 
 fn check_target(name: &str, field: &str, t: &Option<Target>, seq_len: usize) -> Result<()> {
@@ -189,7 +184,7 @@ impl Plan {
             if dtypes.is_empty() {
                 return Err(invalid(&test.name, "dtype", "no dtype to run in"));
             }
-            if let Some(d) = devices.iter().find(|d| !valid_device(d)) {
+            if let Some(d) = devices.iter().find(|d| d.parse::<DeviceSpec>().is_err()) {
                 return Err(invalid(&test.name, "device", format!("`{d}` is not cpu, cuda or cuda:N")));
             }
             if devices.is_empty() {

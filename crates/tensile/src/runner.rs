@@ -10,7 +10,7 @@ use crate::device::{dtype_name, parse_device};
 use crate::event::{CaseInfo, CaseResult, CheckOutcome, CheckResult, Event, Machine, RepeatStats, Reporter, Status, Totals};
 use crate::guard;
 use crate::module::convert;
-use crate::module::TestModule;
+use crate::module::ModuleUnderTest;
 use crate::plan::{Case, Plan};
 use crate::spec::Check;
 use candle_core::{Device, Tensor};
@@ -96,7 +96,7 @@ fn emit(reporters: &mut [&mut dyn Reporter], event: Event) {
 }
 
 /// The identity of `case` as events carry it.
-pub fn case_info(case: &Case) -> CaseInfo {
+pub(crate) fn case_info(case: &Case) -> CaseInfo {
     CaseInfo {
         index: case.index,
         name: case.name.clone(),
@@ -113,7 +113,7 @@ pub fn run(plan: &Plan, reporters: &mut [&mut dyn Reporter]) -> RunSummary {
 }
 
 /// The `RunStarted` event of `plan`.
-pub fn started(plan: &Plan, options: &RunOptions) -> Event {
+pub(crate) fn started(plan: &Plan, options: &RunOptions) -> Event {
     let mut devices: Vec<String> = Vec::new();
     for c in &plan.cases {
         if !devices.contains(&c.device) {
@@ -125,7 +125,7 @@ pub fn started(plan: &Plan, options: &RunOptions) -> Event {
 }
 
 /// Adds `result` to `totals`.
-pub fn tally(totals: &mut Totals, result: &CaseResult) {
+pub(crate) fn tally(totals: &mut Totals, result: &CaseResult) {
     totals.cases += 1;
     totals.cases_passed += usize::from(result.passed);
     totals.checks += result.checks.len();
@@ -158,7 +158,7 @@ enum Unready {
 }
 
 /// A case made ready to run: device, module in place, input.
-type Prepared = std::result::Result<(Device, Arc<dyn TestModule>, Tensor), Unready>;
+type Prepared = std::result::Result<(Device, Arc<dyn ModuleUnderTest>, Tensor), Unready>;
 
 fn prepare(case: &Case) -> Prepared {
     let device = parse_device(&case.device).map_err(|e| Unready::Unavailable(e.to_string()))?;
@@ -233,13 +233,8 @@ fn run_check(case: &Case, prepared: &Prepared, check: Check, options: &RunOption
     CheckResult { check, outcome, elapsed_s: started.elapsed().as_secs_f64(), repeat }
 }
 
-/// Runs one check of one case on its own (the cargo harness runs each as a test).
-pub fn run_single(case: &Case, check: Check) -> CheckResult {
-    run_single_with(case, check, &RunOptions::default())
-}
-
-/// [`run_single`] with options (repetitions, baseline).
-pub fn run_single_with(case: &Case, check: Check, options: &RunOptions) -> CheckResult {
+/// Runs one check of one case on its own, with options (the cargo harness runs each as a test).
+pub(crate) fn run_single_with(case: &Case, check: Check, options: &RunOptions) -> CheckResult {
     run_check(case, &prepare(case), check, options)
 }
 

@@ -1,7 +1,7 @@
 //! The spec IR: what a module instance must satisfy. Every front-end (builder, derive,
 //! registry, TOML, presets) produces [`ModuleTest`] values; [`crate::plan::Plan`] validates them.
 
-use crate::module::TestModule;
+use crate::module::ModuleUnderTest;
 use crate::tolerance::Tolerance;
 use candle_core::DType;
 use serde::{Deserialize, Serialize};
@@ -225,7 +225,7 @@ pub enum Reference {
     /// A reference case file (weights, `input`, `output`).
     CaseFile(PathBuf),
     /// Another module given the same input (`compare_with`).
-    Module(Arc<dyn TestModule>),
+    Module(Arc<dyn ModuleUnderTest>),
 }
 
 impl fmt::Debug for Reference {
@@ -463,7 +463,7 @@ impl Spec {
         self
     }
     /// Compares against another module given the same input instead of the twin.
-    pub fn compare_with_module(&mut self, reference: Arc<dyn TestModule>) -> &mut Self {
+    pub fn compare_with_module(&mut self, reference: Arc<dyn ModuleUnderTest>) -> &mut Self {
         self.reference = Reference::Module(reference);
         self
     }
@@ -496,7 +496,7 @@ pub struct ModuleTest {
     /// Unique name within a run, e.g. `tiny-llama::attention`.
     pub name: String,
     /// The module under test.
-    pub module: Arc<dyn TestModule>,
+    pub module: Arc<dyn ModuleUnderTest>,
     /// What it must satisfy.
     pub spec: Spec,
 }
@@ -504,7 +504,7 @@ pub struct ModuleTest {
 impl ModuleTest {
     /// The test of `module` under `spec`, named `prefix::name` where `name` is the spec's own
     /// name or, when it declares none, `default_name` (a path in the model, a field, a kind).
-    pub fn new(prefix: Option<&str>, default_name: &str, module: Arc<dyn TestModule>, spec: Spec) -> Self {
+    pub fn new(prefix: Option<&str>, default_name: &str, module: Arc<dyn ModuleUnderTest>, spec: Spec) -> Self {
         let name = spec.name.as_deref().unwrap_or(default_name);
         let name = match prefix {
             Some(p) => format!("{p}::{name}"),

@@ -20,7 +20,7 @@
 
 use crate::device::parse_dtype;
 use crate::error::{Error, Result};
-use crate::module::{NnModule, TestModule};
+use crate::module::{ModuleUnderTest, NnModule};
 use crate::plan::{Plan, Settings};
 use crate::spec::{Check, ModuleTest, Scaling, Spec, Target, Targets};
 use crate::tolerance::Tolerance;
@@ -163,7 +163,7 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
         Some(c) => loc.field(c, "config", err),
         None => loc.field(&e.module, "module", err),
     })?;
-    let module: Arc<dyn TestModule> = Arc::new(NnModule(block));
+    let module: Arc<dyn ModuleUnderTest> = Arc::new(NnModule(block));
     let mut spec = Spec::default();
     spec.name(e.name.get_ref().as_str()).seed(seed).flush_cache(e.flush_cache_mib.unwrap_or(0) as usize);
     if let Some(s) = &e.input_shape {

@@ -19,7 +19,7 @@
 
 use crate::error::{Error, Result};
 use crate::event::Reporter;
-use crate::module::{NnModule, TestModule};
+use crate::module::{ModuleUnderTest, NnModule};
 use crate::plan::{Plan, Settings};
 use crate::runner::{self, ModuleResult, RunSummary};
 use crate::spec::{ModuleTest, Spec};
@@ -81,12 +81,12 @@ impl NamedModules for Bert {
 /// One declared test: where it was found, the module, and its spec.
 struct Declared {
     path: Option<String>,
-    module: std::result::Result<Arc<dyn TestModule>, String>,
+    module: std::result::Result<Arc<dyn ModuleUnderTest>, String>,
     spec: Spec,
 }
 
 impl Declared {
-    fn new(path: Option<String>, module: std::result::Result<Arc<dyn TestModule>, String>) -> Self {
+    fn new(path: Option<String>, module: std::result::Result<Arc<dyn ModuleUnderTest>, String>) -> Self {
         Self { path, module, spec: Spec::default() }
     }
 }
@@ -144,8 +144,8 @@ impl<'m> Suite<'m> {
         &mut self.tests.last_mut().expect("just pushed").spec
     }
 
-    /// Declares a test of any [`TestModule`] under `name`.
-    pub fn test_module(&mut self, name: impl Into<String>, module: Arc<dyn TestModule>) -> &mut Spec {
+    /// Declares a test of any [`ModuleUnderTest`] under `name`.
+    pub fn test_module(&mut self, name: impl Into<String>, module: Arc<dyn ModuleUnderTest>) -> &mut Spec {
         self.tests.push(Declared::new(Some(name.into()), Ok(module)));
         &mut self.tests.last_mut().expect("just pushed").spec
     }
@@ -212,7 +212,7 @@ impl<'s> AllModules<'s, '_> {
         if let Some(model) = self.suite.model {
             for (path, block) in model.named_modules() {
                 if glob.matches(&path) {
-                    let module = NnModule::from_dyn(block).map(|m| Arc::new(m) as Arc<dyn TestModule>).map_err(|e| e.to_string());
+                    let module = NnModule::from_dyn(block).map(|m| Arc::new(m) as Arc<dyn ModuleUnderTest>).map_err(|e| e.to_string());
                     self.suite.tests.push(Declared::new(Some(path), module));
                 }
             }

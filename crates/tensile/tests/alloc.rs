@@ -55,7 +55,7 @@ fn counting_allocator_and_memory_check() {
 
     // The memory check reports the forward's peak against the target.
     let mlp = tensile_nn::SwiGlu::new(256, 1024, false, tensile_nn::Activation::Silu, SeededInit::var_builder(0, DType::F32, &Device::Cpu)).unwrap();
-    let module: Arc<dyn tensile::TestModule> = Arc::new(NnModule::new(mlp));
+    let module: Arc<dyn tensile::ModuleUnderTest> = Arc::new(NnModule::new(mlp));
     let spec = |mb: f64| Spec { input_shape: Some(vec![1, 256, 256]), checks: vec![Check::Memory], targets: memory_mb(mb), ..Spec::default() };
     let tests =
         vec![ModuleTest { name: "roomy".into(), module: module.clone(), spec: spec(64.0) }, ModuleTest { name: "tight".into(), module, spec: spec(0.5) }];

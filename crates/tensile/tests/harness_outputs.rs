@@ -6,11 +6,11 @@ use libtest_mimic::Arguments;
 use std::sync::Arc;
 use tensile::outputs::Outputs;
 use tensile::spec::Spec;
-use tensile::{harness, Check, ModuleTest, Settings, TestModule};
+use tensile::{harness, Check, ModuleTest, ModuleUnderTest, Settings};
 
 struct Half;
 
-impl TestModule for Half {
+impl ModuleUnderTest for Half {
     fn kind(&self) -> &str {
         "half"
     }

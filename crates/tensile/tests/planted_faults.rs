@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tensile::event::{CaseResult, Recorder};
 use tensile::runner::RunSummary;
 use tensile::spec::{latency_ms, Scaling, Spec, Sweep, Targets};
-use tensile::{Check, ModuleTest, NnModule, Plan, Settings, TestModule, Tolerance};
+use tensile::{Check, ModuleTest, ModuleUnderTest, NnModule, Plan, Settings, Tolerance};
 use tensile_nn::init::SeededInit;
 
 /// What a planted fault does to `y = x · w` (w a fixed per-feature scale).
@@ -32,7 +32,7 @@ struct Planted {
 }
 
 impl Planted {
-    fn new(fault: Fault) -> Arc<dyn TestModule> {
+    fn new(fault: Fault) -> Arc<dyn ModuleUnderTest> {
         Arc::new(Planted { fault, calls: AtomicU64::new(0) })
     }
 }
@@ -64,7 +64,7 @@ impl Planted {
     }
 }
 
-impl TestModule for Planted {
+impl ModuleUnderTest for Planted {
     fn kind(&self) -> &str {
         "planted"
     }
@@ -94,7 +94,7 @@ impl TestModule for Planted {
         let n = shape.iter().product::<usize>() as f64;
         tensile::module::Cost { flops: 3.0 * n, bytes: 8.0 * n }
     }
-    fn with_parameters(&self, _: std::collections::HashMap<String, Tensor>, _: DType, _: &Device) -> Option<Result<Arc<dyn TestModule>>> {
+    fn with_parameters(&self, _: std::collections::HashMap<String, Tensor>, _: DType, _: &Device) -> Option<Result<Arc<dyn ModuleUnderTest>>> {
         Some(Ok(Arc::new(Planted { fault: self.fault, calls: AtomicU64::new(0) })))
     }
 }

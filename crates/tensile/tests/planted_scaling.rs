@@ -6,7 +6,7 @@ use candle_core::{Module, Result, Tensor};
 use std::sync::Arc;
 use std::time::Duration;
 use tensile::spec::{Profile, Scaling, Spec, Sweep};
-use tensile::{Check, CustomModule, ModuleTest, Plan, Settings, TestModule};
+use tensile::{Check, CustomModule, ModuleTest, ModuleUnderTest, Plan, Settings};
 
 /// `x W` with a fixed square `W`: compute-bound work linear in the sequence length.
 struct Linear(Tensor);
@@ -27,7 +27,7 @@ impl Module for Quadratic {
     }
 }
 
-fn test(name: &str, module: Arc<dyn TestModule>, expect: Scaling) -> ModuleTest {
+fn test(name: &str, module: Arc<dyn ModuleUnderTest>, expect: Scaling) -> ModuleTest {
     let spec = Spec {
         input_shape: Some(vec![1, 256, 256]),
         checks: vec![Check::Scaling],
@@ -41,8 +41,8 @@ fn test(name: &str, module: Arc<dyn TestModule>, expect: Scaling) -> ModuleTest 
 #[test]
 fn scaling_catches_a_quadratic_block_declared_linear() {
     let w = tensile_nn::init::randn(1, "w", (256, 256), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
-    let linear: Arc<dyn TestModule> = Arc::new(CustomModule::new("linear", Linear(w)));
-    let quadratic: Arc<dyn TestModule> = Arc::new(CustomModule::new("quadratic", Quadratic));
+    let linear: Arc<dyn ModuleUnderTest> = Arc::new(CustomModule::new("linear", Linear(w)));
+    let quadratic: Arc<dyn ModuleUnderTest> = Arc::new(CustomModule::new("quadratic", Quadratic));
     // The healthy declarations allow ±0.5 so that a loaded CI machine cannot fail them; the
     // faulty one uses the default ±0.3 of `Linear`, and a quadratic block sits near 2.
     let tests = vec![

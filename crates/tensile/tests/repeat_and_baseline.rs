@@ -10,7 +10,7 @@ use tensile::baseline::{Baseline, BaselineWriter};
 use tensile::event::{Reporter, Status};
 use tensile::runner::{run_with, RunOptions, RunSummary};
 use tensile::spec::{Profile, Spec};
-use tensile::{Check, ModuleTest, Plan, Settings, TestModule};
+use tensile::{Check, ModuleTest, ModuleUnderTest, Plan, Settings};
 
 /// `y = 0.5·x`, wrong (×1.1) on every third call when `intermittent`, always wrong when
 /// `broken`; `work` extra matrix products make it slower on purpose.
@@ -21,11 +21,11 @@ struct Planted {
     calls: AtomicU64,
 }
 
-fn planted(intermittent: bool, broken: bool, work: usize) -> Arc<dyn TestModule> {
+fn planted(intermittent: bool, broken: bool, work: usize) -> Arc<dyn ModuleUnderTest> {
     Arc::new(Planted { intermittent, broken, work, calls: AtomicU64::new(0) })
 }
 
-impl TestModule for Planted {
+impl ModuleUnderTest for Planted {
     fn kind(&self) -> &str {
         "planted"
     }
@@ -52,7 +52,7 @@ impl TestModule for Planted {
     }
 }
 
-fn test(name: &str, module: Arc<dyn TestModule>, checks: &[Check]) -> ModuleTest {
+fn test(name: &str, module: Arc<dyn ModuleUnderTest>, checks: &[Check]) -> ModuleTest {
     let profile = Profile { warmup: Duration::from_millis(5), warmup_runs: None, iterations: Some(30), budget: Duration::from_millis(200), flush_cache_mib: 0 };
     ModuleTest { name: name.into(), module, spec: Spec { checks: checks.to_vec(), input_shape: Some(vec![1, 4, 16]), profile, ..Spec::default() } }
 }

@@ -8,7 +8,7 @@ use super::Ctx;
 use crate::error::Result;
 use crate::event::CheckOutcome;
 use crate::keys::Metric;
-use crate::module::{InputKind, TestModule};
+use crate::module::{InputKind, ModuleUnderTest};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
@@ -29,14 +29,14 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
 
 /// Compares autograd and finite-difference gradients of `sum(f(x) · r)` (r a fixed random
 /// cotangent) with respect to the input and every parameter of `module`, at `shape`.
-pub fn gradient_check(module: &dyn TestModule, shape: &[usize], seed: u64) -> Result<CheckOutcome> {
+pub fn gradient_check(module: &dyn ModuleUnderTest, shape: &[usize], seed: u64) -> Result<CheckOutcome> {
     let cpu = Device::Cpu;
     let vars: Vec<(String, Var)> = module
         .parameters()
         .into_iter()
         .map(|(n, t)| Ok((n, Var::from_tensor(&t.to_device(&cpu)?.to_dtype(DType::F64)?)?)))
         .collect::<candle_core::Result<_>>()?;
-    let build = |params: HashMap<String, Tensor>| -> Result<Option<std::sync::Arc<dyn TestModule>>> {
+    let build = |params: HashMap<String, Tensor>| -> Result<Option<std::sync::Arc<dyn ModuleUnderTest>>> {
         Ok(module.with_parameters(params, DType::F64, &cpu).transpose()?)
     };
     let base: HashMap<String, Tensor> = vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
@@ -46,7 +46,7 @@ pub fn gradient_check(module: &dyn TestModule, shape: &[usize], seed: u64) -> Re
         None if vars.is_empty() => None,
         None => return Ok(CheckOutcome::skip("the module cannot be rebuilt with float64 parameters")),
     };
-    let m64: &dyn TestModule = rebuilt.as_deref().unwrap_or(module);
+    let m64: &dyn ModuleUnderTest = rebuilt.as_deref().unwrap_or(module);
     let input_var = match module.input_kind() {
         InputKind::Hidden => Some(Var::from_tensor(&tensile_nn::init::randn(seed, "input", shape, DType::F64, &cpu)?)?),
         InputKind::TokenIds { .. } => None,
@@ -60,7 +60,7 @@ pub fn gradient_check(module: &dyn TestModule, shape: &[usize], seed: u64) -> Re
     };
     let cotangent = tensile_nn::init::randn(seed, "cotangent", out.shape(), DType::F64, &cpu)?;
     let grads = (&out * &cotangent)?.sum_all()?.backward()?;
-    let loss = |m: &dyn TestModule, x: &Tensor| -> Result<f64> {
+    let loss = |m: &dyn ModuleUnderTest, x: &Tensor| -> Result<f64> {
         let out = m.forward_reference(x).transpose()?.ok_or_else(|| candle_core::Error::Msg("reference vanished".into()))?;
         Ok((out * &cotangent)?.sum_all()?.to_scalar::<f64>()?)
     };

@@ -16,7 +16,7 @@ pub use performance::{measure, Timings};
 
 use crate::error::Result;
 use crate::event::CheckOutcome;
-use crate::module::{InputKind, TestModule};
+use crate::module::{InputKind, ModuleUnderTest};
 use crate::plan::Case;
 use crate::spec::Check;
 use candle_core::{DType, Device, Tensor};
@@ -27,7 +27,7 @@ pub struct Ctx<'a> {
     /// The case.
     pub case: &'a Case,
     /// The module in the case's dtype on the case's device.
-    pub module: &'a Arc<dyn TestModule>,
+    pub module: &'a Arc<dyn ModuleUnderTest>,
     /// The case's device.
     pub device: &'a Device,
     /// The seeded input, in the case's dtype on the case's device.
@@ -35,7 +35,7 @@ pub struct Ctx<'a> {
 }
 
 /// A seeded input for `module` of `shape`: standard-normal activations or token ids.
-pub fn make_input(module: &dyn TestModule, shape: &[usize], dtype: DType, device: &Device, seed: u64) -> Result<Tensor> {
+pub fn make_input(module: &dyn ModuleUnderTest, shape: &[usize], dtype: DType, device: &Device, seed: u64) -> Result<Tensor> {
     Ok(match module.input_kind() {
         InputKind::Hidden => tensile_nn::init::randn(seed, "input", shape, dtype, device)?,
         InputKind::TokenIds { vocab } => tensile_nn::init::random_ids(seed, "input", shape, vocab, device)?,

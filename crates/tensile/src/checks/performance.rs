@@ -163,7 +163,7 @@ pub(super) mod test_support {
     use crate::checks::{make_input, Ctx};
     use crate::error::Result;
     use crate::event::CheckOutcome;
-    use crate::module::{NnModule, TestModule};
+    use crate::module::{ModuleUnderTest, NnModule};
     use crate::plan::Case;
     use crate::spec::{Check, Spec};
     use crate::tolerance::Tolerance;
@@ -172,7 +172,7 @@ pub(super) mod test_support {
     use tensile_nn::init::SeededInit;
 
     /// An f32 CPU case of `module` on `input_shape` under `spec`.
-    pub fn case(module: Arc<dyn TestModule>, input_shape: Vec<usize>, check: Check, spec: Spec) -> Case {
+    pub fn case(module: Arc<dyn ModuleUnderTest>, input_shape: Vec<usize>, check: Check, spec: Spec) -> Case {
         Case {
             index: 0,
             name: "unit".into(),
@@ -194,13 +194,13 @@ pub(super) mod test_support {
     }
 
     /// A seeded RMSNorm of width `hidden`.
-    pub fn rms_norm(hidden: usize) -> Arc<dyn TestModule> {
+    pub fn rms_norm(hidden: usize) -> Arc<dyn ModuleUnderTest> {
         let vb = SeededInit::var_builder(0, DType::F32, &Device::Cpu);
         Arc::new(NnModule::new(tensile_nn::RmsNorm::new(hidden, 1e-6, vb).expect("rms norm builds")))
     }
 
     /// A seeded SwiGLU MLP.
-    pub fn swiglu(hidden: usize, intermediate: usize) -> Arc<dyn TestModule> {
+    pub fn swiglu(hidden: usize, intermediate: usize) -> Arc<dyn ModuleUnderTest> {
         let vb = SeededInit::var_builder(0, DType::F32, &Device::Cpu);
         Arc::new(NnModule::new(tensile_nn::SwiGlu::new(hidden, intermediate, false, tensile_nn::Activation::Silu, vb).expect("swiglu builds")))
     }

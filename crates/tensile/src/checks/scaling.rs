@@ -283,7 +283,7 @@ mod tests {
             causal: true,
             rope: Some((10_000.0, None)),
         };
-        let attn: std::sync::Arc<dyn crate::TestModule> = std::sync::Arc::new(crate::NnModule::new(tensile_nn::Attention::new(&cfg, vb).unwrap()));
+        let attn: std::sync::Arc<dyn crate::ModuleUnderTest> = std::sync::Arc::new(crate::NnModule::new(tensile_nn::Attention::new(&cfg, vb).unwrap()));
         let c = case(attn, vec![1, 64, 64], Check::Scaling, Spec::default());
         let input = make_input(c.module.as_ref(), &c.input_shape, c.dtype, &candle_core::Device::Cpu, 0).unwrap();
         let ctx = Ctx { case: &c, module: &c.module, device: &candle_core::Device::Cpu, input: &input };
