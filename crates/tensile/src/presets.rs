@@ -135,7 +135,12 @@ struct LlamaPreset {
 fn llama_suite(p: LlamaPreset, batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
     let layer = LlamaDecoderLayer::new(&p.cfg, w.var_builder()).map_err(|source| Error::Block { context: p.name.to_string(), source })?;
     let mut s = Suite::new(&layer).name(p.name).batch_size(batch).seq_len(seq);
-    s.test(layer.self_attn()).name("attention").checks(checks(p.gradients)).seq_lengths(attention_sweep(seq)).expect_scaling(Scaling::FromCost).expect(p.attention);
+    s.test(layer.self_attn())
+        .name("attention")
+        .checks(checks(p.gradients))
+        .seq_lengths(attention_sweep(seq))
+        .expect_scaling(Scaling::FromCost)
+        .expect(p.attention);
     s.test(layer.mlp()).name("mlp").checks(checks(p.gradients)).seq_lengths(mlp_sweep(seq)).expect_scaling(Scaling::Linear).expect(p.mlp);
     s.test(layer.input_layernorm()).name("norm").checks(checks(p.gradients));
     s.test(&layer).name("decoder_layer").checks(checks(p.gradients));

@@ -95,9 +95,9 @@ mod tests {
         let attn = &cov.kinds[0];
         assert_eq!(attn.dims["hidden_size"], BTreeSet::from([256]));
         assert_eq!(attn.dims["num_key_value_heads"], BTreeSet::from([2]));
-        // The input length and the sweep's lengths (32 capped at 256, times 1, 2, 4, 8).
-        assert_eq!(attn.dims[SEQ_LEN], BTreeSet::from([32, 64, 128, 256]));
-        assert_eq!(attn.range(SEQ_LEN), "32–256 (4 values)");
+        // The input length and attention's sweep (a quarter of 32 up to twice 32).
+        assert_eq!(attn.dims[SEQ_LEN], BTreeSet::from([8, 16, 32, 64]));
+        assert_eq!(attn.range(SEQ_LEN), "8–64 (4 values)");
         assert_eq!(attn.range("hidden_size"), "256");
         assert_eq!(attn.range("absent"), "-");
         assert!(attn.dtypes.contains("f32") && attn.devices.contains("cpu") && attn.checks.contains("correctness"));
