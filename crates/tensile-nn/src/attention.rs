@@ -1,7 +1,8 @@
 //! Multi-head, grouped-query and multi-query attention with optional RoPE, causal or
 //! padding masks, and a KV cache.
 
-use crate::block::{bytes_of, prefixed, softmax_reference, to_f64_cpu, Block, Cost};
+use crate::block::{bytes_of, softmax_reference, to_f64_cpu, Block, Child, Cost};
+use crate::catalog::BlockKind;
 use crate::error::config_err;
 use crate::linear::Linear;
 use crate::rotary::{RopeScaling, RotaryEmbedding};
@@ -85,37 +86,46 @@ impl KvCache {
 /// Additive mask value: large and finite so a fully masked row yields zeros, not NaN.
 const MASKED: f32 = -1e30;
 
-/// Attention over `x` with projections `q_proj`, `k_proj`, `v_proj`, `o_proj`.
+/// Attention over `x` with query, key, value and output projections, loaded under the
+/// checkpoint's own names for them (`q_proj`, … in LLaMA).
 #[derive(Debug, Clone)]
 pub struct Attention {
     q_proj: Linear,
     k_proj: Linear,
     v_proj: Linear,
     o_proj: Linear,
+    names: [&'static str; 4],
     rotary: Option<RotaryEmbedding>,
     cfg: AttentionConfig,
 }
 
 impl Attention {
+    /// LLaMA's names for the query, key, value and output projections.
+    pub const LLAMA_NAMES: [&'static str; 4] = ["q_proj", "k_proj", "v_proj", "o_proj"];
+
     /// Loads `q_proj`, `k_proj`, `v_proj`, `o_proj` (LLaMA names) from `vb`.
     pub fn new(cfg: &AttentionConfig, vb: VarBuilder) -> crate::Result<Self> {
+        Self::with_names(cfg, Self::LLAMA_NAMES, vb)
+    }
+
+    /// Loads the query, key, value and output projections from `vb` under `names`, which
+    /// [`Block::parameters`] and [`Block::rebuild`] then use too (BERT's are
+    /// `self.query`, `self.key`, `self.value`, `output.dense`).
+    pub fn with_names(cfg: &AttentionConfig, names: [&'static str; 4], vb: VarBuilder) -> crate::Result<Self> {
         cfg.validate()?;
         let (h, q_out, kv_out) = (cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim);
         let bias = cfg.attention_bias;
-        Self::from_projections(
-            cfg,
-            Linear::new(h, q_out, bias, vb.pp("q_proj"))?,
-            Linear::new(h, kv_out, bias, vb.pp("k_proj"))?,
-            Linear::new(h, kv_out, bias, vb.pp("v_proj"))?,
-            Linear::new(q_out, h, bias, vb.pp("o_proj"))?,
-        )
-    }
-
-    /// Builds from already-loaded projections (used by BERT, whose names differ).
-    pub fn from_projections(cfg: &AttentionConfig, q_proj: Linear, k_proj: Linear, v_proj: Linear, o_proj: Linear) -> crate::Result<Self> {
-        cfg.validate()?;
+        let [q, k, v, o] = names;
         let rotary = cfg.rope.as_ref().map(|(theta, scaling)| RotaryEmbedding::new(cfg.head_dim, *theta, scaling.as_ref()));
-        Ok(Self { q_proj, k_proj, v_proj, o_proj, rotary, cfg: cfg.clone() })
+        Ok(Self {
+            q_proj: Linear::new(h, q_out, bias, vb.pp(q))?,
+            k_proj: Linear::new(h, kv_out, bias, vb.pp(k))?,
+            v_proj: Linear::new(h, kv_out, bias, vb.pp(v))?,
+            o_proj: Linear::new(q_out, h, bias, vb.pp(o))?,
+            names,
+            rotary,
+            cfg: cfg.clone(),
+        })
     }
 
     /// The configuration.
@@ -253,24 +263,22 @@ impl Block for Attention {
         ]
     }
 
-    fn kind(&self) -> &'static str {
+    /// [`BlockKind::LlamaAttention`] when causal with RoPE, [`BlockKind::Attention`] otherwise.
+    fn kind(&self) -> BlockKind {
         if self.cfg.rope.is_some() && self.cfg.causal {
-            "llama.attention"
+            BlockKind::LlamaAttention
         } else {
-            "attention"
+            BlockKind::Attention
         }
     }
 
-    fn parameters(&self) -> Vec<(String, Tensor)> {
-        let mut p = prefixed("q_proj", self.q_proj.parameters());
-        p.extend(prefixed("k_proj", self.k_proj.parameters()));
-        p.extend(prefixed("v_proj", self.v_proj.parameters()));
-        p.extend(prefixed("o_proj", self.o_proj.parameters()));
-        p
+    fn children(&self) -> Vec<Child<'_>> {
+        let [q, k, v, o] = self.names;
+        vec![Child::part(q, &self.q_proj), Child::part(k, &self.k_proj), Child::part(v, &self.v_proj), Child::part(o, &self.o_proj)]
     }
 
     fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
-        Ok(Box::new(Attention::new(&self.cfg, vb)?))
+        Ok(Box::new(Attention::with_names(&self.cfg, self.names, vb)?))
     }
 
     fn input_shape(&self, batch: usize, seq: usize) -> Vec<usize> {

@@ -1,68 +1,126 @@
-//! Block kinds addressable by name (`llama.attention`, `bert.layer`, …), so that reference case
-//! files and spec files can say which block to build from a Hugging Face config.
+//! Block kinds addressable by name (`llama.attention`, `bert.layer`, …): what every block
+//! reports as its kind, and what reference case files and spec files name to build a block
+//! from a Hugging Face config.
 
 use crate::bert::{BertConfig, BertLayer};
 use crate::block::Block;
-use crate::error::config_err;
+use crate::error::{config_err, Error};
 use crate::llama::{LlamaConfig, LlamaDecoderLayer};
 use crate::{Attention, RmsNorm, SwiGlu};
 use candle_nn::VarBuilder;
 use std::fmt;
 use std::str::FromStr;
 
-/// A block kind that can be built from a name and a Hugging Face config.
+/// Every kind of block in this crate. [`BlockKind::name`] is the one place the names are
+/// written; a few kinds ([`BlockKind::BUILDABLE`]) can also be built from a Hugging Face config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BlockKind {
     /// `LlamaAttention`: causal, RoPE, MHA/GQA/MQA.
     LlamaAttention,
+    /// Bidirectional attention without RoPE (BERT's self-attention and output projection).
+    Attention,
     /// `LlamaMLP`: SwiGLU.
     LlamaMlp,
+    /// BERT's two-layer feed-forward (`intermediate` + `output.dense`).
+    GeluMlp,
     /// `LlamaRMSNorm`.
     LlamaRmsNorm,
+    /// `LayerNorm` with optional bias.
+    LayerNorm,
+    /// An affine map `x Wᵀ + b`.
+    Linear,
+    /// A lookup table of token vectors.
+    Embedding,
+    /// BERT's word, position and token-type embeddings with their `LayerNorm`.
+    BertEmbeddings,
     /// `LlamaDecoderLayer`.
     LlamaDecoderLayer,
+    /// `LlamaForCausalLM`.
+    Llama,
     /// `BertLayer` without padding.
     BertLayer,
+    /// `BertModel`.
+    Bert,
 }
 
 impl BlockKind {
     /// Every kind, in a stable order.
-    pub const ALL: [BlockKind; 5] = [Self::LlamaAttention, Self::LlamaMlp, Self::LlamaRmsNorm, Self::LlamaDecoderLayer, Self::BertLayer];
+    pub const ALL: [BlockKind; 13] = [
+        Self::LlamaAttention,
+        Self::Attention,
+        Self::LlamaMlp,
+        Self::GeluMlp,
+        Self::LlamaRmsNorm,
+        Self::LayerNorm,
+        Self::Linear,
+        Self::Embedding,
+        Self::BertEmbeddings,
+        Self::LlamaDecoderLayer,
+        Self::Llama,
+        Self::BertLayer,
+        Self::Bert,
+    ];
+
+    /// The kinds [`BlockKind::build`] accepts, in [`BlockKind::ALL`]'s order; reference case
+    /// files and spec files name one of these.
+    pub const BUILDABLE: [BlockKind; 5] = [Self::LlamaAttention, Self::LlamaMlp, Self::LlamaRmsNorm, Self::LlamaDecoderLayer, Self::BertLayer];
 
     /// The kind's name, e.g. `llama.attention`.
     pub fn name(self) -> &'static str {
         match self {
             Self::LlamaAttention => "llama.attention",
+            Self::Attention => "attention",
             Self::LlamaMlp => "llama.mlp",
+            Self::GeluMlp => "gelu_mlp",
             Self::LlamaRmsNorm => "llama.rms_norm",
+            Self::LayerNorm => "layer_norm",
+            Self::Linear => "linear",
+            Self::Embedding => "embedding",
+            Self::BertEmbeddings => "bert.embeddings",
             Self::LlamaDecoderLayer => "llama.decoder_layer",
+            Self::Llama => "llama",
             Self::BertLayer => "bert.layer",
+            Self::Bert => "bert",
         }
     }
 
+    /// Whether [`BlockKind::build`] can build this kind from a config alone.
+    pub fn buildable(self) -> bool {
+        Self::BUILDABLE.contains(&self)
+    }
+
+    /// The names of `kinds`, comma-separated, for error messages.
+    pub fn names(kinds: &[BlockKind]) -> String {
+        kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+    }
+
     /// Builds the block from a Hugging Face config (a JSON object of `config.json` fields) and
-    /// weights named relative to the block.
+    /// weights named relative to the block; [`Error::NotBuildable`] for a kind outside
+    /// [`BlockKind::BUILDABLE`].
     pub fn build(self, config: &serde_json::Value, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
         Ok(match self {
             Self::BertLayer => Box::new(BertLayer::new(&bert_config(config)?, vb)?),
-            llama => {
+            Self::LlamaAttention | Self::LlamaMlp | Self::LlamaRmsNorm | Self::LlamaDecoderLayer => {
                 let cfg = llama_config(config)?;
                 cfg.validate()?;
-                match llama {
+                match self {
                     Self::LlamaAttention => Box::new(Attention::new(&cfg.attention_config(), vb)?),
                     Self::LlamaMlp => Box::new(SwiGlu::new(cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias, cfg.hidden_act, vb)?),
                     Self::LlamaRmsNorm => Box::new(RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb)?),
                     _ => Box::new(LlamaDecoderLayer::new(&cfg, vb)?),
                 }
             }
+            kind => return Err(Error::NotBuildable { kind }),
         })
     }
 
-    /// The model width the block expects as its last input dimension.
+    /// The model width a buildable block expects as its last input dimension;
+    /// [`Error::NotBuildable`] for other kinds.
     pub fn hidden_size(self, config: &serde_json::Value) -> crate::Result<usize> {
         Ok(match self {
             Self::BertLayer => bert_config(config)?.hidden_size,
-            _ => llama_config(config)?.hidden_size,
+            kind if kind.buildable() => llama_config(config)?.hidden_size,
+            kind => return Err(Error::NotBuildable { kind }),
         })
     }
 }
@@ -81,9 +139,9 @@ impl fmt::Display for BlockKind {
     }
 }
 
-/// The name is not a known block kind.
+/// The name is not a known block kind; the message lists every known name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown block kind `{0}` (known: llama.attention, llama.mlp, llama.rms_norm, llama.decoder_layer, bert.layer)")]
+#[error("unknown block kind `{0}` (known: {known})", known = BlockKind::names(&BlockKind::ALL))]
 pub struct UnknownKind(pub String);
 
 impl FromStr for BlockKind {
@@ -102,7 +160,34 @@ mod tests {
         for k in BlockKind::ALL {
             assert_eq!(k.name().parse::<BlockKind>().unwrap(), k);
         }
-        assert!("llama.attn".parse::<BlockKind>().unwrap_err().to_string().contains("llama.attn"));
+        let err = "llama.attn".parse::<BlockKind>().unwrap_err().to_string();
+        assert!(err.contains("`llama.attn`"), "{err}");
+        for k in BlockKind::ALL {
+            assert!(err.contains(k.name()), "{err} should list {k}");
+        }
+        assert_eq!(BlockKind::Bert.to_string(), "bert");
+    }
+
+    #[test]
+    fn only_buildable_kinds_build() {
+        let cfg = serde_json::json!({"hidden_size": 8, "intermediate_size": 16, "num_attention_heads": 2});
+        for k in BlockKind::ALL {
+            let vb = crate::init::SeededInit::var_builder(0, candle_core::DType::F32, &candle_core::Device::Cpu);
+            match k.build(&cfg, vb) {
+                Ok(block) => {
+                    assert!(k.buildable(), "{k} built");
+                    assert_eq!(block.kind(), k);
+                    assert_eq!(k.hidden_size(&cfg).unwrap(), 8);
+                }
+                Err(e) => {
+                    assert!(!k.buildable(), "{k}: {e}");
+                    let msg = e.to_string();
+                    assert!(msg.contains(&format!("block kind `{k}` cannot be built from a config alone")), "{msg}");
+                    assert!(BlockKind::BUILDABLE.iter().all(|b| msg.contains(b.name())), "{msg}");
+                    assert!(k.hidden_size(&cfg).is_err());
+                }
+            }
+        }
     }
 
     #[test]

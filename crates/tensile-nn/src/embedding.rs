@@ -1,7 +1,7 @@
-//! Token, position and token-type embeddings.
+//! A lookup table of token (or position, or token-type) vectors.
 
-use crate::block::{bytes_of, prefixed, to_f64_cpu, Block, Cost, InputKind};
-use crate::layer_norm::LayerNorm;
+use crate::block::{bytes_of, to_f64_cpu, Block, Cost, InputKind};
+use crate::catalog::BlockKind;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -41,8 +41,8 @@ impl Module for Embedding {
 }
 
 impl Block for Embedding {
-    fn kind(&self) -> &'static str {
-        "embedding"
+    fn kind(&self) -> BlockKind {
+        BlockKind::Embedding
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
@@ -50,7 +50,7 @@ impl Block for Embedding {
         vec![("vocab_size", d[0]), ("hidden_size", d[1])]
     }
 
-    fn parameters(&self) -> Vec<(String, Tensor)> {
+    fn own_parameters(&self) -> Vec<(String, Tensor)> {
         vec![("weight".to_string(), self.weight.clone())]
     }
 
@@ -74,66 +74,5 @@ impl Block for Embedding {
 
     fn forward_reference(&self, ids: &Tensor) -> Result<Tensor> {
         Self::lookup(&to_f64_cpu(&self.weight)?, &ids.to_device(&candle_core::Device::Cpu)?)
-    }
-}
-
-/// BERT's input embeddings: `LayerNorm(word + position + token_type)`.
-#[derive(Debug, Clone)]
-pub struct BertEmbeddings {
-    word_embeddings: Embedding,
-    position_embeddings: Embedding,
-    token_type_embeddings: Embedding,
-    layer_norm: LayerNorm,
-}
-
-impl BertEmbeddings {
-    /// Loads `word_embeddings`, `position_embeddings`, `token_type_embeddings`, `LayerNorm`.
-    pub fn new(cfg: &crate::bert::BertConfig, vb: VarBuilder) -> crate::Result<Self> {
-        Ok(Self {
-            word_embeddings: Embedding::new(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
-            position_embeddings: Embedding::new(cfg.max_position_embeddings, cfg.hidden_size, vb.pp("position_embeddings"))?,
-            token_type_embeddings: Embedding::new(cfg.type_vocab_size, cfg.hidden_size, vb.pp("token_type_embeddings"))?,
-            layer_norm: LayerNorm::new(cfg.hidden_size, cfg.layer_norm_eps, true, vb.pp("LayerNorm"))?,
-        })
-    }
-
-    /// Parameters under their checkpoint names.
-    pub fn parameters(&self) -> Vec<(String, Tensor)> {
-        let mut p = prefixed("word_embeddings", self.word_embeddings.parameters());
-        p.extend(prefixed("position_embeddings", self.position_embeddings.parameters()));
-        p.extend(prefixed("token_type_embeddings", self.token_type_embeddings.parameters()));
-        p.extend(prefixed("LayerNorm", self.layer_norm.parameters()));
-        p
-    }
-
-    fn positions(ids: &Tensor) -> Result<Tensor> {
-        let (b, s) = ids.dims2()?;
-        Tensor::arange(0u32, s as u32, ids.device())?.unsqueeze(0)?.broadcast_as((b, s))?.contiguous()
-    }
-
-    /// Embeds `input_ids` with `token_type_ids` (zeros when `None`).
-    ///
-    /// # Shapes
-    /// `input_ids, token_type_ids: (batch, seq) → (batch, seq, hidden)`
-    pub fn forward_with(&self, input_ids: &Tensor, token_type_ids: Option<&Tensor>) -> Result<Tensor> {
-        let types = match token_type_ids {
-            Some(t) => t.clone(),
-            None => input_ids.zeros_like()?,
-        };
-        let sum = ((self.word_embeddings.forward(input_ids)? + self.position_embeddings.forward(&Self::positions(input_ids)?)?)?
-            + self.token_type_embeddings.forward(&types)?)?;
-        self.layer_norm.forward(&sum)
-    }
-
-    /// Float64 twin of [`BertEmbeddings::forward_with`].
-    pub fn forward_reference_with(&self, input_ids: &Tensor, token_type_ids: Option<&Tensor>) -> Result<Tensor> {
-        let ids = input_ids.to_device(&candle_core::Device::Cpu)?;
-        let types = match token_type_ids {
-            Some(t) => t.to_device(&candle_core::Device::Cpu)?,
-            None => ids.zeros_like()?,
-        };
-        let sum = ((self.word_embeddings.forward_reference(&ids)? + self.position_embeddings.forward_reference(&Self::positions(&ids)?)?)?
-            + self.token_type_embeddings.forward_reference(&types)?)?;
-        self.layer_norm.forward_reference(&sum)
     }
 }

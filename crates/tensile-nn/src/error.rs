@@ -19,6 +19,13 @@ pub enum Error {
         /// Why the value is rejected.
         reason: String,
     },
+    /// The block kind cannot be built from a Hugging Face config alone (a whole model, or a
+    /// part that only exists inside a layer); the message lists the kinds that can.
+    #[error("block kind `{kind}` cannot be built from a config alone (buildable: {buildable})", buildable = crate::BlockKind::names(&crate::BlockKind::BUILDABLE))]
+    NotBuildable {
+        /// The kind asked for.
+        kind: crate::BlockKind,
+    },
     /// A file could not be read.
     #[error("failed to read {path}: {source}")]
     Io {

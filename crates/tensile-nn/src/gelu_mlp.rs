@@ -1,7 +1,8 @@
 //! Two-layer GELU feed-forward block (BERT's `intermediate` + `output.dense`).
 
 use crate::activation::Activation;
-use crate::block::{prefixed, tokens, Block, Cost};
+use crate::block::{tokens, Block, Child, Cost};
+use crate::catalog::BlockKind;
 use crate::linear::Linear;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -35,8 +36,8 @@ impl Module for GeluMlp {
 }
 
 impl Block for GeluMlp {
-    fn kind(&self) -> &'static str {
-        "gelu_mlp"
+    fn kind(&self) -> BlockKind {
+        BlockKind::GeluMlp
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
@@ -44,10 +45,8 @@ impl Block for GeluMlp {
         vec![("hidden_size", hidden), ("intermediate_size", intermediate)]
     }
 
-    fn parameters(&self) -> Vec<(String, Tensor)> {
-        let mut p = prefixed("intermediate.dense", self.intermediate.parameters());
-        p.extend(prefixed("output.dense", self.output.parameters()));
-        p
+    fn children(&self) -> Vec<Child<'_>> {
+        vec![Child::part("intermediate.dense", &self.intermediate), Child::part("output.dense", &self.output)]
     }
 
     fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {

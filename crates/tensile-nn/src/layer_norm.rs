@@ -1,6 +1,7 @@
 //! Layer normalisation with optional bias (BERT's `LayerNorm`).
 
 use crate::block::{bytes_of, to_f64_cpu, tokens, Block, Cost};
+use crate::catalog::BlockKind;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -37,15 +38,15 @@ impl Module for LayerNorm {
 }
 
 impl Block for LayerNorm {
-    fn kind(&self) -> &'static str {
-        "layer_norm"
+    fn kind(&self) -> BlockKind {
+        BlockKind::LayerNorm
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
         vec![("hidden_size", self.weight.elem_count())]
     }
 
-    fn parameters(&self) -> Vec<(String, Tensor)> {
+    fn own_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = vec![("weight".to_string(), self.weight.clone())];
         p.extend(self.bias.as_ref().map(|b| ("bias".to_string(), b.clone())));
         p

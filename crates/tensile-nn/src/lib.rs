@@ -42,9 +42,10 @@ mod swiglu;
 
 pub use activation::Activation;
 pub use attention::{Attention, AttentionConfig, KvCache};
-pub use block::{bytes_of, prefixed, softmax_reference, to_f64_cpu, tokens, Block, Cost, InputKind};
+pub use bert::BertEmbeddings;
+pub use block::{bytes_of, prefixed, softmax_reference, to_f64_cpu, tokens, Block, Child, Cost, InputKind};
 pub use catalog::BlockKind;
-pub use embedding::{BertEmbeddings, Embedding};
+pub use embedding::Embedding;
 pub use error::{innermost_message, Error, Result};
 pub use gelu_mlp::GeluMlp;
 pub use layer_norm::LayerNorm;

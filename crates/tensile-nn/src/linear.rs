@@ -1,6 +1,7 @@
 //! Affine map `y = x Wᵀ + b` with Hugging Face `weight`/`bias` names.
 
 use crate::block::{bytes_of, to_f64_cpu, tokens, Block, Cost};
+use crate::catalog::BlockKind;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -47,8 +48,8 @@ impl Module for Linear {
 }
 
 impl Block for Linear {
-    fn kind(&self) -> &'static str {
-        "linear"
+    fn kind(&self) -> BlockKind {
+        BlockKind::Linear
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
@@ -56,7 +57,7 @@ impl Block for Linear {
         vec![("in_features", i), ("out_features", o)]
     }
 
-    fn parameters(&self) -> Vec<(String, Tensor)> {
+    fn own_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = vec![("weight".to_string(), self.weight().clone())];
         p.extend(self.bias().map(|b| ("bias".to_string(), b.clone())));
         p

@@ -1,6 +1,7 @@
 //! Root-mean-square normalisation (LLaMA's `LlamaRMSNorm`).
 
 use crate::block::{bytes_of, to_f64_cpu, tokens, Block, Cost};
+use crate::catalog::BlockKind;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -34,15 +35,15 @@ impl Module for RmsNorm {
 }
 
 impl Block for RmsNorm {
-    fn kind(&self) -> &'static str {
-        "llama.rms_norm"
+    fn kind(&self) -> BlockKind {
+        BlockKind::LlamaRmsNorm
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
         vec![("hidden_size", self.weight.elem_count())]
     }
 
-    fn parameters(&self) -> Vec<(String, Tensor)> {
+    fn own_parameters(&self) -> Vec<(String, Tensor)> {
         vec![("weight".to_string(), self.weight.clone())]
     }
 

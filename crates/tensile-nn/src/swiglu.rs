@@ -1,7 +1,8 @@
 //! SwiGLU feed-forward block (LLaMA's `LlamaMLP`).
 
 use crate::activation::Activation;
-use crate::block::{bytes_of, prefixed, tokens, Block, Cost};
+use crate::block::{bytes_of, tokens, Block, Child, Cost};
+use crate::catalog::BlockKind;
 use crate::linear::Linear;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -38,8 +39,8 @@ impl Module for SwiGlu {
 }
 
 impl Block for SwiGlu {
-    fn kind(&self) -> &'static str {
-        "llama.mlp"
+    fn kind(&self) -> BlockKind {
+        BlockKind::LlamaMlp
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
@@ -47,11 +48,8 @@ impl Block for SwiGlu {
         vec![("hidden_size", hidden), ("intermediate_size", intermediate)]
     }
 
-    fn parameters(&self) -> Vec<(String, Tensor)> {
-        let mut p = prefixed("gate_proj", self.gate_proj.parameters());
-        p.extend(prefixed("up_proj", self.up_proj.parameters()));
-        p.extend(prefixed("down_proj", self.down_proj.parameters()));
-        p
+    fn children(&self) -> Vec<Child<'_>> {
+        vec![Child::part("gate_proj", &self.gate_proj), Child::part("up_proj", &self.up_proj), Child::part("down_proj", &self.down_proj)]
     }
 
     fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {

@@ -85,7 +85,7 @@ impl NnModule {
 
 impl ModuleUnderTest for NnModule {
     fn kind(&self) -> &str {
-        self.0.kind()
+        self.0.kind().name()
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.0.forward(x)

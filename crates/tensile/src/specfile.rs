@@ -154,6 +154,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<ModuleTest>> {
 
 fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
     let kind: BlockKind = e.module.get_ref().parse().map_err(|err| loc.field(&e.module, "module", err))?;
+    if !kind.buildable() {
+        return Err(loc.field(&e.module, "module", tensile_nn::Error::NotBuildable { kind }));
+    }
     let config = match &e.config {
         Some(c) => serde_json::to_value(c.get_ref()).map_err(|err| loc.field(c, "config", err))?,
         None => serde_json::json!({}),
@@ -292,6 +295,9 @@ checks = ["correctness", "gradients"]
         assert!(e.contains(":4:10:") && e.contains("field `config`") && e.contains("num_attention_heads"), "{e}");
         let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.attn\"\n");
         assert!(e.contains(":3:10:") && e.contains("unknown block kind `llama.attn`"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"bert\"\nconfig = { hidden_size = 64 }\n");
+        assert!(e.contains(":3:10:") && e.contains("block kind `bert` cannot be built from a config alone"), "{e}");
+        assert!(BlockKind::BUILDABLE.iter().all(|k| e.contains(k.name())), "{e} should list the buildable kinds");
         let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\nconfig = { hidden_size = 64 }\ninput_shape = [1, 8, 32]\n");
         assert!(e.contains(":1:1:") && e.contains("field `input_shape`"), "{e}");
         let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\nchecks = [\"speed\"]\n");

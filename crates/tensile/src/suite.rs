@@ -24,8 +24,6 @@ use crate::plan::{Plan, Settings};
 use crate::runner::{self, ModuleResult, RunSummary};
 use crate::spec::{ModuleTest, Spec};
 use std::sync::Arc;
-use tensile_nn::bert::{Bert, BertLayer};
-use tensile_nn::llama::{Llama, LlamaDecoderLayer};
 use tensile_nn::Block;
 
 /// A model that can list its submodules by path (PyTorch's `named_modules`).
@@ -34,47 +32,10 @@ pub trait NamedModules {
     fn named_modules(&self) -> Vec<(String, &dyn Block)>;
 }
 
-impl NamedModules for LlamaDecoderLayer {
+/// Every block lists its submodules from its own children ([`Block::named_modules`]).
+impl<B: Block + ?Sized> NamedModules for B {
     fn named_modules(&self) -> Vec<(String, &dyn Block)> {
-        vec![
-            ("self_attn".into(), self.self_attn() as &dyn Block),
-            ("mlp".into(), self.mlp()),
-            ("input_layernorm".into(), self.input_layernorm()),
-            ("post_attention_layernorm".into(), self.post_attention_layernorm()),
-        ]
-    }
-}
-
-impl NamedModules for BertLayer {
-    fn named_modules(&self) -> Vec<(String, &dyn Block)> {
-        vec![
-            ("attention".into(), self.attention() as &dyn Block),
-            ("attention.output.LayerNorm".into(), self.attention_layer_norm()),
-            ("mlp".into(), self.mlp()),
-            ("output.LayerNorm".into(), self.output_layer_norm()),
-        ]
-    }
-}
-
-impl NamedModules for Llama {
-    fn named_modules(&self) -> Vec<(String, &dyn Block)> {
-        let mut out = Vec::new();
-        for (i, layer) in self.layers().iter().enumerate() {
-            out.push((format!("model.layers.{i}"), layer as &dyn Block));
-            out.extend(layer.named_modules().into_iter().map(|(n, m)| (format!("model.layers.{i}.{n}"), m)));
-        }
-        out
-    }
-}
-
-impl NamedModules for Bert {
-    fn named_modules(&self) -> Vec<(String, &dyn Block)> {
-        let mut out = Vec::new();
-        for (i, layer) in self.layers().iter().enumerate() {
-            out.push((format!("encoder.layer.{i}"), layer as &dyn Block));
-            out.extend(layer.named_modules().into_iter().map(|(n, m)| (format!("encoder.layer.{i}.{n}"), m)));
-        }
-        out
+        Block::named_modules(self)
     }
 }
 

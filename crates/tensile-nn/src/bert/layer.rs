@@ -2,10 +2,10 @@
 
 use super::BertConfig;
 use crate::attention::Attention;
-use crate::block::{prefixed, to_f64_cpu, Block, Cost};
+use crate::block::{to_f64_cpu, Block, Child, Cost};
+use crate::catalog::BlockKind;
 use crate::gelu_mlp::GeluMlp;
 use crate::layer_norm::LayerNorm;
-use crate::linear::Linear;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -25,21 +25,16 @@ pub struct BertLayer {
 }
 
 impl BertLayer {
+    /// BERT's names for the attention projections, relative to `attention`.
+    pub const ATTENTION_NAMES: [&'static str; 4] = ["self.query", "self.key", "self.value", "output.dense"];
+
     /// Loads one `encoder.layer.{i}` from `vb`.
     pub fn new(cfg: &BertConfig, vb: VarBuilder) -> crate::Result<Self> {
         cfg.validate()?;
         let h = cfg.hidden_size;
-        let (sa, out) = (vb.pp("attention").pp("self"), vb.pp("attention").pp("output"));
-        let attention = Attention::from_projections(
-            &cfg.attention_config(),
-            Linear::new(h, h, true, sa.pp("query"))?,
-            Linear::new(h, h, true, sa.pp("key"))?,
-            Linear::new(h, h, true, sa.pp("value"))?,
-            Linear::new(h, h, true, out.pp("dense"))?,
-        )?;
         Ok(Self {
-            attention,
-            attention_layer_norm: LayerNorm::new(h, cfg.layer_norm_eps, true, out.pp("LayerNorm"))?,
+            attention: Attention::with_names(&cfg.attention_config(), Self::ATTENTION_NAMES, vb.pp("attention"))?,
+            attention_layer_norm: LayerNorm::new(h, cfg.layer_norm_eps, true, vb.pp("attention").pp("output").pp("LayerNorm"))?,
             mlp: GeluMlp::new(h, cfg.intermediate_size, cfg.hidden_act, vb.clone())?,
             output_layer_norm: LayerNorm::new(h, cfg.layer_norm_eps, true, vb.pp("output").pp("LayerNorm"))?,
             cfg: cfg.clone(),
@@ -87,31 +82,24 @@ impl Module for BertLayer {
 }
 
 impl Block for BertLayer {
-    fn kind(&self) -> &'static str {
-        "bert.layer"
+    fn kind(&self) -> BlockKind {
+        BlockKind::BertLayer
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
         self.cfg.layer_dims()
     }
 
-    fn parameters(&self) -> Vec<(String, Tensor)> {
-        // The attention block names its projections like LLaMA; BERT checkpoints do not.
-        let rename = |n: String| {
-            for (from, to) in
-                [("q_proj", "attention.self.query"), ("k_proj", "attention.self.key"), ("v_proj", "attention.self.value"), ("o_proj", "attention.output.dense")]
-            {
-                if let Some(rest) = n.strip_prefix(from) {
-                    return format!("{to}{rest}");
-                }
-            }
-            n
-        };
-        let mut p: Vec<(String, Tensor)> = self.attention.parameters().into_iter().map(|(n, t)| (rename(n), t)).collect();
-        p.extend(prefixed("attention.output.LayerNorm", self.attention_layer_norm.parameters()));
-        p.extend(self.mlp.parameters());
-        p.extend(prefixed("output.LayerNorm", self.output_layer_norm.parameters()));
-        p
+    /// The attention (its projections named as in BERT checkpoints), its norm, the
+    /// feed-forward block (listed as `mlp`, its `intermediate.dense` and `output.dense` named
+    /// from the layer's root) and the output norm.
+    fn children(&self) -> Vec<Child<'_>> {
+        vec![
+            Child::module("attention", &self.attention),
+            Child::module("attention.output.LayerNorm", &self.attention_layer_norm),
+            Child::module("mlp", &self.mlp).with_prefix(""),
+            Child::module("output.LayerNorm", &self.output_layer_norm),
+        ]
     }
 
     fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
@@ -122,8 +110,9 @@ impl Block for BertLayer {
         vec![batch, seq, self.cfg.hidden_size]
     }
 
+    /// The children's costs; the residual additions are not counted.
     fn cost(&self, shape: &[usize]) -> Cost {
-        self.attention.cost(shape) + self.mlp.cost(shape) + self.attention_layer_norm.cost(shape) + self.output_layer_norm.cost(shape)
+        self.children_cost(shape)
     }
 
     fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {

@@ -1,8 +1,8 @@
 //! The BERT encoder: embeddings, layers and an optional pooler.
 
-use super::{BertConfig, BertLayer};
-use crate::block::{prefixed, Block, Cost, InputKind};
-use crate::embedding::BertEmbeddings;
+use super::{BertConfig, BertEmbeddings, BertLayer};
+use crate::block::{Block, Child, Cost, InputKind};
+use crate::catalog::BlockKind;
 use crate::linear::Linear;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -68,8 +68,8 @@ impl Module for Bert {
 }
 
 impl Block for Bert {
-    fn kind(&self) -> &'static str {
-        "bert"
+    fn kind(&self) -> BlockKind {
+        BlockKind::Bert
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
@@ -78,15 +78,12 @@ impl Block for Bert {
         dims
     }
 
-    fn parameters(&self) -> Vec<(String, Tensor)> {
-        let mut p = prefixed("embeddings", self.embeddings.parameters());
-        for (i, layer) in self.layers.iter().enumerate() {
-            p.extend(prefixed(&format!("encoder.layer.{i}"), layer.parameters()));
-        }
-        if let Some(pooler) = &self.pooler {
-            p.extend(prefixed("pooler.dense", pooler.parameters()));
-        }
-        p
+    /// The embeddings, each layer (listed as `encoder.layer.{i}`) and the pooler, if any.
+    fn children(&self) -> Vec<Child<'_>> {
+        let mut c = vec![Child::part("embeddings", &self.embeddings)];
+        c.extend(self.layers.iter().enumerate().map(|(i, l)| Child::module(format!("encoder.layer.{i}"), l)));
+        c.extend(self.pooler.as_ref().map(|p| Child::part("pooler.dense", p)));
+        c
     }
 
     fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {

@@ -2,7 +2,8 @@
 
 use super::LlamaConfig;
 use crate::attention::{Attention, KvCache};
-use crate::block::{prefixed, to_f64_cpu, Block, Cost};
+use crate::block::{to_f64_cpu, Block, Child, Cost};
+use crate::catalog::BlockKind;
 use crate::rms_norm::RmsNorm;
 use crate::swiglu::SwiGlu;
 use candle_core::{Module, Result, Tensor};
@@ -73,20 +74,21 @@ impl Module for LlamaDecoderLayer {
 }
 
 impl Block for LlamaDecoderLayer {
-    fn kind(&self) -> &'static str {
-        "llama.decoder_layer"
+    fn kind(&self) -> BlockKind {
+        BlockKind::LlamaDecoderLayer
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
         self.cfg.layer_dims()
     }
 
-    fn parameters(&self) -> Vec<(String, Tensor)> {
-        let mut p = prefixed("self_attn", self.self_attn.parameters());
-        p.extend(prefixed("mlp", self.mlp.parameters()));
-        p.extend(prefixed("input_layernorm", self.input_layernorm.parameters()));
-        p.extend(prefixed("post_attention_layernorm", self.post_attention_layernorm.parameters()));
-        p
+    fn children(&self) -> Vec<Child<'_>> {
+        vec![
+            Child::module("self_attn", &self.self_attn),
+            Child::module("mlp", &self.mlp),
+            Child::module("input_layernorm", &self.input_layernorm),
+            Child::module("post_attention_layernorm", &self.post_attention_layernorm),
+        ]
     }
 
     fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
@@ -97,8 +99,9 @@ impl Block for LlamaDecoderLayer {
         vec![batch, seq, self.cfg.hidden_size]
     }
 
+    /// The children's costs; the residual additions are not counted.
     fn cost(&self, shape: &[usize]) -> Cost {
-        self.self_attn.cost(shape) + self.mlp.cost(shape) + self.input_layernorm.cost(shape) + self.post_attention_layernorm.cost(shape)
+        self.children_cost(shape)
     }
 
     fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {

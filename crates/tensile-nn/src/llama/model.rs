@@ -2,8 +2,10 @@
 
 use super::{LlamaConfig, LlamaDecoderLayer};
 use crate::attention::KvCache;
-use crate::block::{bytes_of, prefixed, to_f64_cpu, Block, Cost, InputKind};
+use crate::block::{bytes_of, to_f64_cpu, Block, Child, Cost, InputKind};
+use crate::catalog::BlockKind;
 use crate::embedding::Embedding;
+use crate::linear::Linear;
 use crate::rms_norm::RmsNorm;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -20,7 +22,8 @@ pub struct Llama {
     embed_tokens: Embedding,
     layers: Vec<LlamaDecoderLayer>,
     norm: RmsNorm,
-    lm_head: Tensor,
+    /// `None` when `lm_head` is the embedding matrix (`tie_word_embeddings`).
+    lm_head: Option<Linear>,
     cfg: LlamaConfig,
 }
 
@@ -32,9 +35,14 @@ impl Llama {
         let embed_tokens = Embedding::new(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?;
         let layers = (0..cfg.num_hidden_layers).map(|i| LlamaDecoderLayer::new(cfg, m.pp("layers").pp(i))).collect::<crate::Result<Vec<_>>>()?;
         let norm = RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, m.pp("norm"))?;
-        let lm_head =
-            if cfg.tie_word_embeddings { embed_tokens.weight().clone() } else { vb.pp("lm_head").get((cfg.vocab_size, cfg.hidden_size), "weight")? };
+        let lm_head = if cfg.tie_word_embeddings { None } else { Some(Linear::new(cfg.hidden_size, cfg.vocab_size, false, vb.pp("lm_head"))?) };
         Ok(Self { embed_tokens, layers, norm, lm_head, cfg: cfg.clone() })
+    }
+
+    /// The `(vocab, hidden)` output projection: `lm_head.weight`, or the embedding matrix when
+    /// the two are tied.
+    fn lm_head(&self) -> &Tensor {
+        self.lm_head.as_ref().map_or(self.embed_tokens.weight(), |l| l.weight())
     }
 
     /// The decoder layers.
@@ -49,7 +57,7 @@ impl Llama {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
             h = layer.forward_with(&h, cache)?;
         }
-        self.norm.forward(&h)?.broadcast_matmul(&self.lm_head.t()?)
+        self.norm.forward(&h)?.broadcast_matmul(&self.lm_head().t()?)
     }
 }
 
@@ -60,8 +68,8 @@ impl Module for Llama {
 }
 
 impl Block for Llama {
-    fn kind(&self) -> &'static str {
-        "llama"
+    fn kind(&self) -> BlockKind {
+        BlockKind::Llama
     }
 
     fn dims(&self) -> Vec<(&'static str, usize)> {
@@ -70,16 +78,14 @@ impl Block for Llama {
         dims
     }
 
-    fn parameters(&self) -> Vec<(String, Tensor)> {
-        let mut p = prefixed("model.embed_tokens", self.embed_tokens.parameters());
-        for (i, layer) in self.layers.iter().enumerate() {
-            p.extend(prefixed(&format!("model.layers.{i}"), layer.parameters()));
-        }
-        p.extend(prefixed("model.norm", self.norm.parameters()));
-        if !self.cfg.tie_word_embeddings {
-            p.push(("lm_head.weight".to_string(), self.lm_head.clone()));
-        }
-        p
+    /// The embedding, each layer (listed as `model.layers.{i}`), the final norm and, unless
+    /// tied to the embedding, `lm_head`.
+    fn children(&self) -> Vec<Child<'_>> {
+        let mut c = vec![Child::part("model.embed_tokens", &self.embed_tokens)];
+        c.extend(self.layers.iter().enumerate().map(|(i, l)| Child::module(format!("model.layers.{i}"), l)));
+        c.push(Child::part("model.norm", &self.norm));
+        c.extend(self.lm_head.as_ref().map(|l| Child::part("lm_head", l)));
+        c
     }
 
     fn rebuild(&self, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
@@ -98,7 +104,7 @@ impl Block for Llama {
         let hidden = [shape[0], shape[1], self.cfg.hidden_size];
         let n = (shape[0] * shape[1]) as f64;
         let (h, v) = (self.cfg.hidden_size as f64, self.cfg.vocab_size as f64);
-        let head = Cost { flops: 2.0 * n * h * v, bytes: bytes_of(n * v + h * v, self.lm_head.dtype()) };
+        let head = Cost { flops: 2.0 * n * h * v, bytes: bytes_of(n * v + h * v, self.lm_head().dtype()) };
         self.layers.iter().fold(self.embed_tokens.cost(shape) + self.norm.cost(&hidden) + head, |acc, l| acc + l.cost(&hidden))
     }
 
@@ -107,6 +113,6 @@ impl Block for Llama {
         for layer in &self.layers {
             h = layer.forward_reference(&h)?;
         }
-        self.norm.forward_reference(&h)?.broadcast_matmul(&to_f64_cpu(&self.lm_head)?.t()?)
+        self.norm.forward_reference(&h)?.broadcast_matmul(&to_f64_cpu(self.lm_head())?.t()?)
     }
 }
