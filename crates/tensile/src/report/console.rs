@@ -200,8 +200,30 @@ fn table(cases: &[CaseResult]) -> String {
             },
             row,
         ));
+        text.push_str(&format!("    {}\n", check_marks(c)));
     }
     text
+}
+
+/// Every check the case ran, in run order, each with its verdict mark: `✓` passed, `✗`
+/// failed, `~` flaky, `-` skipped. The metrics column shows numbers for a few checks only;
+/// this line shows that each of the others ran.
+fn check_marks(case: &CaseResult) -> String {
+    use crate::event::Status;
+    let marks: Vec<String> = case
+        .checks
+        .iter()
+        .map(|r| {
+            let mark = match r.status() {
+                Status::Passed => "✓",
+                Status::Failed => "✗",
+                Status::Flaky => "~",
+                Status::Skipped => "-",
+            };
+            format!("{mark} {}", r.check)
+        })
+        .collect();
+    marks.join("  ")
 }
 
 /// The lines under the table: every error of every failed check, every note, every skip.
