@@ -1,12 +1,13 @@
 //! `tensile bench`: a preset's attention, MLP and norm at several sequence lengths, timed and
 //! measured by tensile's own runner, next to PyTorch's numbers for the same modules from the
-//! same machine (`../shared/anchors/torch_hf_modules.py` writes them as JSON), with the
-//! roofline floor from ceilings measured in the same process.
+//! same machine (a JSON file of `{case key: {ms, peak_mb}}`), with the roofline floor from
+//! ceilings measured in the same process.
 //!
 //! The floor of a case is `max(FLOPs / matmul rate, bytes / copy bandwidth)` from the module's
 //! cost model; `% of floor` is floor / measured time (100% is the hardware limit).
 
 use crate::checks::measure;
+use crate::keys::Metric;
 use crate::device::{dtype_name, parse_device};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Settings};
@@ -127,7 +128,7 @@ pub fn run(preset: &Preset, device: &str, dtype: DType, seq_lens: &[usize], ceil
         let summary = runner::run_with(&plan, &RunOptions::default(), &mut []);
         for (case, result) in plan.cases.iter().zip(&summary.cases) {
             let Some((module, prefix)) = MODULES.iter().find(|(m, _)| case.name.ends_with(&format!("::{m}"))) else { continue };
-            let metric = |check: Check, key: &str| result.checks.iter().find(|r| r.check == check).and_then(|r| r.outcome.metrics.get(key).copied());
+            let metric = |check: Check, key: Metric| result.checks.iter().find(|r| r.check == check).and_then(|r| r.outcome.metrics.get(&key).copied());
             let cost = case.module.cost(&case.input_shape);
             let floor_ms = (cost.flops / (ceilings.matmul_tflops * 1e12)).max(cost.bytes / (ceilings.copy_gbps * 1e9)) * 1e3;
             // Missed targets are the preset's business, not the bench's: only a check that
@@ -135,15 +136,15 @@ pub fn run(preset: &Preset, device: &str, dtype: DType, seq_lens: &[usize], ceil
             let errors = result
                 .checks
                 .iter()
-                .filter(|r| !r.outcome.metrics.contains_key("median_ms") && !r.outcome.metrics.contains_key("peak_mb") && r.outcome.skipped.is_none())
+                .filter(|r| !r.outcome.metrics.contains_key(&Metric::MedianMs) && !r.outcome.metrics.contains_key(&Metric::PeakMb) && r.outcome.skipped.is_none())
                 .flat_map(|r| r.outcome.errors.clone())
                 .collect();
             rows.push(BenchRow {
                 module: module.to_string(),
                 seq_len: seq,
                 anchor_key: format!("{prefix}_{}_{seq}", torch_dtype(dtype)),
-                ms: metric(Check::Performance, "median_ms").unwrap_or(f64::NAN),
-                mb: metric(Check::Memory, "peak_mb"),
+                ms: metric(Check::Performance, Metric::MedianMs).unwrap_or(f64::NAN),
+                mb: metric(Check::Memory, Metric::PeakMb),
                 floor_ms,
                 errors,
             });

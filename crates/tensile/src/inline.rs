@@ -43,7 +43,7 @@ pub fn with_model<M: ?Sized, R>(model: &M, f: impl FnOnce(&M) -> R) -> R {
     f(model)
 }
 
-/// A model that lists its own module tests (the seed's `get_module_tests()`).
+/// A model that lists its own module tests, whatever front-end declared them.
 pub trait TestableModel {
     /// The module tests of this model instance.
     fn module_tests(&self) -> Vec<ModuleTest>;

@@ -34,7 +34,7 @@ impl RunSummary {
     }
 }
 
-/// Per-case results in the seed's shape: `{module_name, passed, metrics, errors}`.
+/// Per-case results flattened for a quick look: `{module_name, passed, metrics, errors}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModuleResult {
     /// Module test name.
@@ -52,7 +52,7 @@ pub struct ModuleResult {
 }
 
 impl RunSummary {
-    /// One [`ModuleResult`] per case: the run in the seed's shape.
+    /// One [`ModuleResult`] per case, metrics named `check.metric`.
     pub fn module_results(&self) -> Vec<ModuleResult> {
         self.cases
             .iter()

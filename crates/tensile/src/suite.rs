@@ -1,4 +1,4 @@
-//! The builder front-end (the seed's `TestSuite`, in Rust).
+//! The builder front-end: a suite over one model whose tests are found by their path in it.
 //!
 //! ```
 //! use tensile::suite::Suite;
@@ -146,8 +146,8 @@ impl<'m> Suite<'m> {
         Ok(self.run_with(&mut [])?.module_results())
     }
 
-    /// Declares tests inside `f` and runs them when the closure returns, like the seed's
-    /// context manager.
+    /// Declares tests inside `f` and runs them when the closure returns: a scope in which the
+    /// model's tests are declared, with no way to forget the run.
     pub fn scope(model: &'m dyn NamedModules, f: impl FnOnce(&mut Suite<'m>)) -> Result<Vec<ModuleResult>> {
         let mut suite = Suite::new(model);
         f(&mut suite);

@@ -10,7 +10,8 @@
 //! the growing part is negligible, and judges the declared growth on `time − overhead` only.
 //!
 //! Two more things would make the slope depend on the machine rather than on the module, and
-//! both are removed by measuring on one thread:
+//! both are removed by measuring on one thread (a one-thread pool, and gemm's serial path:
+//! see `SerialGemm`):
 //! - how well each length parallelises (a short sequence runs on one core, a long one on all);
 //! - how many cores other processes leave free, which changes from run to run.
 //!
@@ -177,6 +178,7 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
 /// adds time, so the minimum is the least noise-sensitive estimate of the computation's cost.
 /// Memory is measured once per sweep length, after the first timing has warmed it up.
 fn time_sweep(ctx: &Ctx, inputs: &[candle_core::Tensor], profile: &Profile, probe_runs: bool) -> (Result<Vec<f64>>, Vec<f64>) {
+    let _serial = SerialGemm::enter();
     let mut times = vec![f64::INFINITY; inputs.len()];
     let mut mems = Vec::new();
     let skip = usize::from(!probe_runs);
@@ -198,6 +200,48 @@ fn time_sweep(ctx: &Ctx, inputs: &[candle_core::Tensor], profile: &Profile, prob
         }
     }
     (Ok(times), mems)
+}
+
+/// While alive, candle's CPU matmuls take gemm's serial code path.
+///
+/// candle chooses gemm's parallelism on every matmul from `RAYON_NUM_THREADS` (or the core
+/// count), whatever rayon pool the call runs on. On a one-thread pool the parallel path still
+/// runs, serially, and on a loaded machine it fell into a state where each call cost
+/// ~1.5 ms more, for seconds at a time: 3–4 of 20 repetitions of a healthy MLP's sweep failed.
+/// With the variable at 1, gemm's serial path ran 20 of 20 at a constant time. The variable is
+/// the only switch candle offers; it is set for the sweeps in flight (counted, so concurrent
+/// sweeps keep it) and the previous value is restored after the last one. Rust's own reads of
+/// the environment, candle's included, are synchronised with this write.
+struct SerialGemm;
+
+/// Sweeps in flight, and the variable's value before the first of them.
+static SERIAL_GEMM: std::sync::Mutex<(usize, Option<std::ffi::OsString>)> = std::sync::Mutex::new((0, None));
+
+const RAYON_NUM_THREADS: &str = "RAYON_NUM_THREADS";
+
+impl SerialGemm {
+    fn enter() -> Self {
+        let mut state = SERIAL_GEMM.lock().unwrap_or_else(|p| p.into_inner());
+        if state.0 == 0 {
+            state.1 = std::env::var_os(RAYON_NUM_THREADS);
+            std::env::set_var(RAYON_NUM_THREADS, "1");
+        }
+        state.0 += 1;
+        SerialGemm
+    }
+}
+
+impl Drop for SerialGemm {
+    fn drop(&mut self) {
+        let mut state = SERIAL_GEMM.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 -= 1;
+        if state.0 == 0 {
+            match state.1.take() {
+                Some(v) => std::env::set_var(RAYON_NUM_THREADS, v),
+                None => std::env::remove_var(RAYON_NUM_THREADS),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

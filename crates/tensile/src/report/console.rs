@@ -143,6 +143,9 @@ fn key_metrics(case: &CaseResult) -> String {
                         let tol = get(Metric::Tolerance).map_or(String::new(), |t| format!("±{}", num(t, 2)));
                         extra.push(format!("want {}{tol}", num(want, 3)));
                     }
+                    if let Some(o) = get(Metric::OverheadMs) {
+                        extra.push(format!("above {} ms overhead", num(o, 3)));
+                    }
                     parts.push(with_extra(format!("seq^{}", num(e, 3)), &extra));
                 }
             }

@@ -94,7 +94,7 @@ fn regressions(md: &mut String, r: &RunRecord) {
     for c in &r.cases {
         for k in &c.checks {
             let m = &k.outcome.metrics;
-            let regressed = k.outcome.metrics.get("regression").is_some_and(|v| *v > 0.0);
+            let regressed = k.outcome.metrics.get(&Metric::Regression).is_some_and(|v| *v > 0.0);
             let (Some(slowdown), true) = (m.get(&Metric::Slowdown).copied(), regressed) else { continue };
             let ci = match (m.get(&Metric::SlowdownCiLow), m.get(&Metric::SlowdownCiHigh)) {
                 (Some(lo), Some(hi)) => format!(" (95% CI {} to {})", signed_percent(*lo), signed_percent(*hi)),
