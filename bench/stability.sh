@@ -6,8 +6,8 @@
 #   bash bench/stability.sh            # about 10 minutes on 2 cores
 #   REPEAT=5 bash bench/stability.sh   # a quicker look
 #
-# The competing process is a plain busy loop (`while :; do :; done` in a subshell): one core
-# at 100% for the whole measurement, which is what a second job on a 2-core CI runner does.
+# The competing process is a plain busy loop (`sh -c 'while :; do :; done'`): one core at 100%
+# for the whole measurement, which is what a second job on a 2-core CI runner does.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPEAT=${REPEAT:-20}
@@ -16,16 +16,16 @@ cargo build --release --locked -p tensile-cli
 BIN=target/release/tensile
 mkdir -p "$OUT"
 rm -rf "$OUT/baselines"
-(while :; do :; done) &
+sh -c 'while :; do :; done' &
 LOAD=$!
-trap 'kill $LOAD 2>/dev/null || true' EXIT
+trap 'kill -9 $LOAD 2>/dev/null || true' EXIT
 run() { "$BIN" run --no-progress --repeat "$REPEAT" "$@" >"$OUT/last.log" 2>&1 || true; }
 run --model tiny-llama --report-json "$OUT/tiny-llama.json"
 run --model tiny-bert --report-json "$OUT/tiny-bert.json"
 run --spec bench/stability/faults.toml --report-json "$OUT/faults.json"
 "$BIN" run --no-progress --spec bench/stability/baseline_healthy.toml --save-baseline healthy --baseline-dir "$OUT/baselines" >/dev/null 2>&1 || true
 run --spec bench/stability/baseline_slow.toml --baseline healthy --baseline-dir "$OUT/baselines" --report-json "$OUT/slower.json"
-kill $LOAD 2>/dev/null || true
+kill -9 $LOAD 2>/dev/null || true
 python3 - "$OUT" "$REPEAT" <<'PY'
 import json, os, subprocess, sys
 out, repeat = sys.argv[1], int(sys.argv[2])

@@ -36,6 +36,9 @@ use std::sync::OnceLock;
 /// length instead of all samples of the one length that happened to be running.
 const PASSES: usize = 3;
 
+/// Sweeps at most, when the growth of the first misses the declaration.
+const SWEEPS: usize = 3;
+
 /// The profile of one length in pass `pass`, given the sweep's per-length `profile` and the
 /// best time of that length so far. The first pass warms up as the spec says and adapts its
 /// count; later passes need one warm-up run (to bring the length's data back into cache) and
@@ -112,19 +115,42 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     if !probe_runs {
         notes.push("the module does not run at sequence length 1, so the fixed overhead is not separated: the growth is judged on the whole time".to_string());
     }
-    let ((times, mems), one_thread) = on_one_thread(|| time_sweep(ctx, &inputs, &profile, probe_runs));
-    let (times, mems) = (times?, mems);
-    if !one_thread {
-        notes.push("no single-thread pool could be made: the sweep was timed on every core".to_string());
-    }
-    let overhead = if probe_runs { times[0] } else { 0.0 };
-    let times = times[1..].to_vec();
     let xs: Vec<f64> = lengths.iter().map(|&l| l as f64).collect();
     let cost = cost_degrees(ctx, longest);
     if cost.is_none() && sweep.expect == Scaling::FromCost {
         notes.push("the module's cost model does not grow with the sequence length: expecting linear growth".to_string());
     }
     let (expected, tolerance) = sweep.expect.expectation(cost.unwrap_or((1.0, 1.0)));
+    // A sweep whose growth misses the declaration is measured again, up to SWEEPS times, each
+    // length keeping its fastest time over all of them: on a loaded machine one length can
+    // run slowly for every pass of a sweep (a state of the process lasting seconds), while a
+    // wrong declaration stays wrong however often it is measured.
+    let (mut best, mut mems, mut sweeps) = (Vec::<f64>::new(), Vec::new(), 0);
+    loop {
+        let ((times, m), one_thread) = on_one_thread(|| time_sweep(ctx, &inputs, &profile, probe_runs));
+        let times = times?;
+        if !one_thread && sweeps == 0 {
+            notes.push("no single-thread pool could be made: the sweep was timed on every core".to_string());
+        }
+        best = if best.is_empty() { times } else { best.iter().zip(&times).map(|(a, b)| a.min(*b)).collect() };
+        if mems.is_empty() {
+            mems = m;
+        }
+        sweeps += 1;
+        let overhead = if probe_runs { best[0] } else { 0.0 };
+        let exponent = match fit_growth(&xs, &best[1..], overhead) {
+            Growth::Fitted(f) => f.exponent,
+            Growth::Flat => 0.0,
+        };
+        if (exponent - expected).abs() <= tolerance || sweeps == SWEEPS {
+            break;
+        }
+    }
+    if sweeps > 1 {
+        notes.push(format!("measured in {sweeps} sweeps: the first missed the declaration, so each length keeps its fastest time over all of them"));
+    }
+    let overhead = if probe_runs { best[0] } else { 0.0 };
+    let times = best[1..].to_vec();
     let Some(raw) = fit_power_law(&xs, &times) else {
         return Ok(CheckOutcome::fail(format!("cannot fit a power law to the timings {times:?}")));
     };
@@ -206,9 +232,9 @@ fn time_sweep(ctx: &Ctx, inputs: &[candle_core::Tensor], profile: &Profile, prob
 ///
 /// candle chooses gemm's parallelism on every matmul from `RAYON_NUM_THREADS` (or the core
 /// count), whatever rayon pool the call runs on. On a one-thread pool the parallel path still
-/// runs, serially, and on a loaded machine it fell into a state where each call cost
-/// ~1.5 ms more, for seconds at a time: 3–4 of 20 repetitions of a healthy MLP's sweep failed.
-/// With the variable at 1, gemm's serial path ran 20 of 20 at a constant time. The variable is
+/// runs, serially, and with another core busy it alternated, for seconds at a time, between
+/// 0.65 and 2.2 ms for the same GELU MLP forward at 128 tokens; with the variable at 1, gemm's
+/// serial path took a constant 0.86 ms in 100 of 100 passes. The variable is
 /// the only switch candle offers; it is set for the sweeps in flight (counted, so concurrent
 /// sweeps keep it) and the previous value is restored after the last one. Rust's own reads of
 /// the environment, candle's included, are synchronised with this write.
