@@ -45,14 +45,21 @@ pub fn bootstrap_median_ci(samples: &[f64], confidence: f64, resamples: usize, s
     (quantile(&medians, alpha), quantile(&medians, 1.0 - alpha))
 }
 
-/// The ratio `median(new) / median(old)` with a percentile-bootstrap confidence interval:
-/// each resample draws both sides with replacement, so the interval carries the noise of both
-/// runs. Returns `(ratio, low, high)`; NaN when either side is empty.
-pub fn bootstrap_ratio_ci(new: &[f64], old: &[f64], confidence: f64, resamples: usize, seed: u64) -> (f64, f64, f64) {
+/// The `q`-quantile of unsorted samples.
+pub fn quantile_of(samples: &[f64], q: f64) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    quantile(&s, q)
+}
+
+/// The ratio of the `q`-quantiles `new_q / old_q` with a percentile-bootstrap confidence
+/// interval: each resample draws both sides with replacement, so the interval carries the
+/// noise of both runs. Returns `(ratio, low, high)`; NaN when either side is empty.
+pub fn bootstrap_ratio_ci(new: &[f64], old: &[f64], q: f64, confidence: f64, resamples: usize, seed: u64) -> (f64, f64, f64) {
     if new.is_empty() || old.is_empty() {
         return (f64::NAN, f64::NAN, f64::NAN);
     }
-    let ratio = median(new) / median(old);
+    let ratio = quantile_of(new, q) / quantile_of(old, q);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut a, mut b) = (vec![0.0; new.len()], vec![0.0; old.len()]);
     let mut ratios: Vec<f64> = (0..resamples.max(1))
@@ -63,7 +70,7 @@ pub fn bootstrap_ratio_ci(new: &[f64], old: &[f64], confidence: f64, resamples: 
             for x in b.iter_mut() {
                 *x = old[rng.random_range(0..old.len())];
             }
-            median(&a) / median(&b)
+            quantile_of(&a, q) / quantile_of(&b, q)
         })
         .collect();
     ratios.sort_by(f64::total_cmp);
@@ -228,10 +235,10 @@ mod tests {
     fn ratio_ci_brackets_a_planted_ratio() {
         let old: Vec<f64> = (0..40).map(|i| 10.0 + (i % 7) as f64 * 0.1).collect();
         let new: Vec<f64> = old.iter().map(|x| x * 1.5).collect();
-        let (r, lo, hi) = bootstrap_ratio_ci(&new, &old, 0.95, 500, 1);
+        let (r, lo, hi) = bootstrap_ratio_ci(&new, &old, 0.5, 0.95, 500, 1);
         assert!((r - 1.5).abs() < 1e-12, "{r}");
         assert!(lo <= 1.5 && 1.5 <= hi && hi - lo < 0.2, "{lo} {hi}");
-        assert!(bootstrap_ratio_ci(&[], &old, 0.95, 10, 1).0.is_nan());
+        assert!(bootstrap_ratio_ci(&[], &old, 0.5, 0.95, 10, 1).0.is_nan());
     }
 
     #[test]
