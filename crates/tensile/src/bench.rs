@@ -7,9 +7,9 @@
 //! cost model; `% of floor` is floor / measured time (100% is the hardware limit).
 
 use crate::checks::measure;
-use crate::keys::Metric;
 use crate::device::{dtype_name, parse_device};
 use crate::error::{Error, Result};
+use crate::keys::Metric;
 use crate::plan::{Plan, Settings};
 use crate::presets::Preset;
 use crate::runner::{self, RunOptions};
@@ -136,7 +136,9 @@ pub fn run(preset: &Preset, device: &str, dtype: DType, seq_lens: &[usize], ceil
             let errors = result
                 .checks
                 .iter()
-                .filter(|r| !r.outcome.metrics.contains_key(&Metric::MedianMs) && !r.outcome.metrics.contains_key(&Metric::PeakMb) && r.outcome.skipped.is_none())
+                .filter(|r| {
+                    !r.outcome.metrics.contains_key(&Metric::MedianMs) && !r.outcome.metrics.contains_key(&Metric::PeakMb) && r.outcome.skipped.is_none()
+                })
                 .flat_map(|r| r.outcome.errors.clone())
                 .collect();
             rows.push(BenchRow {

@@ -121,7 +121,7 @@ fn mlp_sweep(seq: usize) -> Vec<usize> {
 /// a memory-hierarchy effect rather than the module's scaling, and its size depends on the
 /// machine and on what else runs on it: the scaling verdict would flip with load.
 fn attention_sweep(seq: usize) -> Vec<usize> {
-    let s = seq.min(128).max(8);
+    let s = seq.clamp(8, 128);
     vec![s / 4, s / 2, s, s * 2]
 }
 

@@ -119,7 +119,7 @@ mod tests {
         let text = to_text(&against_presets(plan.coverage(), &plan, zero([tiny])));
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("kind") && lines[0].ends_with("seq len"), "{text}");
-        assert!(lines[1].starts_with("llama.mlp") && lines[1].contains("256") && lines[1].contains("688") && lines[1].contains("16–128 (4 values)"), "{text}");
+        assert!(lines[1].starts_with("llama.mlp") && lines[1].contains("256") && lines[1].contains("688") && lines[1].contains("4–32 (4 values)"), "{text}");
         assert!(text.contains("3 preset modules without a spec:") && text.contains("tiny-llama::attention  llama.attention"), "{text}");
         let all = Plan::new(&tiny.module_tests_with(1, 16, Weights::Zeros).unwrap(), &Settings { seq_len: 16, ..Settings::default() }).unwrap();
         assert!(to_text(&against_presets(all.coverage(), &all, zero([tiny]))).contains("every module of tiny-llama has a spec"));
