@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The flake table of bench/RESULTS.md: runs the healthy presets and the planted faults with
 # `--repeat 20` while one core is kept busy by a competing process, and prints how often each
-# check failed. Healthy checks must fail 0 times (0 flaky), planted faults 20 of 20.
+# check failed. Healthy checks (the presets, and a module against its own saved baseline) must
+# fail 0 times (0 flaky), planted faults 20 of 20.
 #
 #   bash bench/stability.sh            # about 10 minutes on 2 cores
 #   REPEAT=5 bash bench/stability.sh   # a quicker look
@@ -25,6 +26,7 @@ run --model tiny-bert --report-json "$OUT/tiny-bert.json"
 run --spec bench/stability/faults.toml --report-json "$OUT/faults.json"
 "$BIN" run --no-progress --spec bench/stability/baseline_healthy.toml --save-baseline healthy --baseline-dir "$OUT/baselines" >/dev/null 2>&1 || true
 run --spec bench/stability/baseline_slow.toml --baseline healthy --baseline-dir "$OUT/baselines" --report-json "$OUT/slower.json"
+run --spec bench/stability/baseline_healthy.toml --baseline healthy --baseline-dir "$OUT/baselines" --report-json "$OUT/same.json"
 kill -9 $LOAD 2>/dev/null || true
 python3 - "$OUT" "$REPEAT" <<'PY'
 import json, os, subprocess, sys
@@ -35,7 +37,7 @@ print(f"machine: {os.cpu_count()} cores, {cpu}; one core busy; commit {commit}; 
 print("| run | case | check | expected | runs | failed | flaky |")
 print("|---|---|---|---|---|---|---|")
 bad = 0
-for run, healthy in [("tiny-llama", True), ("tiny-bert", True), ("faults", False), ("slower", False)]:
+for run, healthy in [("tiny-llama", True), ("tiny-bert", True), ("same", True), ("faults", False), ("slower", False)]:
     report = json.load(open(os.path.join(out, f"{run}.json")))
     for case in report["cases"]:
         for check in case["checks"]:

@@ -151,9 +151,11 @@ keys! {
         Gflops = "gflops",
         /// Memory traffic rate at the median latency, from the module's cost model.
         Gbps = "gbps",
+        /// Median of the runs timed on one thread (CPU): the measure of work that baselines compare.
+        WorkMedianMs = "work_median_ms",
         /// The latency target at the case's sequence length.
         TargetMs = "target_ms",
-        /// Median latency of the baseline run.
+        /// Median of the baseline's samples that were compared (one-thread runs when both sides have them).
         BaselineMedianMs = "baseline_median_ms",
         /// `median / baseline median − 1`.
         Slowdown = "slowdown",
@@ -203,6 +205,8 @@ keys! {
     Series {
         /// Every timed run of a performance check, ms.
         SamplesMs = "samples_ms",
+        /// Runs of a performance check timed on one thread (CPU only), ms.
+        WorkSamplesMs = "work_samples_ms",
         /// The sequence lengths of a sweep.
         SeqLen = "seq_len",
         /// The fastest time at each length, ms.

@@ -9,6 +9,7 @@ mod gradients;
 mod memory;
 mod performance;
 mod scaling;
+mod serial;
 
 pub use gradients::gradient_check;
 pub use memory::peak_bytes;

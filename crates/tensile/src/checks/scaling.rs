@@ -11,7 +11,7 @@
 //!
 //! Two more things would make the slope depend on the machine rather than on the module, and
 //! both are removed by measuring on one thread (a one-thread pool, and gemm's serial path:
-//! see `SerialGemm`):
+//! see `checks/serial.rs`):
 //! - how well each length parallelises (a short sequence runs on one core, a long one on all);
 //! - how many cores other processes leave free, which changes from run to run.
 //!
@@ -29,7 +29,7 @@ use crate::keys::{Metric, Series};
 use crate::spec::{Profile, Scaling};
 use crate::stats::{fit_growth, fit_power_law, Growth};
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use super::serial::{on_one_thread, SerialGemm};
 
 /// Passes over the sweep. Each length is timed in every pass, so its samples are spread over
 /// the whole check: a burst of load from other processes then slows a few samples of every
@@ -52,17 +52,6 @@ fn pass_profile(profile: &Profile, pass: usize, best_ms: f64) -> Profile {
     }
     let adaptive = || (budget.as_secs_f64() * 1e3 / best_ms).clamp(1.0, 1000.0) as usize;
     Profile { warmup_runs: Some(1), iterations: Some(fixed.unwrap_or_else(adaptive)), budget, ..*profile }
-}
-
-/// Runs `f` on a pool of one thread, so that candle's CPU kernels (which split work over the
-/// current rayon pool) run serially. Falls back to the calling thread's pool if a pool cannot
-/// be made, which the check then reports in a note.
-fn on_one_thread<R: Send>(f: impl FnOnce() -> R + Send) -> (R, bool) {
-    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
-    match POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(1).thread_name(|_| "tensile-sweep".into()).build().ok()) {
-        Some(pool) => (pool.install(f), true),
-        None => (f(), false),
-    }
 }
 
 /// The degrees of the terms of `work(seq)` (a cost that is a polynomial of degree ≤ 2 in the
@@ -226,48 +215,6 @@ fn time_sweep(ctx: &Ctx, inputs: &[candle_core::Tensor], profile: &Profile, prob
         }
     }
     (Ok(times), mems)
-}
-
-/// While alive, candle's CPU matmuls take gemm's serial code path.
-///
-/// candle chooses gemm's parallelism on every matmul from `RAYON_NUM_THREADS` (or the core
-/// count), whatever rayon pool the call runs on. On a one-thread pool the parallel path still
-/// runs, serially, and with another core busy it alternated, for seconds at a time, between
-/// 0.65 and 2.2 ms for the same GELU MLP forward at 128 tokens; with the variable at 1, gemm's
-/// serial path took a constant 0.86 ms in 100 of 100 passes. The variable is
-/// the only switch candle offers; it is set for the sweeps in flight (counted, so concurrent
-/// sweeps keep it) and the previous value is restored after the last one. Rust's own reads of
-/// the environment, candle's included, are synchronised with this write.
-struct SerialGemm;
-
-/// Sweeps in flight, and the variable's value before the first of them.
-static SERIAL_GEMM: std::sync::Mutex<(usize, Option<std::ffi::OsString>)> = std::sync::Mutex::new((0, None));
-
-const RAYON_NUM_THREADS: &str = "RAYON_NUM_THREADS";
-
-impl SerialGemm {
-    fn enter() -> Self {
-        let mut state = SERIAL_GEMM.lock().unwrap_or_else(|p| p.into_inner());
-        if state.0 == 0 {
-            state.1 = std::env::var_os(RAYON_NUM_THREADS);
-            std::env::set_var(RAYON_NUM_THREADS, "1");
-        }
-        state.0 += 1;
-        SerialGemm
-    }
-}
-
-impl Drop for SerialGemm {
-    fn drop(&mut self) {
-        let mut state = SERIAL_GEMM.lock().unwrap_or_else(|p| p.into_inner());
-        state.0 -= 1;
-        if state.0 == 0 {
-            match state.1.take() {
-                Some(v) => std::env::set_var(RAYON_NUM_THREADS, v),
-                None => std::env::remove_var(RAYON_NUM_THREADS),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
