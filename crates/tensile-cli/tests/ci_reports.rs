@@ -40,8 +40,12 @@ fn plant(dir: &Path, name: &str, f: impl Fn(f64) -> f64) {
     let file = dir.join(format!("{name}.json"));
     let mut b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     for e in b["entries"].as_array_mut().unwrap() {
-        for s in e["samples_ms"].as_array_mut().unwrap() {
-            *s = serde_json::json!(f(s.as_f64().unwrap()));
+        // Both the latencies and the one-thread runs (what a CPU comparison reads) move.
+        assert!(!e["work_samples_ms"].as_array().unwrap().is_empty(), "a CPU baseline keeps one-thread runs");
+        for key in ["samples_ms", "work_samples_ms"] {
+            for s in e[key].as_array_mut().unwrap() {
+                *s = serde_json::json!(f(s.as_f64().unwrap()));
+            }
         }
     }
     std::fs::write(&file, b.to_string()).unwrap();

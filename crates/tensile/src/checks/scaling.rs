@@ -22,6 +22,7 @@
 //! `[lowest degree, highest degree]`, widened by the default tolerance; for attention that is
 //! `seq^1`–`seq^2`, for an MLP exactly `seq^1`.
 
+use super::serial::{on_one_thread, SerialGemm};
 use super::{make_input, measure, Ctx};
 use crate::error::Result;
 use crate::event::CheckOutcome;
@@ -29,7 +30,6 @@ use crate::keys::{Metric, Series};
 use crate::spec::{Profile, Scaling};
 use crate::stats::{fit_growth, fit_power_law, Growth};
 use std::collections::BTreeMap;
-use super::serial::{on_one_thread, SerialGemm};
 
 /// Passes over the sweep. Each length is timed in every pass, so its samples are spread over
 /// the whole check: a burst of load from other processes then slows a few samples of every
