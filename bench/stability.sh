@@ -19,6 +19,7 @@ mkdir -p "$OUT"
 rm -rf "$OUT/baselines"
 sh -c 'while :; do :; done' &
 LOAD=$!
+disown $LOAD
 trap 'kill -9 $LOAD 2>/dev/null || true' EXIT
 run() { "$BIN" run --no-progress --repeat "$REPEAT" "$@" >"$OUT/last.log" 2>&1 || true; }
 run --model tiny-llama --report-json "$OUT/tiny-llama.json"

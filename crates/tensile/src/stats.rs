@@ -202,6 +202,16 @@ pub enum Growth {
     Flat,
 }
 
+impl Growth {
+    /// The growth exponent: the fitted one, or 0 for flat growth.
+    pub fn exponent(&self) -> f64 {
+        match self {
+            Growth::Fitted(fit) => fit.exponent,
+            Growth::Flat => 0.0,
+        }
+    }
+}
+
 /// Fits a power law to the growing part `ys − overhead` of timings `ys` at lengths `xs`, over
 /// the points where it is positive (noise can leave a short length at or below the overhead).
 pub fn fit_growth(xs: &[f64], ys: &[f64], overhead: f64) -> Growth {
@@ -298,6 +308,7 @@ mod tests {
         let Growth::Fitted(fit) = fit_growth(&xs, &[0.99, 1.256, 1.512, 2.024], 1.0) else { panic!("grows") };
         assert!((fit.exponent - 1.0).abs() < 1e-9, "{fit:?}");
         assert_eq!(fit_growth(&[], &[], 0.0), Growth::Flat);
+        assert_eq!(Growth::Flat.exponent(), 0.0, "flat growth is judged as exponent 0");
         assert_eq!(fit_growth(&xs, &[f64::NAN; 4], 0.0), Growth::Flat);
     }
 

@@ -125,7 +125,6 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     let work = if ctx.device.is_cpu() {
         let profile = Profile { budget: spec.profile.budget / 3, warmup_runs: Some(1), ..spec.profile };
         let (work, _) = super::serial::on_one_thread(|| {
-            let _serial = super::serial::SerialGemm::enter();
             measure(ctx.device, &profile, || {
                 ctx.module.forward(ctx.input)?;
                 Ok(())

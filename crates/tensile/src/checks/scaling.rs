@@ -22,7 +22,7 @@
 //! `[lowest degree, highest degree]`, widened by the default tolerance; for attention that is
 //! `seq^1`–`seq^2`, for an MLP exactly `seq^1`.
 
-use super::serial::{on_one_thread, SerialGemm};
+use super::serial::on_one_thread;
 use super::{make_input, measure, Ctx};
 use crate::error::Result;
 use crate::event::CheckOutcome;
@@ -115,9 +115,9 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     // run slowly for every pass of a sweep (a state of the process lasting seconds), while a
     // wrong declaration stays wrong however often it is measured.
     let (mut best, mut mems, mut sweeps) = (Vec::<f64>::new(), Vec::new(), 0);
-    loop {
-        let ((times, m), one_thread) = on_one_thread(|| time_sweep(ctx, &inputs, &profile, probe_runs));
-        let times = times?;
+    let (overhead, growth) = loop {
+        let (timed, one_thread) = on_one_thread(|| time_sweep(ctx, &inputs, &profile, probe_runs));
+        let (times, m) = timed?;
         if !one_thread && sweeps == 0 {
             notes.push("no single-thread pool could be made: the sweep was timed on every core".to_string());
         }
@@ -127,23 +127,18 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         }
         sweeps += 1;
         let overhead = if probe_runs { best[0] } else { 0.0 };
-        let exponent = match fit_growth(&xs, &best[1..], overhead) {
-            Growth::Fitted(f) => f.exponent,
-            Growth::Flat => 0.0,
-        };
-        if (exponent - expected).abs() <= tolerance || sweeps == SWEEPS {
-            break;
+        let growth = fit_growth(&xs, &best[1..], overhead);
+        if (growth.exponent() - expected).abs() <= tolerance || sweeps == SWEEPS {
+            break (overhead, growth);
         }
-    }
+    };
     if sweeps > 1 {
         notes.push(format!("measured in {sweeps} sweeps: the first missed the declaration, so each length keeps its fastest time over all of them"));
     }
-    let overhead = if probe_runs { best[0] } else { 0.0 };
     let times = best[1..].to_vec();
     let Some(raw) = fit_power_law(&xs, &times) else {
         return Ok(CheckOutcome::fail(format!("cannot fit a power law to the timings {times:?}")));
     };
-    let growth = fit_growth(&xs, &times, overhead);
     let mut metrics = BTreeMap::from([
         (Metric::RawExponent, raw.exponent),
         (Metric::OverheadMs, overhead),
@@ -153,22 +148,11 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     if let Some((lo, hi)) = cost {
         metrics.extend([(Metric::CostDegreeLow, lo), (Metric::CostDegreeHigh, hi)]);
     }
-    let exponent = match &growth {
-        Growth::Fitted(fit) => {
-            metrics.extend([
-                (Metric::Exponent, fit.exponent),
-                (Metric::ExponentCiLow, fit.ci_low),
-                (Metric::ExponentCiHigh, fit.ci_high),
-                (Metric::R2, fit.r2),
-                (Metric::Intercept, fit.intercept),
-            ]);
-            fit.exponent
-        }
-        Growth::Flat => {
-            metrics.insert(Metric::Exponent, 0.0);
-            0.0
-        }
-    };
+    let exponent = growth.exponent();
+    metrics.insert(Metric::Exponent, exponent);
+    if let Growth::Fitted(fit) = &growth {
+        metrics.extend([(Metric::ExponentCiLow, fit.ci_low), (Metric::ExponentCiHigh, fit.ci_high), (Metric::R2, fit.r2), (Metric::Intercept, fit.intercept)]);
+    }
     if let Some(m) = fit_power_law(&xs, &mems) {
         metrics.insert(Metric::MemoryExponent, m.exponent);
     }
@@ -192,21 +176,17 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
 /// interleaved passes and keeps each one's minimum: interference from other work only ever
 /// adds time, so the minimum is the least noise-sensitive estimate of the computation's cost.
 /// Memory is measured once per sweep length, after the first timing has warmed it up.
-fn time_sweep(ctx: &Ctx, inputs: &[candle_core::Tensor], profile: &Profile, probe_runs: bool) -> (Result<Vec<f64>>, Vec<f64>) {
-    let _serial = SerialGemm::enter();
+fn time_sweep(ctx: &Ctx, inputs: &[candle_core::Tensor], profile: &Profile, probe_runs: bool) -> Result<(Vec<f64>, Vec<f64>)> {
     let mut times = vec![f64::INFINITY; inputs.len()];
     let mut mems = Vec::new();
     let skip = usize::from(!probe_runs);
     for pass in 0..PASSES {
         for (i, x) in inputs.iter().enumerate().skip(skip) {
-            let timed = measure(ctx.device, &pass_profile(profile, pass, times[i]), || {
+            let t = measure(ctx.device, &pass_profile(profile, pass, times[i]), || {
                 ctx.module.forward(x)?;
                 Ok(())
-            });
-            match timed {
-                Ok(t) => times[i] = t.samples_ms.iter().copied().fold(times[i], f64::min),
-                Err(e) => return (Err(e), mems),
-            }
+            })?;
+            times[i] = t.samples_ms.iter().copied().fold(times[i], f64::min);
             if pass == 0 && i > 0 {
                 if let Ok(Ok(peak)) = super::memory::peak_bytes(ctx.device, || ctx.module.forward(x)) {
                     mems.push(peak.max(1) as f64);
@@ -214,7 +194,7 @@ fn time_sweep(ctx: &Ctx, inputs: &[candle_core::Tensor], profile: &Profile, prob
             }
         }
     }
-    (Ok(times), mems)
+    Ok((times, mems))
 }
 
 #[cfg(test)]

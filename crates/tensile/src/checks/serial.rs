@@ -5,13 +5,18 @@
 use std::sync::OnceLock;
 
 /// Runs `f` on a pool of one thread, so that candle's CPU kernels (which split work over the
-/// current rayon pool) run serially. Falls back to the calling thread's pool if a pool cannot
-/// be made, which the check then reports in a note.
+/// current rayon pool) run serially, with gemm on its serial path ([`SerialGemm`]). Falls back
+/// to the calling thread's pool if a pool cannot be made; the `bool` says whether one was, so
+/// the check can say so in a note.
 pub(crate) fn on_one_thread<R: Send>(f: impl FnOnce() -> R + Send) -> (R, bool) {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    let serial = || {
+        let _serial = SerialGemm::enter();
+        f()
+    };
     match POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(1).thread_name(|_| "tensile-sweep".into()).build().ok()) {
-        Some(pool) => (pool.install(f), true),
-        None => (f(), false),
+        Some(pool) => (pool.install(serial), true),
+        None => (serial(), false),
     }
 }
 
@@ -25,7 +30,7 @@ pub(crate) fn on_one_thread<R: Send>(f: impl FnOnce() -> R + Send) -> (R, bool) 
 /// the only switch candle offers; it is set for the sweeps in flight (counted, so concurrent
 /// sweeps keep it) and the previous value is restored after the last one. Rust's own reads of
 /// the environment, candle's included, are synchronised with this write.
-pub(crate) struct SerialGemm;
+struct SerialGemm;
 
 /// Sweeps in flight, and the variable's value before the first of them.
 static SERIAL_GEMM: std::sync::Mutex<(usize, Option<std::ffi::OsString>)> = std::sync::Mutex::new((0, None));
@@ -33,7 +38,7 @@ static SERIAL_GEMM: std::sync::Mutex<(usize, Option<std::ffi::OsString>)> = std:
 const RAYON_NUM_THREADS: &str = "RAYON_NUM_THREADS";
 
 impl SerialGemm {
-    pub(crate) fn enter() -> Self {
+    fn enter() -> Self {
         let mut state = SERIAL_GEMM.lock().unwrap_or_else(|p| p.into_inner());
         if state.0 == 0 {
             state.1 = std::env::var_os(RAYON_NUM_THREADS);

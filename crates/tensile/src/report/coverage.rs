@@ -81,8 +81,8 @@ mod tests {
     use crate::plan::Settings;
     use crate::presets::{self, Preset, Weights};
 
-    fn zero<'a>(ps: impl IntoIterator<Item = &'a Preset>) -> Vec<(&'a str, Vec<ModuleTest>)> {
-        ps.into_iter().map(|p| (p.name, p.module_tests_with(1, p.seq_len, Weights::Zeros).unwrap())).collect()
+    fn zero<'a>(ps: impl IntoIterator<Item = &'a Preset>) -> Vec<(&'static str, Vec<ModuleTest>)> {
+        presets::zero_weight_tests(ps).unwrap()
     }
 
     #[test]
