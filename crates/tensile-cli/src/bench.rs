@@ -4,7 +4,6 @@
 use crate::EXIT_OK;
 use anyhow::Result;
 use clap::Args;
-use std::io::Write;
 use std::path::PathBuf;
 use tensile::bench;
 use tensile::device::parse_dtype;
@@ -69,8 +68,14 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
         eprintln!("warning: {} at {}: {}", r.module, r.seq_len, r.errors.join("; "));
     }
     if let Some(path) = &args.results {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))?;
-        write!(f, "\n{table}")?;
+        // Appended by rewriting the whole file atomically, so an interrupted bench never leaves
+        // a half-written table in the results.
+        let old = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => anyhow::bail!("failed to read {}: {e}", path.display()),
+        };
+        tensile::atomic::write(path, format!("{old}\n{table}")).map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))?;
     }
     Ok(EXIT_OK)
 }

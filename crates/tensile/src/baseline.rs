@@ -157,7 +157,7 @@ impl Baseline {
         std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
         // Serialising plain numbers and strings cannot fail; NaN samples become null.
         let text = serde_json::to_string_pretty(self).unwrap_or_default();
-        std::fs::write(&path, text + "\n").map_err(|source| Error::Write { path: path.clone(), source })?;
+        crate::atomic::write(&path, text + "\n").map_err(|source| Error::Write { path: path.clone(), source })?;
         Ok(path)
     }
 

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod alloc;
+pub mod atomic;
 pub mod baseline;
 pub mod bench;
 pub mod checks;

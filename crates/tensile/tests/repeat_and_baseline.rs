@@ -112,8 +112,11 @@ fn a_planted_slowdown_fails_against_the_baseline_and_a_slower_baseline_does_not(
     assert!(perf.errors.iter().any(|e| e.starts_with("regression against baseline `before`")), "{:?}", perf.errors);
 
     // The same module against a baseline that was twice as slow: faster is never a failure.
+    // Both the latencies and the one-thread runs (what a CPU comparison reads) are doubled.
     let mut slow_baseline = saved;
+    assert!(!slow_baseline.entries[0].work_samples_ms.is_empty(), "a CPU baseline keeps one-thread runs");
     slow_baseline.entries[0].samples_ms.iter_mut().for_each(|x| *x *= 2.0);
+    slow_baseline.entries[0].work_samples_ms.iter_mut().for_each(|x| *x *= 2.0);
     let options = RunOptions { baseline: Some(slow_baseline), ..RunOptions::default() };
     let s = run(&before, &options, &mut []);
     let perf = &s.cases[0].checks[0].outcome;

@@ -83,7 +83,7 @@ impl<F: Format> Reporter for FileReporter<F> {
     fn on_event(&mut self, event: &Event) {
         self.record.on_event(event);
         if let Event::RunFinished { .. } = event {
-            if let Err(e) = std::fs::write(&self.path, F::render(&self.record)) {
+            if let Err(e) = crate::atomic::write(&self.path, F::render(&self.record)) {
                 self.error.get_or_insert(std::io::Error::new(e.kind(), format!("failed to write {}: {e}", self.path.display())));
             }
         }
