@@ -14,6 +14,15 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A file named as input cannot be read safely: a directory, a FIFO, a device, too large,
+    /// or not text where text is expected.
+    #[error("cannot read {path}: {reason}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
     /// A file could not be written.
     #[error("failed to write {path}: {source}")]
     Write {

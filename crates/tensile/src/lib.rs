@@ -31,6 +31,7 @@ pub mod golden;
 pub mod guard;
 pub mod harness;
 pub mod inline;
+pub mod input;
 pub mod keys;
 pub mod metrics;
 pub mod module;
@@ -45,6 +46,7 @@ pub mod specfile;
 pub mod stats;
 pub mod suite;
 mod tolerance;
+pub mod validate;
 
 pub use error::{Error, Result};
 pub use event::{CheckOutcome, Event, Reporter};
