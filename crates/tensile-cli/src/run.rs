@@ -1,11 +1,14 @@
 //! `tensile run` and `tensile list`.
 
 use crate::source::Source;
-use crate::{EXIT_FAILED, EXIT_OK};
+use crate::EXIT_OK;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
+use std::time::Duration;
+use tensile::admission::MemoryLimit;
 use tensile::device::parse_dtype;
+use tensile::isolate::{parse_duration, Launcher};
 use tensile::presets::zero_weight_tests;
 use tensile::presets::{self, Weights};
 use tensile::report::coverage::against_presets;
@@ -21,9 +24,9 @@ pub struct RunArgs {
     /// Dtype: f32, bf16 or f16 (replaces the specs' dtypes).
     #[arg(long)]
     dtype: Option<String>,
-    /// Batch size of inferred input shapes.
-    #[arg(long, default_value_t = 1)]
-    batch_size: usize,
+    /// Batch size of inferred input shapes (default 1).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Sequence length of inferred input shapes (default: the preset's).
     #[arg(long)]
     seq_len: Option<usize>,
@@ -66,6 +69,30 @@ pub struct RunArgs {
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Append each finished case to this JSON Lines file as the run goes.
+    #[arg(long, value_name = "PATH")]
+    events: Option<PathBuf>,
+    /// Memory a case may be predicted to need, e.g. 8GiB or 25% (default: half of physical
+    /// memory); a case predicted over it fails alone.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    max_memory: Option<MemoryLimit>,
+    /// Longest a case may run, e.g. 30s or 5m; it then fails as timed out.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Run each case in a child process, so an abort or a kill fails only that case.
+    #[arg(long)]
+    isolate: bool,
+    /// Exit 0 when every check was skipped (default: exit 3, nothing was verified).
+    #[arg(long)]
+    allow_skips: bool,
+    /// Internal: run only the case with this plan index and print its events (used by
+    /// --isolate).
+    #[arg(long, hide = true, value_name = "INDEX")]
+    child_case: Option<usize>,
+}
+
+fn parse_memory(s: &str) -> std::result::Result<MemoryLimit, String> {
+    s.parse()
 }
 
 impl RunArgs {
@@ -80,6 +107,11 @@ impl RunArgs {
             baseline_dir: self.baseline_dir.clone(),
             threshold: self.regression_threshold / 100.0,
             repeat: self.repeat as usize,
+            events: self.events.clone(),
+            max_memory: self.max_memory,
+            timeout: self.timeout,
+            isolate: self.isolate,
+            allow_skips: self.allow_skips,
         }
     }
 }
@@ -92,17 +124,19 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         Some(names) => Some(names.iter().map(|n| n.trim().parse::<Check>().map_err(|e| anyhow::anyhow!(e))).collect::<Result<Vec<_>>>()?),
         None => None,
     };
-    if let Some(d) = &args.device {
+    let child = args.child_case.is_some();
+    if let (Some(d), false) = (&args.device, child) {
         // Reject a malformed device before anything runs; an unavailable one skips per case.
         let device: tensile::device::DeviceSpec = d.parse()?;
         if let Err(e) = device.open() {
             eprintln!("warning: {e}; cases on {d} will be skipped");
         }
     }
-    let loaded = args.source.load(args.batch_size, args.seq_len, Weights::Seeded)?;
+    let batch_size = args.batch_size.unwrap_or(1);
+    let loaded = args.source.load(batch_size, args.seq_len, Weights::Seeded)?;
     let seq_len = args.seq_len.unwrap_or(loaded.default_seq);
     let settings = Settings {
-        batch_size: args.batch_size,
+        batch_size,
         seq_len,
         dtypes: args.dtype.as_deref().map(parse_dtype).transpose()?.map(|d| vec![d]),
         devices: args.device.clone().map(|d| vec![d]),
@@ -113,9 +147,53 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     if plan.cases.is_empty() {
         bail!("no module test of {} matches the filter", loaded.description);
     }
+    tensile::interrupt::install()?;
+    if let Some(index) = args.child_case {
+        return Ok(tensile::isolate::run_child(&plan, index, &options));
+    }
+    warn_unused_sizes(args, &plan);
+    let mut inputs: Vec<PathBuf> = args.source.spec_path().into_iter().collect();
+    inputs.extend(plan.cases.iter().filter_map(|c| match &c.spec.reference {
+        tensile::spec::Reference::CaseFile(p) => Some(p.clone()),
+        _ => None,
+    }));
+    if let Some(name) = &args.baseline {
+        inputs.push(tensile::baseline::path(&args.baseline_dir, name)?);
+    }
+    outputs.preflight(&inputs)?;
+    if args.isolate {
+        options.isolate = Some(self_launcher()?);
+    }
     options.coverage = Some(against_presets(plan.coverage(), &plan, zero_weight_tests(loaded.compare_with)?));
     let summary = crate::report::run_with_reporters(&plan, &options, !args.no_progress, &outputs)?;
-    Ok(if summary.passed() { EXIT_OK } else { EXIT_FAILED })
+    Ok(tensile::exit::of_run(&summary.totals, summary.passed(), args.allow_skips))
+}
+
+/// Re-runs this very command line with `--child-case N`: the child builds the same plan and
+/// runs case N alone.
+fn self_launcher() -> Result<Launcher> {
+    let exe = std::env::current_exe()?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    Ok(Launcher::new(move |index| {
+        let mut c = std::process::Command::new(&exe);
+        c.args(&args).arg("--child-case").arg(index.to_string());
+        c
+    }))
+}
+
+/// Says so when `--seq-len` or `--batch-size` was given but some tests fix their own input
+/// shape, which the flags do not change.
+fn warn_unused_sizes(args: &RunArgs, plan: &Plan) {
+    let fixed: std::collections::BTreeSet<&str> = plan.cases.iter().filter(|c| c.spec.input_shape.is_some()).map(|c| c.name.as_str()).collect();
+    if fixed.is_empty() {
+        return;
+    }
+    let flags: Vec<&str> =
+        [(args.seq_len.is_some(), "--seq-len"), (args.batch_size.is_some(), "--batch-size")].into_iter().filter(|(given, _)| *given).map(|(_, f)| f).collect();
+    if !flags.is_empty() {
+        let names: Vec<&str> = fixed.into_iter().collect();
+        eprintln!("warning: {} do not apply to tests with an explicit input_shape: {}", flags.join(" and "), names.join(", "));
+    }
 }
 
 pub fn list() -> Result<u8> {

@@ -30,6 +30,11 @@ pub struct Loaded {
 }
 
 impl Source {
+    /// The spec file, when the tests come from one.
+    pub fn spec_path(&self) -> Option<PathBuf> {
+        self.spec.clone()
+    }
+
     /// Loads the tests; a preset's are built at `batch` × `seq_len` (default: its own) with
     /// `weights`. Spec files always carry their own seeded weights.
     pub fn load(&self, batch: usize, seq_len: Option<usize>, weights: Weights) -> Result<Loaded> {

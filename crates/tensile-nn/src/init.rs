@@ -94,9 +94,47 @@ impl SimpleBackend for SeededInit {
     }
 }
 
+/// A [`VarBuilder`] backend whose parameters take no memory: each is one zero broadcast to the
+/// requested shape (stride 0), so a block of any size can be built to ask for its shapes, its
+/// parameter count, its cost model and its input shape before anything is allocated — what
+/// parsing, listing, planning and admission control need. Its forward computes on zeros and
+/// is never what a check measures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetaInit;
+
+impl MetaInit {
+    /// A [`VarBuilder`] over this backend.
+    pub fn var_builder(dtype: DType, dev: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(Self), dtype, dev.clone())
+    }
+}
+
+impl SimpleBackend for MetaInit {
+    fn get(&self, s: Shape, _name: &str, _h: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("meta init cannot invent `{name}` without a shape")
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn meta_parameters_have_their_shape_but_no_storage() {
+        let vb = MetaInit::var_builder(DType::F32, &Device::Cpu);
+        let w = vb.get((4096, 14336), "gate_proj.weight").unwrap();
+        assert_eq!(w.dims(), [4096, 14336]);
+        assert_eq!(w.stride(), [0, 0], "a broadcast view, not 235 MB of zeros");
+        assert_eq!(w.sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    }
 
     #[test]
     fn same_seed_and_name_give_same_values() {

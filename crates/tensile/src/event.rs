@@ -188,6 +188,18 @@ pub struct Totals {
     /// Checks that both passed and failed when repeated (counted in `checks_failed` too).
     #[serde(default)]
     pub checks_flaky: usize,
+    /// The run was stopped by SIGINT or SIGTERM: the results are what ran before it, and
+    /// cases after it did not run.
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+impl Totals {
+    /// Whether checks ran and every one of them was skipped: nothing was verified (a CUDA
+    /// run on a machine without CUDA).
+    pub fn all_skipped(&self) -> bool {
+        self.checks > 0 && self.checks_skipped == self.checks
+    }
 }
 
 /// Where a run happens.

@@ -16,6 +16,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod alloc;
 pub mod atomic;
 pub mod baseline;
@@ -32,7 +33,10 @@ pub mod guard;
 pub mod harness;
 pub mod inline;
 pub mod input;
+pub mod interrupt;
+pub mod isolate;
 pub mod keys;
+pub mod lazy;
 pub mod metrics;
 pub mod module;
 pub mod outputs;

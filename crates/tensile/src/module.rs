@@ -37,6 +37,16 @@ pub trait ModuleUnderTest: Send + Sync {
     fn dims(&self) -> Vec<(&'static str, usize)> {
         Vec::new()
     }
+    /// Number of parameter elements, for admission control before anything is built.
+    fn parameter_count(&self) -> usize {
+        self.parameters().iter().map(|(_, t)| t.elem_count()).sum()
+    }
+    /// The module built to run in `dtype` on `device`, for a module that holds no weights
+    /// until a case needs them ([`crate::lazy::LazyBlock`]); `None` for a module that is
+    /// already built, which [`convert`] then converts.
+    fn materialize(&self, _dtype: DType, _device: &Device) -> Option<Result<Arc<dyn ModuleUnderTest>>> {
+        None
+    }
     /// The same module with parameters replaced by `params` (same names), placed in `dtype`
     /// on `device`. `None` when the module cannot be rebuilt; checks that need another dtype
     /// or device then skip with that reason.
@@ -53,6 +63,9 @@ pub fn placement(m: &dyn ModuleUnderTest) -> (DType, Device) {
 
 /// The module converted to `dtype` on `device` (itself when already there).
 pub fn convert(m: &Arc<dyn ModuleUnderTest>, dtype: DType, device: &Device) -> std::result::Result<Arc<dyn ModuleUnderTest>, String> {
+    if let Some(built) = m.materialize(dtype, device) {
+        return built.map_err(|e| tensile_nn::innermost_message(&e));
+    }
     let (d, dev) = placement(m.as_ref());
     if d == dtype && dev.same_device(device) {
         return Ok(m.clone());

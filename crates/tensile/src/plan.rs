@@ -88,9 +88,7 @@ fn input_shape(test: &ModuleTest, settings: &Settings) -> Result<Vec<usize>> {
         (None, Some(h)) => h.clone(),
         (None, None) => return Err(invalid(name, "input_shape", "required: the module does not suggest one")),
     };
-    if shape.len() < 2 || shape.contains(&0) {
-        return Err(invalid(name, "input_shape", format!("needs at least (batch, seq) with positive dimensions, got {shape:?}")));
-    }
+    crate::validate::shape(&shape).map_err(|r| invalid(name, "input_shape", r))?;
     if let (Some(h), InputKind::Hidden) = (&hint, test.module.input_kind()) {
         if h.last() != shape.last() {
             return Err(invalid(
@@ -125,10 +123,7 @@ fn validate(test: &ModuleTest, settings: &Settings, checks: &[Check]) -> Result<
         }
     }
     if let Some(sweep) = &spec.sweep {
-        let distinct: HashSet<_> = sweep.seq_lengths.iter().collect();
-        if distinct.len() < 2 || sweep.seq_lengths.contains(&0) {
-            return Err(invalid(name, "seq_lengths", format!("needs at least two distinct positive lengths, got {:?}", sweep.seq_lengths)));
-        }
+        crate::validate::sweep(&sweep.seq_lengths).map_err(|r| invalid(name, "seq_lengths", r))?;
         if let Scaling::Exponent { value, tolerance } = sweep.expect {
             if !(value.is_finite() && tolerance.is_finite() && tolerance > 0.0) {
                 return Err(invalid(name, "expect_scaling", format!("exponent {value} ± {tolerance} must be finite with a positive tolerance")));
@@ -152,9 +147,8 @@ impl Plan {
     /// Validates every test and expands it into cases. Nothing runs; the first invalid spec
     /// is reported with its name and field.
     pub fn new(tests: &[ModuleTest], settings: &Settings) -> Result<Plan> {
-        if settings.batch_size == 0 || settings.seq_len == 0 {
-            return Err(invalid("suite", if settings.batch_size == 0 { "batch_size" } else { "seq_len" }, "must be positive"));
-        }
+        crate::validate::dim(settings.batch_size).map_err(|r| invalid("suite", "batch_size", r))?;
+        crate::validate::dim(settings.seq_len).map_err(|r| invalid("suite", "seq_len", r))?;
         let pattern = match &settings.filter {
             Some(f) => Some(glob::Pattern::new(f).map_err(|e| invalid("suite", "filter", format!("bad glob `{f}`: {e}")))?),
             None => None,
@@ -198,7 +192,14 @@ impl Plan {
             let spec = Arc::new(test.spec.clone());
             for device in &devices {
                 for &dtype in &dtypes {
-                    if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16 | DType::F64) {
+                    if dtype == DType::F64 {
+                        return Err(invalid(
+                            &test.name,
+                            "dtype",
+                            "f64 is the reference twins' own dtype, so a case in it would compare the twin with itself; cases run in f32, bf16 or f16",
+                        ));
+                    }
+                    if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
                         return Err(invalid(&test.name, "dtype", format!("{} is not a float dtype", dtype_name(dtype))));
                     }
                     cases.push(Case {

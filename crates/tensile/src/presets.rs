@@ -33,7 +33,8 @@ pub struct Preset {
 pub enum Weights {
     /// Seeded random weights (what runs use).
     Seeded,
-    /// Zeros: cheap to allocate, for listing shapes and specs without running them.
+    /// No storage at all (every parameter a zero-stride view): for listing shapes, specs and
+    /// coverage without running anything, free even for the 8B layers.
     Zeros,
 }
 
@@ -41,7 +42,7 @@ impl Weights {
     fn var_builder(self) -> candle_nn::VarBuilder<'static> {
         match self {
             Weights::Seeded => SeededInit::var_builder(0, DType::F32, &Device::Cpu),
-            Weights::Zeros => candle_nn::VarBuilder::zeros(DType::F32, &Device::Cpu),
+            Weights::Zeros => tensile_nn::init::MetaInit::var_builder(DType::F32, &Device::Cpu),
         }
     }
 }

@@ -1,22 +1,32 @@
 //! Executes a [`Plan`] and reports through events.
 //!
 //! Every check runs inside a panic guard: a check that errors, panics or meets NaN fails with
-//! its reason and the run continues with the next check and the next case.
+//! its reason and the run continues with the next check and the next case. Before a case is
+//! built, its peak memory is predicted ([`crate::admission`]); a case over the budget fails
+//! alone. Cases are built one at a time and dropped when they finish. With a timeout, a case
+//! runs on a thread of its own and fails when it overruns; with isolation
+//! ([`crate::isolate`]), in a process of its own, so even an abort fails only that case. A
+//! SIGINT or SIGTERM ([`crate::interrupt`]) stops the run at the next check boundary, and the
+//! run still finishes with `RunFinished`, marked interrupted.
 
+use crate::admission::{self, Budget, MemoryLimit};
 use crate::baseline::{Baseline, DEFAULT_THRESHOLD};
 use crate::checks::{self, make_input, Ctx};
 use crate::coverage::Coverage;
 use crate::device::{dtype_name, parse_device};
 use crate::event::{CaseInfo, CaseResult, CheckOutcome, CheckResult, Event, Machine, RepeatStats, Reporter, Status, Totals};
 use crate::guard;
+use crate::interrupt;
+use crate::isolate::{self, Launcher};
 use crate::module::convert;
 use crate::module::ModuleUnderTest;
 use crate::plan::{Case, Plan};
 use crate::spec::Check;
 use candle_core::{Device, Tensor};
 use std::collections::BTreeMap;
+use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The results of a run.
 #[derive(Debug, Clone, Default)]
@@ -81,15 +91,25 @@ pub struct RunOptions {
     pub threshold: f64,
     /// Configuration coverage to announce in `RunStarted` (computed from the plan when absent).
     pub coverage: Option<Coverage>,
+    /// Memory a case may be predicted to need; `None` takes half of physical memory for CPU
+    /// cases (see [`crate::admission`]). CUDA cases are limited only by an explicit size.
+    pub max_memory: Option<MemoryLimit>,
+    /// Longest a case may run; it then fails as timed out and the run goes on.
+    pub timeout: Option<Duration>,
+    /// Run each case in a child process started by this launcher.
+    pub isolate: Option<Launcher>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { repeat: 1, baseline: None, threshold: DEFAULT_THRESHOLD, coverage: None }
+        Self { repeat: 1, baseline: None, threshold: DEFAULT_THRESHOLD, coverage: None, max_memory: None, timeout: None, isolate: None }
     }
 }
 
-fn emit(reporters: &mut [&mut dyn Reporter], event: Event) {
+/// How often a waiting runner looks at the clock and the interrupt flag.
+const POLL: Duration = Duration::from_millis(50);
+
+pub(crate) fn emit(reporters: &mut [&mut dyn Reporter], event: Event) {
     for r in reporters.iter_mut() {
         r.on_event(&event);
     }
@@ -140,11 +160,18 @@ pub fn run_with(plan: &Plan, options: &RunOptions, reporters: &mut [&mut dyn Rep
     emit(reporters, started(plan, options));
     let mut summary = RunSummary::default();
     for case in &plan.cases {
-        let result = run_case(case, options, reporters);
+        if interrupt::requested() {
+            break;
+        }
+        let result = match &options.isolate {
+            Some(launcher) => isolate::run_case(case, options, launcher, reporters),
+            None => run_case(case, options, reporters),
+        };
         tally(&mut summary.totals, &result);
         emit(reporters, Event::CaseFinished(result.clone()));
         summary.cases.push(result);
     }
+    summary.totals.interrupted = interrupt::requested();
     emit(reporters, Event::RunFinished { totals: summary.totals.clone(), elapsed_s: start.elapsed().as_secs_f64() });
     summary
 }
@@ -160,7 +187,17 @@ enum Unready {
 /// A case made ready to run: device, module in place, input.
 type Prepared = std::result::Result<(Device, Arc<dyn ModuleUnderTest>, Tensor), Unready>;
 
-fn prepare(case: &Case) -> Prepared {
+/// The memory budget of `case` under `options`.
+fn budget(case: &Case, options: &RunOptions) -> Option<Budget> {
+    if case.device.starts_with("cuda") {
+        Budget::resolve(options.max_memory, None)
+    } else {
+        Budget::for_this_machine(options.max_memory)
+    }
+}
+
+fn prepare(case: &Case, options: &RunOptions) -> Prepared {
+    admission::admit(case, budget(case, options).as_ref()).map_err(Unready::Broken)?;
     let device = parse_device(&case.device).map_err(|e| Unready::Unavailable(e.to_string()))?;
     let context = format!("{} [{}]", case.name, case.device);
     let module = guard::catch(&context, || convert(&case.module, case.dtype, &device))
@@ -235,20 +272,94 @@ fn run_check(case: &Case, prepared: &Prepared, check: Check, options: &RunOption
 
 /// Runs one check of one case on its own, with options (the cargo harness runs each as a test).
 pub(crate) fn run_single_with(case: &Case, check: Check, options: &RunOptions) -> CheckResult {
-    run_check(case, &prepare(case), check, options)
+    let single = Case { checks: vec![check], ..case.clone() };
+    let mut results = match options.timeout {
+        Some(t) => run_checks_timed(&single, options, t, &mut [], &case_info(case)),
+        None => run_checks(&single, options, &mut [], &case_info(case)),
+    };
+    results.pop().unwrap_or_else(|| CheckResult { check, outcome: CheckOutcome::fail("not run: the run was interrupted"), elapsed_s: 0.0, repeat: None })
 }
 
-/// Prepares the case, then runs its checks. A failure to prepare becomes the outcome of every
-/// check, so nothing is lost silently.
-fn run_case(case: &Case, options: &RunOptions, reporters: &mut [&mut dyn Reporter]) -> CaseResult {
+/// Prepares the case, then runs its checks (on a thread of its own under a timeout). A
+/// failure to prepare becomes the outcome of every check, so nothing is lost silently.
+pub(crate) fn run_case(case: &Case, options: &RunOptions, reporters: &mut [&mut dyn Reporter]) -> CaseResult {
     let ci = case_info(case);
     emit(reporters, Event::CaseStarted(ci.clone()));
-    let prepared = prepare(case);
+    let checks = match options.timeout {
+        Some(t) => run_checks_timed(case, options, t, reporters, &ci),
+        None => run_checks(case, options, reporters, &ci),
+    };
+    CaseResult::new(ci, checks)
+}
+
+/// The case's checks in order on this thread, stopping after the check during which a stop
+/// was requested.
+fn run_checks(case: &Case, options: &RunOptions, reporters: &mut [&mut dyn Reporter], ci: &CaseInfo) -> Vec<CheckResult> {
+    let prepared = prepare(case, options);
     let mut checks = Vec::new();
     for &check in &case.checks {
+        if !checks.is_empty() && interrupt::requested() {
+            break;
+        }
         let result = run_check(case, &prepared, check, options);
         emit(reporters, Event::CheckFinished { case: ci.clone(), result: result.clone() });
         checks.push(result);
     }
-    CaseResult::new(ci, checks)
+    checks
+}
+
+/// Failed results for the checks of `case` after the first `done`, all for `reason`.
+pub(crate) fn unfinished(case: &Case, done: usize, reason: &str) -> Vec<CheckResult> {
+    case.checks[done.min(case.checks.len())..]
+        .iter()
+        .enumerate()
+        .map(|(i, &check)| {
+            let why = if i == 0 { reason.to_string() } else { format!("not run: {reason}") };
+            CheckResult { check, outcome: CheckOutcome::fail(why), elapsed_s: 0.0, repeat: None }
+        })
+        .collect()
+}
+
+/// [`run_checks`] on a worker thread, waiting at most `timeout`. A case that overruns fails
+/// its unfinished checks as timed out; its thread cannot be stopped from outside and finishes
+/// in the background (isolation stops it for real).
+fn run_checks_timed(case: &Case, options: &RunOptions, timeout: Duration, reporters: &mut [&mut dyn Reporter], ci: &CaseInfo) -> Vec<CheckResult> {
+    let (tx, rx) = mpsc::channel();
+    let (worker_case, worker_options) = (case.clone(), RunOptions { timeout: None, ..options.clone() });
+    let spawned = std::thread::Builder::new().name(format!("tensile-case-{}", case.index)).spawn(move || {
+        let prepared = prepare(&worker_case, &worker_options);
+        for (i, &check) in worker_case.checks.iter().enumerate() {
+            if i > 0 && interrupt::requested() {
+                break;
+            }
+            if tx.send(run_check(&worker_case, &prepared, check, &worker_options)).is_err() {
+                break;
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        return unfinished(case, 0, &format!("could not start the case's thread: {e}"));
+    }
+    let deadline = Instant::now() + timeout;
+    let mut checks = Vec::new();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            let reason = format!(
+                "timed out: the case did not finish within {}; it goes on in the background (--isolate stops it)",
+                crate::isolate::duration_text(timeout)
+            );
+            checks.extend(unfinished(case, checks.len(), &reason));
+            break;
+        }
+        match rx.recv_timeout((deadline - now).min(POLL)) {
+            Ok(result) => {
+                emit(reporters, Event::CheckFinished { case: ci.clone(), result: result.clone() });
+                checks.push(result);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    checks
 }

@@ -20,16 +20,16 @@
 
 use crate::device::parse_dtype;
 use crate::error::{Error, Result};
-use crate::module::{ModuleUnderTest, NnModule};
+use crate::lazy::LazyBlock;
+use crate::module::ModuleUnderTest;
 use crate::plan::{Plan, Settings};
 use crate::spec::{Check, ModuleTest, Scaling, Spec, Target, Targets};
 use crate::tolerance::Tolerance;
-use candle_core::{DType, Device};
+use candle_core::DType;
 use serde::Deserialize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tensile_nn::init::SeededInit;
 use tensile_nn::BlockKind;
 use toml::Spanned;
 
@@ -122,7 +122,8 @@ fn positive(loc: &Locator, s: &Spanned<Vec<i64>>, field: &str) -> Result<Vec<usi
     s.get_ref().iter().map(|&d| if d > 0 { Ok(d as usize) } else { Err(loc.field(s, field, format!("dimension {d} must be positive"))) }).collect()
 }
 
-/// Reads a spec file into module tests (with seeded weights on the CPU).
+/// Reads a spec file into module tests. Nothing is allocated: each module's seeded weights are
+/// built when its case runs ([`LazyBlock`]).
 pub fn load(path: &Path) -> Result<Vec<ModuleTest>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
     parse(&text, path)
@@ -162,11 +163,12 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
         None => serde_json::json!({}),
     };
     let seed = e.seed.unwrap_or(0);
-    let block = kind.build(&config, SeededInit::var_builder(seed, DType::F32, &Device::Cpu)).map_err(|err| match &e.config {
+    // No weights yet: the block is built for real, seeded, when its case runs.
+    let block = LazyBlock::new(kind, config, seed).map_err(|err| match &e.config {
         Some(c) => loc.field(c, "config", err),
         None => loc.field(&e.module, "module", err),
     })?;
-    let module: Arc<dyn ModuleUnderTest> = Arc::new(NnModule(block));
+    let module: Arc<dyn ModuleUnderTest> = Arc::new(block);
     let mut spec = Spec::default();
     spec.name(e.name.get_ref().as_str()).seed(seed).flush_cache(e.flush_cache_mib.unwrap_or(0) as usize);
     if let Some(s) = &e.input_shape {

@@ -92,6 +92,9 @@ impl ConsoleReporter {
             totals.checks_failed,
             totals.checks_skipped
         ));
+        if totals.interrupted {
+            text.push_str("interrupted: the run was stopped by a signal; these are the results of what ran before it\n");
+        }
         text
     }
 }

@@ -79,6 +79,10 @@ impl Verdict {
             return Self { word: "EMPTY", class: "empty", text: "no cases ran".to_string() };
         }
         let failed_cases = t.cases.saturating_sub(t.cases_passed);
+        if t.interrupted {
+            let text = format!("the run was stopped by a signal after {} cases · {} of {} checks failed", t.cases, t.checks_failed, t.checks);
+            return Self { word: "INTERRUPTED", class: "fail", text };
+        }
         let flaky = if t.checks_flaky > 0 { format!(" ({} flaky)", t.checks_flaky) } else { String::new() };
         if t.checks_failed > 0 || failed_cases > 0 || r.cases.iter().any(|c| !c.passed) {
             let text = format!("{failed_cases} of {} cases failed · {} of {} checks failed{flaky}", t.cases, t.checks_failed, t.checks);

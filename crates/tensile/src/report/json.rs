@@ -12,7 +12,8 @@
 //!   `tensile_version`; null when no `RunStarted` event arrived.
 //! - `devices` (array of strings): devices in the plan (`cpu`, `cuda`, `cuda:1`).
 //! - `totals` (object): `cases`, `cases_passed`, `checks`, `checks_failed`, `checks_skipped`,
-//!   `checks_flaky` (repeated checks that both passed and failed; also counted as failed).
+//!   `checks_flaky` (repeated checks that both passed and failed; also counted as failed),
+//!   `interrupted` (true when SIGINT or SIGTERM stopped the run: the report holds what ran).
 //! - `elapsed_s` (number): wall time of the run in seconds.
 //! - `coverage` (object): `kinds` (per module kind: `kind`, `cases`, `tests`, `dtypes`,
 //!   `devices`, `checks`, and `dims`: configuration number → distinct values, `seq_len`

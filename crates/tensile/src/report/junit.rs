@@ -45,6 +45,9 @@ impl Format for Junit {
     fn render(r: &RunRecord) -> String {
         let t = &r.totals;
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        if t.interrupted {
+            x.push_str("<!-- interrupted: the run was stopped by a signal; these are the results of what ran before it -->\n");
+        }
         x.push_str(&format!(
             "<testsuites name=\"tensile\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{}\">\n",
             t.checks,
@@ -84,6 +87,9 @@ fn suite(x: &mut String, r: &RunRecord, c: &CaseResult) {
         [("module", info.module.as_str()), ("dtype", &info.dtype), ("device", &info.device), ("input_shape", &shape), ("tensile_version", r.tensile_version())]
     {
         let _ = writeln!(x, "      <property name=\"{name}\" value=\"{}\"/>", attr(value));
+    }
+    if r.totals.interrupted {
+        x.push_str("      <property name=\"interrupted\" value=\"true\"/>\n");
     }
     x.push_str("    </properties>\n");
     let classname = attr(&format!("{}.{}_{}", info.name, info.dtype, info.device));

@@ -49,6 +49,9 @@ fn heading(md: &mut String, r: &RunRecord) {
     let mark = if ok { "✅" } else { "❌" };
     let verdict = if ok { "passed" } else { "failed" };
     let _ = writeln!(md, "## {mark} tensile {verdict}: {} of {} cases passed\n", t.cases_passed, t.cases);
+    if t.interrupted {
+        let _ = writeln!(md, "**Interrupted**: the run was stopped by a signal; these are the results of what ran before it.\n");
+    }
     let _ = writeln!(
         md,
         "**{} cases**: {} passed, {failed_cases} failed · **{} checks**: {} failed ({} flaky), {} skipped · {}\n",

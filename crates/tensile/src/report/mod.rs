@@ -4,6 +4,7 @@
 mod axis;
 mod console;
 pub mod coverage;
+mod events;
 mod figures;
 mod html;
 mod json;
@@ -14,6 +15,7 @@ mod svg;
 mod text;
 
 pub use console::ConsoleReporter;
+pub use events::EventLog;
 pub use html::{Html, HtmlReporter};
 pub use json::{Json, JsonReporter, SCHEMA_VERSION};
 pub use junit::{Junit, JunitReporter};

@@ -1,0 +1,237 @@
+//! Admission control: each case's peak memory is predicted from its module's parameter count
+//! and cost model before anything is allocated, and a case predicted over the budget fails on
+//! its own, with the prediction as its reason, while the run goes on.
+//!
+//! Without it, one spec with `input_shape = [64, 16384, 4096]` after a good one would abort the
+//! whole process ("memory allocation failed") and every result before it would be lost.
+//!
+//! # The prediction
+//! For an input of `shape` in dtype `d` (`s` bytes per element), with `P` parameters and the
+//! cost model's bytes `B` (parameters, input, output and materialised intermediates, counted
+//! in float32 by the meta build):
+//! - activations `A = max(B − 4P, 2 · 4 · elements(shape))`, in float32 bytes;
+//! - a fast forward holds `P·s + A·s/4`;
+//! - the float64 reference twin holds `8P + 2A`, and the correctness check holds both;
+//! - the gradient check holds three times the twin (values, gradients, the graph);
+//! - timed checks add the cache-flush buffer; the scaling check runs at the sweep's longest
+//!   length.
+//!
+//! The case's prediction is the largest over its checks. It errs high: a case it admits
+//! fits, and the healthy presets are orders of magnitude below any real budget.
+//!
+//! ```
+//! use tensile::admission::{Budget, MemoryLimit};
+//! assert_eq!("512MiB".parse::<MemoryLimit>().unwrap(), MemoryLimit::Bytes(512.0 * 1024.0 * 1024.0));
+//! assert_eq!("25%".parse::<MemoryLimit>().unwrap(), MemoryLimit::Fraction(0.25));
+//! let b = Budget::resolve(Some(MemoryLimit::Bytes(1e9)), Some(16e9));
+//! assert_eq!(b.unwrap().bytes, 1e9);
+//! ```
+
+use crate::plan::Case;
+use crate::spec::{Check, Reference};
+use std::fmt;
+
+/// The share of physical memory a run may predict for one case unless `--max-memory` says
+/// otherwise: half, leaving room for the process, the OS and other work.
+pub const DEFAULT_FRACTION: f64 = 0.5;
+/// Largest input, in elements, whose cost is even computed: 2⁴⁰ (4 TiB of float32).
+const MAX_ELEMENTS: f64 = (1u64 << 40) as f64;
+
+/// A memory limit as given: bytes, or a fraction of physical memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MemoryLimit {
+    /// An absolute number of bytes.
+    Bytes(f64),
+    /// A fraction of the machine's physical memory.
+    Fraction(f64),
+}
+
+/// Parses `8GiB`, `512MiB`, `2GB`, `1e9` (bytes) or `25%` (of physical memory).
+impl std::str::FromStr for MemoryLimit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let bad = || format!("`{s}` is not a memory size (e.g. 8GiB, 512MiB, 2GB or 50%)");
+        if let Some(p) = t.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| bad())?;
+            return if v > 0.0 && v <= 100.0 { Ok(Self::Fraction(v / 100.0)) } else { Err(format!("`{s}`: a percentage must lie in (0, 100]")) };
+        }
+        let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let v: f64 = num.trim().parse().map_err(|_| bad())?;
+        let scale = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1.0,
+            "k" | "kb" => 1e3,
+            "m" | "mb" => 1e6,
+            "g" | "gb" => 1e9,
+            "t" | "tb" => 1e12,
+            "kib" => 1024.0,
+            "mib" => 1024.0 * 1024.0,
+            "gib" => 1024.0 * 1024.0 * 1024.0,
+            "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+            _ => return Err(bad()),
+        };
+        let bytes = v * scale;
+        if bytes.is_finite() && bytes >= 1.0 {
+            Ok(Self::Bytes(bytes))
+        } else {
+            Err(format!("`{s}`: a memory size must be at least one byte"))
+        }
+    }
+}
+
+/// The memory one case may use, and where that number came from (for the failure message).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    /// Bytes.
+    pub bytes: f64,
+    /// `--max-memory 8GiB`, or `half of this machine's 23.4 GiB`.
+    pub source: String,
+}
+
+impl Budget {
+    /// The budget from an explicit limit, or [`DEFAULT_FRACTION`] of `physical` bytes; `None`
+    /// when neither is known (no limit).
+    pub fn resolve(limit: Option<MemoryLimit>, physical: Option<f64>) -> Option<Budget> {
+        match (limit, physical) {
+            (Some(MemoryLimit::Bytes(b)), _) => Some(Budget { bytes: b, source: "--max-memory".into() }),
+            (Some(MemoryLimit::Fraction(f)), Some(p)) => {
+                Some(Budget { bytes: f * p, source: format!("--max-memory {:.0}% of this machine's {}", f * 100.0, gib(p)) })
+            }
+            (None, Some(p)) => Some(Budget { bytes: DEFAULT_FRACTION * p, source: format!("half of this machine's {}; raise it with --max-memory", gib(p)) }),
+            (_, None) => None,
+        }
+    }
+
+    /// The default budget on this machine (see [`Budget::resolve`]).
+    pub fn for_this_machine(limit: Option<MemoryLimit>) -> Option<Budget> {
+        Self::resolve(limit, physical_memory())
+    }
+}
+
+/// This machine's physical memory in bytes (`MemTotal` of `/proc/meminfo`), where known.
+pub fn physical_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}
+
+/// `bytes` as GiB with one decimal (MiB below one GiB).
+pub fn gib(bytes: f64) -> String {
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+    if bytes >= GIB {
+        format!("{:.1} GiB", bytes / GIB)
+    } else {
+        format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+    }
+}
+
+/// A case's predicted peak memory and its parts, in bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Peak over the case's checks.
+    pub total: f64,
+    /// Parameters in the case's dtype.
+    pub parameters: f64,
+    /// Activations of the largest input the case runs, in the case's dtype.
+    pub activations: f64,
+    /// The largest input shape the case runs.
+    pub shape: Vec<usize>,
+}
+
+impl fmt::Display for Prediction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "predicted peak memory {} (parameters {}, activations {} at input shape {:?})",
+            gib(self.total),
+            gib(self.parameters),
+            gib(self.activations),
+            self.shape
+        )
+    }
+}
+
+/// Predicts `case`'s peak memory from its module's parameter count and cost model, allocating
+/// nothing.
+pub fn predict(case: &Case) -> Prediction {
+    let s = case.dtype.size_in_bytes() as f64;
+    let p = case.module.parameter_count() as f64;
+    let mut shape = case.input_shape.clone();
+    if case.checks.contains(&Check::Scaling) {
+        if let Some(longest) = case.spec.sweep.as_ref().and_then(|w| w.seq_lengths.iter().max()) {
+            shape[1] = shape[1].max(*longest);
+        }
+    }
+    let elements: f64 = shape.iter().map(|&d| d as f64).product();
+    if elements > MAX_ELEMENTS {
+        return Prediction { total: f64::INFINITY, parameters: p * s, activations: f64::INFINITY, shape };
+    }
+    let cost_bytes = case.module.cost(&shape).bytes;
+    let a = (cost_bytes - 4.0 * p).max(8.0 * elements);
+    let fast = p * s + a * s / 4.0;
+    let twin = 8.0 * p + 2.0 * a;
+    let flush = case.spec.profile.flush_cache_mib as f64 * 1024.0 * 1024.0;
+    let uses_twin = matches!(case.spec.reference, Reference::Twin);
+    let total = case
+        .checks
+        .iter()
+        .map(|c| match c {
+            Check::Correctness if uses_twin => fast + twin,
+            Check::Gradients => fast + 3.0 * twin,
+            Check::Performance | Check::Scaling => fast + flush,
+            Check::DtypeParity => 2.0 * fast,
+            _ => fast + elements * s,
+        })
+        .fold(fast, f64::max);
+    Prediction { total, parameters: p * s, activations: a * s / 4.0, shape }
+}
+
+/// `Err(reason)` when `case` is predicted over `budget`.
+pub fn admit(case: &Case, budget: Option<&Budget>) -> Result<(), String> {
+    let Some(b) = budget else { return Ok(()) };
+    let p = predict(case);
+    if p.total > b.bytes {
+        Err(format!("not run: {p} exceeds the memory budget of {} ({})", gib(b.bytes), b.source))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn sizes_parse_in_every_unit() {
+        for (text, bytes) in [("1", 1.0), ("2kb", 2e3), ("3 MB", 3e6), ("1.5GiB", 1.5 * 1073741824.0), ("1TiB", 1099511627776.0), ("4g", 4e9)] {
+            assert_eq!(text.parse::<MemoryLimit>(), Ok(MemoryLimit::Bytes(bytes)), "{text}");
+        }
+        assert_eq!("50%".parse::<MemoryLimit>(), Ok(MemoryLimit::Fraction(0.5)));
+        for bad in ["", "lots", "0", "-1GiB", "nan", "inf", "5 parsecs", "0%", "150%", "0.1"] {
+            assert!(bad.parse::<MemoryLimit>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn budgets_say_where_they_come_from() {
+        let b = Budget::resolve(None, Some(16.0 * 1073741824.0)).unwrap();
+        assert_eq!(b.bytes, 8.0 * 1073741824.0);
+        assert!(b.source.contains("16.0 GiB") && b.source.contains("--max-memory"), "{}", b.source);
+        assert_eq!(Budget::resolve(Some(MemoryLimit::Fraction(0.25)), Some(8e9)).unwrap().bytes, 2e9);
+        assert_eq!(Budget::resolve(Some(MemoryLimit::Fraction(0.25)), None), None);
+        assert_eq!(Budget::resolve(None, None), None);
+        assert!(physical_memory().is_none_or(|m| m > 1e8), "a machine has more than 100 MB");
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_parses_or_errs_without_panicking(text in "\\PC{0,20}") {
+            if let Ok(MemoryLimit::Bytes(b)) = text.parse::<MemoryLimit>() {
+                prop_assert!(b.is_finite() && b >= 1.0);
+            }
+        }
+    }
+}

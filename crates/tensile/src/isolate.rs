@@ -1,0 +1,287 @@
+//! Per-case isolation: each case runs in a child process (the same binary), so an abort, an
+//! out-of-memory kill, a stack overflow or an endless loop fails that case, with the signal
+//! or exit code and the last lines the child wrote to stderr, and the run goes on.
+//!
+//! The parent starts the child through a [`Launcher`] (the `tensile` binary re-runs its own
+//! command line with `--child-case N`; the cargo harness re-runs its test binary). The child
+//! builds the same plan, runs case `N` alone with [`run_child`], and prints each finished check
+//! and then the finished case on stdout as one JSON line each, behind [`MARKER`]. The parent
+//! forwards the checks to its reporters as they arrive, so a child that dies halfway keeps the
+//! results it sent. Under a timeout the parent kills the child when its time is up.
+
+use crate::event::{CaseResult, CheckResult, Event, Reporter};
+use crate::plan::{Case, Plan};
+use crate::runner::{self, case_info, emit, unfinished, RunOptions};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Prefix of the child's event lines on stdout; other output on stdout is ignored.
+pub const MARKER: &str = "@tensile-event ";
+/// Lines of the child's stderr kept for the failure message.
+const STDERR_LINES: usize = 6;
+
+/// Starts the child process that runs the case with the given plan index.
+#[derive(Clone)]
+pub struct Launcher(Arc<dyn Fn(usize) -> Command + Send + Sync>);
+
+impl Launcher {
+    /// A launcher from a function giving the command for a case index.
+    pub fn new(f: impl Fn(usize) -> Command + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Launcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Launcher(..)")
+    }
+}
+
+/// `d` as people write it: `30s`, `1.5s`, `2m`, `250ms`.
+pub fn duration_text(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1.0 {
+        format!("{}ms", d.as_millis())
+    } else if s >= 60.0 && s % 60.0 == 0.0 {
+        format!("{}m", s / 60.0)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Parses `30s`, `1.5s`, `250ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num.trim().parse().map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 500ms, 2m)"))?;
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("`{text}` is not a duration (e.g. 30s, 500ms, 2m)")),
+    };
+    let secs = v * scale;
+    if secs.is_finite() && secs > 0.0 && secs <= 7.0 * 86400.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!("`{text}`: a timeout must be positive and at most a week"))
+    }
+}
+
+/// Child side: runs the case with plan index `index` and prints its events behind [`MARKER`];
+/// returns the exit code (as `tensile run` would for that one case).
+pub fn run_child(plan: &Plan, index: usize, options: &RunOptions) -> u8 {
+    let Some(case) = plan.cases.iter().find(|c| c.index == index) else {
+        eprintln!("error: the plan has no case {index}");
+        return crate::exit::USAGE;
+    };
+    let options = RunOptions { isolate: None, timeout: None, ..options.clone() };
+    let mut out = ChildReporter;
+    let result = runner::run_case(case, &options, &mut [&mut out]);
+    out.on_event(&Event::CaseFinished(result.clone()));
+    if crate::interrupt::requested() {
+        crate::exit::INTERRUPTED
+    } else if result.passed {
+        crate::exit::OK
+    } else {
+        crate::exit::FAILED
+    }
+}
+
+/// Prints check and case results as marked JSON lines, flushed one by one so the parent has
+/// every finished check even if the process dies right after.
+struct ChildReporter;
+
+impl Reporter for ChildReporter {
+    fn on_event(&mut self, event: &Event) {
+        if matches!(event, Event::CheckFinished { .. } | Event::CaseFinished(_)) {
+            if let Ok(line) = serde_json::to_string(event) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{MARKER}{line}");
+                let _ = out.flush();
+            }
+        }
+    }
+}
+
+/// Parent side: runs `case` in a child process, forwarding its check results to `reporters`.
+pub(crate) fn run_case(case: &Case, options: &RunOptions, launcher: &Launcher, reporters: &mut [&mut dyn Reporter]) -> CaseResult {
+    let ci = case_info(case);
+    emit(reporters, Event::CaseStarted(ci.clone()));
+    let mut command = (launcher.0)(case.index);
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return CaseResult::new(ci, unfinished(case, 0, &format!("could not start the case's process: {e}"))),
+    };
+    let (tx, rx) = mpsc::channel::<Event>();
+    let stdout = child.stdout.take().map(|out| {
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(event) = line.strip_prefix(MARKER).and_then(|json| serde_json::from_str::<Event>(json).ok()) {
+                    if tx.send(event).is_err() {
+                        break;
+                    }
+                }
+            }
+        })
+    });
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let stderr = child.stderr.take().map(|err| {
+        let tail = tail.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if is_backtrace(&line) {
+                    continue;
+                }
+                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                if t.len() == STDERR_LINES {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        })
+    });
+    let deadline = options.timeout.map(|t| Instant::now() + t);
+    let mut checks: Vec<CheckResult> = Vec::new();
+    let mut finished = None;
+    let mut timed_out = false;
+    let mut forwarded_interrupt = false;
+    loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            timed_out = true;
+            let _ = child.kill();
+            break;
+        }
+        if crate::interrupt::requested() && !forwarded_interrupt {
+            forwarded_interrupt = true;
+            forward_interrupt(child.id());
+        }
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Event::CheckFinished { result, .. }) => {
+                emit(reporters, Event::CheckFinished { case: ci.clone(), result: result.clone() });
+                checks.push(result);
+            }
+            Ok(Event::CaseFinished(result)) => finished = Some(result),
+            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let status = child.wait();
+    for t in [stdout, stderr].into_iter().flatten() {
+        let _ = t.join();
+    }
+    if let Some(result) = finished.filter(|_| !timed_out) {
+        return CaseResult { case: ci, ..result };
+    }
+    let mut reason = if timed_out {
+        format!("timed out: the case's process was killed after {}", duration_text(options.timeout.unwrap_or_default()))
+    } else {
+        match &status {
+            Ok(s) => describe(s),
+            Err(e) => format!("the case's process was lost: {e}"),
+        }
+    };
+    let tail: Vec<String> = tail.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    if !tail.is_empty() {
+        reason.push_str(&format!("; its last stderr lines: {}", tail.join(" | ")));
+    }
+    let done = checks.len();
+    checks.extend(unfinished(case, done, &reason));
+    CaseResult::new(ci, checks)
+}
+
+/// Whether `line` belongs to a Rust backtrace, which says where, not what: the reason kept
+/// is the message above it (`memory allocation of … bytes failed`, a panic message).
+fn is_backtrace(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with("stack backtrace:")
+        || t.starts_with("at ")
+        || t.starts_with("note: Some details are omitted")
+        || t.starts_with("note: run with `RUST_BACKTRACE")
+        || t.split_once(": ").is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Passes a stop request on to the child, which stops at its next check boundary and reports.
+fn forward_interrupt(pid: u32) {
+    #[cfg(unix)]
+    {
+        // SAFETY: kill(2) with a pid this process spawned and has not yet reaped.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGINT);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
+}
+
+/// Why a child ended without reporting its case.
+fn describe(status: &std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            let name = match signal {
+                libc::SIGABRT => "SIGABRT: an abort, e.g. a failed allocation or a stack overflow",
+                libc::SIGKILL => "SIGKILL: e.g. the out-of-memory killer",
+                libc::SIGSEGV => "SIGSEGV: a segmentation fault",
+                libc::SIGBUS => "SIGBUS: a bus error",
+                libc::SIGILL => "SIGILL: an illegal instruction",
+                libc::SIGFPE => "SIGFPE: an arithmetic fault",
+                libc::SIGTERM => "SIGTERM",
+                libc::SIGINT => "SIGINT",
+                _ => "a signal",
+            };
+            return format!("the case's process was killed by signal {signal} ({name})");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("the case's process exited with code {code} before reporting its result"),
+        None => "the case's process ended before reporting its result".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backtraces_are_left_out_of_the_reason() {
+        for line in
+            ["stack backtrace:", "  12: tensile::main", "             at /src/main.rs:5:3", "note: Some details are omitted, run with `RUST_BACKTRACE=full`"]
+        {
+            assert!(is_backtrace(line), "{line}");
+        }
+        for line in ["memory allocation of 17179869184 bytes failed", "thread 'main' panicked at src/x.rs:1:1:", "error: 3: bad"] {
+            assert!(!is_backtrace(line), "{line}");
+        }
+    }
+
+    #[test]
+    fn durations_parse_and_print() {
+        for (text, secs) in [("30s", 30.0), ("1.5s", 1.5), ("250ms", 0.25), ("2m", 120.0), ("1h", 3600.0), ("10", 10.0)] {
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs_f64(secs)), "{text}");
+        }
+        for bad in ["", "soon", "0s", "-1s", "nan", "inf", "3 fortnights", "9999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(duration_text(Duration::from_millis(250)), "250ms");
+        assert_eq!(duration_text(Duration::from_secs(120)), "2m");
+        assert_eq!(duration_text(Duration::from_secs_f64(1.5)), "1.5s");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn exit_statuses_are_described() {
+        use std::os::unix::process::ExitStatusExt;
+        assert!(describe(&std::process::ExitStatus::from_raw(libc::SIGABRT)).contains("signal 6 (SIGABRT"));
+        assert!(describe(&std::process::ExitStatus::from_raw(libc::SIGKILL)).contains("out-of-memory"));
+        assert!(describe(&std::process::ExitStatus::from_raw(3 << 8)).contains("exited with code 3"));
+    }
+}
