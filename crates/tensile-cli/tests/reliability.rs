@@ -83,7 +83,7 @@ fn limits_and_bad_numbers_are_usage_errors() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(mentions), "{args:?}: {}", stderr(&o));
     }
-    let sweep = write(dir.path(), "sweep.toml", &format!("{}seq_lengths = [{}]\n", good("s").trim_end(), (1..=100).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")));
+    let sweep = write(dir.path(), "sweep.toml", &format!("{}\nseq_lengths = [{}]\n", good("s").trim_end(), (1..=100).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")));
     assert_usage_error(&tensile(&["run", "--spec", s(&sweep)]), "limit of 64 per sweep");
     let big = write(dir.path(), "big.toml", &good("b").replace("[1, 8, 64]", "[1, 100000000, 64]"));
     assert_usage_error(&tensile(&["run", "--spec", s(&big)]), "2^24");
