@@ -83,7 +83,11 @@ fn limits_and_bad_numbers_are_usage_errors() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(mentions), "{args:?}: {}", stderr(&o));
     }
-    let sweep = write(dir.path(), "sweep.toml", &format!("{}\nseq_lengths = [{}]\n", good("s").trim_end(), (1..=100).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")));
+    let sweep = write(
+        dir.path(),
+        "sweep.toml",
+        &format!("{}\nseq_lengths = [{}]\n", good("s").trim_end(), (1..=100).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")),
+    );
     assert_usage_error(&tensile(&["run", "--spec", s(&sweep)]), "limit of 64 per sweep");
     let big = write(dir.path(), "big.toml", &good("b").replace("[1, 8, 64]", "[1, 100000000, 64]"));
     assert_usage_error(&tensile(&["run", "--spec", s(&big)]), "2^24");
@@ -221,7 +225,22 @@ fn an_interrupted_run_writes_complete_reports_marked_interrupted() {
     let [report, junit, html, md, events] = ["r.json", "r.xml", "r.html", "r.md", "e.jsonl"].map(|n| dir.path().join(n));
     std::fs::write(&report, "{\"stale\": true}").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tensile"))
-        .args(["run", "--spec", s(&spec), "--no-progress", "--report-json", s(&report), "--junit", s(&junit), "--html", s(&html), "--markdown", s(&md), "--events", s(&events)])
+        .args([
+            "run",
+            "--spec",
+            s(&spec),
+            "--no-progress",
+            "--report-json",
+            s(&report),
+            "--junit",
+            s(&junit),
+            "--html",
+            s(&html),
+            "--markdown",
+            s(&md),
+            "--events",
+            s(&events),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

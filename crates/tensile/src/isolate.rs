@@ -19,7 +19,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Prefix of the child's event lines on stdout; other output on stdout is ignored.
+/// Marks the child's event lines on stdout (from the marker to the end of the line: a test
+/// harness may have printed the start of the line); other output on stdout is ignored.
 pub const MARKER: &str = "@tensile-event ";
 /// Lines of the child's stderr kept for the failure message.
 const STDERR_LINES: usize = 6;
@@ -94,18 +95,23 @@ pub fn run_child(plan: &Plan, index: usize, options: &RunOptions) -> u8 {
     }
 }
 
-/// Prints check and case results as marked JSON lines, flushed one by one so the parent has
-/// every finished check even if the process dies right after.
+/// Prints `event` on stdout as one marked JSON line, flushed at once so the parent has it even
+/// if the process dies right after.
+pub fn print_event(event: &Event) {
+    if let Ok(line) = serde_json::to_string(event) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{MARKER}{line}");
+        let _ = out.flush();
+    }
+}
+
+/// Prints check and case results with [`print_event`].
 struct ChildReporter;
 
 impl Reporter for ChildReporter {
     fn on_event(&mut self, event: &Event) {
         if matches!(event, Event::CheckFinished { .. } | Event::CaseFinished(_)) {
-            if let Ok(line) = serde_json::to_string(event) {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{MARKER}{line}");
-                let _ = out.flush();
-            }
+            print_event(event);
         }
     }
 }
@@ -124,7 +130,7 @@ pub(crate) fn run_case(case: &Case, options: &RunOptions, launcher: &Launcher, r
     let stdout = child.stdout.take().map(|out| {
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(event) = line.strip_prefix(MARKER).and_then(|json| serde_json::from_str::<Event>(json).ok()) {
+                if let Some(event) = line.split_once(MARKER).and_then(|(_, json)| serde_json::from_str::<Event>(json).ok()) {
                     if tx.send(event).is_err() {
                         break;
                     }

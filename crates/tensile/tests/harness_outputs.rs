@@ -46,7 +46,7 @@ fn the_harness_writes_every_report_for_the_trials_that_ran() {
     };
     // Only the first module's tests run, as `cargo test -- model.first` would.
     let args = Arguments::from_iter(["harness", "--test-threads", "1", "model.first"]);
-    let conclusion = harness::run(&args, &tests(), &Settings::default(), &outputs).unwrap();
+    let conclusion = harness::run(&args, &tests(), &Settings::default(), &outputs).unwrap().conclusion;
     assert_eq!((conclusion.num_passed, conclusion.num_failed, conclusion.num_filtered_out), (2, 0, 2));
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p("r.json")).unwrap()).unwrap();
     let cases = json["cases"].as_array().unwrap();
@@ -70,7 +70,7 @@ fn listing_tests_writes_no_report_and_bad_options_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let outputs = Outputs { json: Some(dir.path().join("r.json")), ..Outputs::default() };
     let args = Arguments::from_iter(["harness", "--list"]);
-    let listed = harness::run(&args, &tests(), &Settings::default(), &outputs).unwrap();
+    let listed = harness::run(&args, &tests(), &Settings::default(), &outputs).unwrap().conclusion;
     assert_eq!(listed.num_passed, 0);
     assert!(!dir.path().join("r.json").exists());
     let bad = Outputs { repeat: 0, ..Outputs::default() };

@@ -135,6 +135,7 @@ fn run_of(cases: Vec<CaseResult>) -> Vec<Event> {
         checks_failed: count(tensile::event::Status::Failed) + flaky,
         checks_skipped: count(tensile::event::Status::Skipped),
         checks_flaky: flaky,
+        interrupted: false,
     };
     let mut events = vec![Event::RunStarted {
         cases: cases.len(),

@@ -69,7 +69,7 @@ fn markdown_lists_failures_regressions_and_coverage() {
 fn markdown_all_passing_run_is_green_without_failure_table() {
     let first = fixture::cases().remove(0);
     assert!(first.passed);
-    let totals = Totals { cases: 1, cases_passed: 1, checks: first.checks.len(), checks_failed: 0, checks_skipped: 1, checks_flaky: 0 };
+    let totals = Totals { cases: 1, cases_passed: 1, checks: first.checks.len(), checks_failed: 0, checks_skipped: 1, checks_flaky: 0, interrupted: false };
     let md = render(&run_of(vec![first], totals));
     assert!(md.starts_with("## ✅ tensile passed: 1 of 1 cases passed\n"), "{md}");
     assert!(!md.contains("❌"), "{md}");
@@ -82,7 +82,7 @@ fn markdown_escapes_pipes_and_truncates_long_errors() {
     let long = format!("shape | mismatch <b>here</b>\nsecond line {}", "x".repeat(300));
     let check = fixture::result(Check::Correctness, &[], &[&long]);
     let case = CaseResult { case: fixture::info(0, "a|b", "llama.mlp", "f32", "cpu"), passed: false, checks: vec![check] };
-    let totals = Totals { cases: 1, cases_passed: 0, checks: 1, checks_failed: 1, checks_skipped: 0, checks_flaky: 0 };
+    let totals = Totals { cases: 1, cases_passed: 0, checks: 1, checks_failed: 1, checks_skipped: 0, checks_flaky: 0, interrupted: false };
     let md = render(&run_of(vec![case], totals));
     let rows = table_rows(&md, "### Failed checks");
     assert_eq!(rows.len(), 1, "{md}");
