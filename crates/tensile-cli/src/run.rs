@@ -149,7 +149,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     }
     tensile::interrupt::install()?;
     if let Some(index) = args.child_case {
-        return Ok(tensile::isolate::run_child(&plan, index, &options));
+        return Ok(tensile::runner::run_child(&plan, index, &options));
     }
     warn_unused_sizes(args, &plan);
     let mut inputs: Vec<PathBuf> = args.source.spec_path().into_iter().collect();

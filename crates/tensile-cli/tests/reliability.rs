@@ -57,9 +57,14 @@ fn an_explicit_budget_names_its_source_and_planning_allocates_nothing() {
     // Twenty 8B-scale MLPs: 14 GB of weights if parsing built them.
     let many: String = (0..20).map(|i| format!("[[test]]\nname = \"mlp{i}\"\nmodule = \"llama.mlp\"\nconfig = {{ hidden_size = 4096, intermediate_size = 14336, num_attention_heads = 32 }}\n\n")).collect();
     let spec = write(dir.path(), "many.toml", &many);
-    let o = tensile(&["coverage", "--spec", s(&spec)]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("llama.mlp"));
+    // Under a 1 GB address space: parsing, planning, coverage and listing build no weights
+    // (the 8B presets included).
+    for cmd in [format!("coverage --spec {}", s(&spec)), "list".to_string(), "coverage --model llama3-8b".to_string()] {
+        let script = format!("ulimit -v 1000000 && exec {} {cmd}", env!("CARGO_BIN_EXE_tensile"));
+        let o = Command::new("sh").args(["-c", &script]).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{cmd}: {}", stderr(&o));
+        assert!(stdout(&o).contains("llama.mlp"), "{cmd}");
+    }
     let o = tensile(&["run", "--spec", s(&spec), "--no-progress", "--filter", "mlp1", "--max-memory", "64MiB"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("exceeds the memory budget of 64.0 MiB (--max-memory)"), "{}", stdout(&o));

@@ -90,15 +90,18 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// The budget from an explicit limit, or [`DEFAULT_FRACTION`] of `physical` bytes; `None`
-    /// when neither is known (no limit).
+    /// The budget from an explicit limit, or [`DEFAULT_FRACTION`] of `physical` bytes (the
+    /// machine's memory for a CPU case); `None` when neither is known (no limit).
     pub fn resolve(limit: Option<MemoryLimit>, physical: Option<f64>) -> Option<Budget> {
-        match (limit, physical) {
+        Self::resolve_for(limit, physical, "this machine's")
+    }
+
+    /// [`Budget::resolve`] for memory described as `whose` (`this machine's`, `the device's`).
+    pub fn resolve_for(limit: Option<MemoryLimit>, total: Option<f64>, whose: &str) -> Option<Budget> {
+        match (limit, total) {
             (Some(MemoryLimit::Bytes(b)), _) => Some(Budget { bytes: b, source: "--max-memory".into() }),
-            (Some(MemoryLimit::Fraction(f)), Some(p)) => {
-                Some(Budget { bytes: f * p, source: format!("--max-memory {:.0}% of this machine's {}", f * 100.0, gib(p)) })
-            }
-            (None, Some(p)) => Some(Budget { bytes: DEFAULT_FRACTION * p, source: format!("half of this machine's {}; raise it with --max-memory", gib(p)) }),
+            (Some(MemoryLimit::Fraction(f)), Some(p)) => Some(Budget { bytes: f * p, source: format!("--max-memory {:.0}% of {whose} {}", f * 100.0, gib(p)) }),
+            (None, Some(p)) => Some(Budget { bytes: DEFAULT_FRACTION * p, source: format!("half of {whose} {}; raise it with --max-memory", gib(p)) }),
             (_, None) => None,
         }
     }
@@ -107,10 +110,25 @@ impl Budget {
     pub fn for_this_machine(limit: Option<MemoryLimit>) -> Option<Budget> {
         Self::resolve(limit, physical_memory())
     }
+
+    /// The budget of a case on `device`: physical memory on the CPU, the device's own memory
+    /// where the driver reports it.
+    pub fn for_device(limit: Option<MemoryLimit>, device: &candle_core::Device) -> Option<Budget> {
+        if device.is_cpu() {
+            Self::for_this_machine(limit)
+        } else {
+            Self::resolve_for(limit, crate::device_memory::total_bytes(device).map(|b| b as f64), "the device's")
+        }
+    }
 }
 
 /// This machine's physical memory in bytes (`MemTotal` of `/proc/meminfo`), where known.
 pub fn physical_memory() -> Option<f64> {
+    static TOTAL: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(read_physical_memory)
+}
+
+fn read_physical_memory() -> Option<f64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -224,6 +242,9 @@ mod tests {
         assert_eq!(Budget::resolve(Some(MemoryLimit::Fraction(0.25)), None), None);
         assert_eq!(Budget::resolve(None, None), None);
         assert!(physical_memory().is_none_or(|m| m > 1e8), "a machine has more than 100 MB");
+        let d = Budget::resolve_for(None, Some(8.0 * 1073741824.0), "the device's").unwrap();
+        assert!(d.source.starts_with("half of the device's 8.0 GiB"), "{}", d.source);
+        assert_eq!(Budget::for_device(Some(MemoryLimit::Bytes(5.0)), &candle_core::Device::Cpu).unwrap().bytes, 5.0);
     }
 
     proptest! {

@@ -27,6 +27,16 @@ pub fn measure_peak<T>(device: &Device, f: impl FnOnce() -> T) -> Result<(T, Opt
     }
 }
 
+/// The device's total memory in bytes, where the driver reports it (CUDA builds); `None`
+/// on the CPU, whose budget comes from physical memory instead.
+pub fn total_bytes(device: &Device) -> Option<u64> {
+    match device {
+        #[cfg(feature = "cuda")]
+        Device::Cuda(d) => d.cuda_stream().context().total_mem().ok().map(|b| b as u64),
+        _ => None,
+    }
+}
+
 /// Whether [`measure_peak`] can measure on `device` in this build.
 pub fn can_measure(device: &Device) -> bool {
     #[cfg(feature = "cuda")]
@@ -88,5 +98,6 @@ mod tests {
         let (v, peak) = measure_peak(&Device::Cpu, || 7).unwrap();
         assert_eq!((v, peak), (7, None));
         assert!(!can_measure(&Device::Cpu));
+        assert_eq!(total_bytes(&Device::Cpu), None);
     }
 }

@@ -63,7 +63,7 @@ fn run_trial(case: &Case, check: Check, name: &str, options: &RunOptions, mode: 
     match mode {
         Mode::Isolated => {
             let single = Case { checks: vec![check], ..case.clone() };
-            let mut result = isolate::run_case(&single, options, &launcher(name.to_string()), &mut []);
+            let mut result = runner::run_case_isolated(&single, options, &launcher(name.to_string()), &mut []);
             result.checks.pop().unwrap_or_else(|| CheckResult {
                 check,
                 outcome: CheckOutcome::fail("the trial's process reported nothing"),

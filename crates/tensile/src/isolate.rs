@@ -4,14 +4,12 @@
 //!
 //! The parent starts the child through a [`Launcher`] (the `tensile` binary re-runs its own
 //! command line with `--child-case N`; the cargo harness re-runs its test binary). The child
-//! builds the same plan, runs case `N` alone with [`run_child`], and prints each finished check
+//! builds the same plan, runs case `N` alone with [`crate::runner::run_child`], and prints each finished check
 //! and then the finished case on stdout as one JSON line each, behind [`MARKER`]. The parent
 //! forwards the checks to its reporters as they arrive, so a child that dies halfway keeps the
 //! results it sent. Under a timeout the parent kills the child when its time is up.
 
 use crate::event::{CaseResult, CheckResult, Event, Reporter};
-use crate::plan::{Case, Plan};
-use crate::runner::{self, case_info, emit, unfinished, RunOptions};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -75,26 +73,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// Child side: runs the case with plan index `index` and prints its events behind [`MARKER`];
-/// returns the exit code (as `tensile run` would for that one case).
-pub fn run_child(plan: &Plan, index: usize, options: &RunOptions) -> u8 {
-    let Some(case) = plan.cases.iter().find(|c| c.index == index) else {
-        eprintln!("error: the plan has no case {index}");
-        return crate::exit::USAGE;
-    };
-    let options = RunOptions { isolate: None, timeout: None, ..options.clone() };
-    let mut out = ChildReporter;
-    let result = runner::run_case(case, &options, &mut [&mut out]);
-    out.on_event(&Event::CaseFinished(result.clone()));
-    if crate::interrupt::requested() {
-        crate::exit::INTERRUPTED
-    } else if result.passed {
-        crate::exit::OK
-    } else {
-        crate::exit::FAILED
-    }
-}
-
 /// Prints `event` on stdout as one marked JSON line, flushed at once so the parent has it even
 /// if the process dies right after.
 pub fn print_event(event: &Event) {
@@ -105,8 +83,8 @@ pub fn print_event(event: &Event) {
     }
 }
 
-/// Prints check and case results with [`print_event`].
-struct ChildReporter;
+/// Prints check and case results with [`print_event`]: the reporter of a child process.
+pub struct ChildReporter;
 
 impl Reporter for ChildReporter {
     fn on_event(&mut self, event: &Event) {
@@ -116,15 +94,26 @@ impl Reporter for ChildReporter {
     }
 }
 
-/// Parent side: runs `case` in a child process, forwarding its check results to `reporters`.
-pub(crate) fn run_case(case: &Case, options: &RunOptions, launcher: &Launcher, reporters: &mut [&mut dyn Reporter]) -> CaseResult {
-    let ci = case_info(case);
-    emit(reporters, Event::CaseStarted(ci.clone()));
-    let mut command = (launcher.0)(case.index);
+/// What a child process gave back for its case.
+#[derive(Debug, Default)]
+pub struct ChildRun {
+    /// The checks it finished, in order.
+    pub checks: Vec<CheckResult>,
+    /// Its finished case, when it got that far.
+    pub finished: Option<CaseResult>,
+    /// Why it ended without finishing: killed, timed out, exited early (with its last stderr
+    /// lines).
+    pub failure: Option<String>,
+}
+
+/// Parent side: runs case `index` in a child process started by `launcher`, calling
+/// `on_check` with each check result as it arrives; kills the child after `timeout`.
+pub fn run_in_child(index: usize, timeout: Option<Duration>, launcher: &Launcher, mut on_check: impl FnMut(&CheckResult)) -> ChildRun {
+    let mut command = (launcher.0)(index);
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => return CaseResult::new(ci, unfinished(case, 0, &format!("could not start the case's process: {e}"))),
+        Err(e) => return ChildRun { failure: Some(format!("could not start the case's process: {e}")), ..ChildRun::default() },
     };
     let (tx, rx) = mpsc::channel::<Event>();
     let stdout = child.stdout.take().map(|out| {
@@ -154,7 +143,7 @@ pub(crate) fn run_case(case: &Case, options: &RunOptions, launcher: &Launcher, r
             }
         })
     });
-    let deadline = options.timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.map(|t| Instant::now() + t);
     let mut checks: Vec<CheckResult> = Vec::new();
     let mut finished = None;
     let mut timed_out = false;
@@ -171,7 +160,7 @@ pub(crate) fn run_case(case: &Case, options: &RunOptions, launcher: &Launcher, r
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Event::CheckFinished { result, .. }) => {
-                emit(reporters, Event::CheckFinished { case: ci.clone(), result: result.clone() });
+                on_check(&result);
                 checks.push(result);
             }
             Ok(Event::CaseFinished(result)) => finished = Some(result),
@@ -183,11 +172,11 @@ pub(crate) fn run_case(case: &Case, options: &RunOptions, launcher: &Launcher, r
     for t in [stdout, stderr].into_iter().flatten() {
         let _ = t.join();
     }
-    if let Some(result) = finished.filter(|_| !timed_out) {
-        return CaseResult { case: ci, ..result };
+    if finished.is_some() && !timed_out {
+        return ChildRun { checks, finished, failure: None };
     }
     let mut reason = if timed_out {
-        format!("timed out: the case's process was killed after {}", duration_text(options.timeout.unwrap_or_default()))
+        format!("timed out: the case's process was killed after {}", duration_text(timeout.unwrap_or_default()))
     } else {
         match &status {
             Ok(s) => describe(s),
@@ -198,9 +187,7 @@ pub(crate) fn run_case(case: &Case, options: &RunOptions, launcher: &Launcher, r
     if !tail.is_empty() {
         reason.push_str(&format!("; its last stderr lines: {}", tail.join(" | ")));
     }
-    let done = checks.len();
-    checks.extend(unfinished(case, done, &reason));
-    CaseResult::new(ci, checks)
+    ChildRun { checks, finished: None, failure: Some(reason) }
 }
 
 /// Whether `line` belongs to a Rust backtrace, which says where, not what: the reason kept

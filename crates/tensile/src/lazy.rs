@@ -90,6 +90,82 @@ impl ModuleUnderTest for LazyBlock {
     }
 }
 
+/// A module of a model built on [`MetaInit`], whose seeded weights are made per case under
+/// the module's prefix in the model: the same values an eager seeded build of the whole model
+/// gives the module (a tensor's values depend only on the seed and its full name), without
+/// the rest of the model. The built-in presets' tests are such parts.
+pub struct SeededPart {
+    meta: Arc<dyn ModuleUnderTest>,
+    prefix: String,
+    seed: u64,
+}
+
+impl SeededPart {
+    /// The part `meta` (built on [`MetaInit`]) whose parameters sit under `prefix` in a model
+    /// seeded with `seed` (empty for the model itself).
+    pub fn new(meta: Arc<dyn ModuleUnderTest>, prefix: impl Into<String>, seed: u64) -> Self {
+        Self { meta, prefix: prefix.into(), seed }
+    }
+
+    /// The prefix under which `part`'s parameters appear among `root`'s: found by tensor
+    /// identity, since a part shares its tensors with the model it was taken from. Empty for
+    /// the root itself or a part without parameters.
+    pub fn prefix_in(root: &[(String, Tensor)], part: &[(String, Tensor)]) -> String {
+        let Some((name, tensor)) = part.first() else { return String::new() };
+        root.iter()
+            .find(|(_, t)| t.id() == tensor.id())
+            .and_then(|(full, _)| full.strip_suffix(name.as_str()))
+            .map(|p| p.trim_end_matches('.').to_string())
+            .unwrap_or_default()
+    }
+
+    fn build(&self, dtype: DType, device: &Device) -> Result<Arc<dyn ModuleUnderTest>> {
+        let root = SeededInit::var_builder(self.seed, dtype, device);
+        let vb = if self.prefix.is_empty() { root } else { root.pp(&self.prefix) };
+        let weights = self.meta.parameters().into_iter().map(|(name, t)| Ok((name.clone(), vb.get(t.dims(), &name)?))).collect::<Result<HashMap<_, _>>>()?;
+        self.meta
+            .with_parameters(weights, dtype, device)
+            .unwrap_or_else(|| candle_core::bail!("module `{}` cannot be rebuilt with new weights", self.meta.kind()))
+    }
+}
+
+impl ModuleUnderTest for SeededPart {
+    fn kind(&self) -> &str {
+        self.meta.kind()
+    }
+    /// Builds the weights for this one call (see [`LazyBlock`]'s forward).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.build(x.dtype(), x.device())?.forward(x)
+    }
+    fn forward_reference(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        match self.build(DType::F32, &Device::Cpu) {
+            Ok(m) => m.forward_reference(x),
+            Err(e) => Some(Err(e)),
+        }
+    }
+    fn input_kind(&self) -> InputKind {
+        self.meta.input_kind()
+    }
+    fn input_shape_hint(&self, batch: usize, seq: usize) -> Option<Vec<usize>> {
+        self.meta.input_shape_hint(batch, seq)
+    }
+    fn parameter_count(&self) -> usize {
+        self.meta.parameter_count()
+    }
+    fn cost(&self, shape: &[usize]) -> Cost {
+        self.meta.cost(shape)
+    }
+    fn dims(&self) -> Vec<(&'static str, usize)> {
+        self.meta.dims()
+    }
+    fn materialize(&self, dtype: DType, device: &Device) -> Option<Result<Arc<dyn ModuleUnderTest>>> {
+        Some(self.build(dtype, device))
+    }
+    fn with_parameters(&self, params: HashMap<String, Tensor>, dtype: DType, device: &Device) -> Option<Result<Arc<dyn ModuleUnderTest>>> {
+        self.meta.with_parameters(params, dtype, device)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +182,25 @@ mod tests {
         assert_eq!(lazy.parameter_count(), 3 * 64 * 32);
         assert_eq!(lazy.kind(), "llama.mlp");
         assert!(lazy.parameters().is_empty(), "a lazy block holds no weights");
+    }
+
+    #[test]
+    fn a_seeded_part_equals_the_same_part_of_an_eager_build() {
+        use tensile_nn::llama::{LlamaConfig, LlamaDecoderLayer};
+        let cfg = LlamaConfig { hidden_size: 32, intermediate_size: 48, num_attention_heads: 4, ..LlamaConfig::default() };
+        let eager = LlamaDecoderLayer::new(&cfg, SeededInit::var_builder(3, DType::F32, &Device::Cpu)).unwrap();
+        let meta = LlamaDecoderLayer::new(&cfg, MetaInit::var_builder(DType::F32, &Device::Cpu)).unwrap();
+        let x = tensile_nn::init::randn(1, "x", (1, 5, 32), DType::F32, &Device::Cpu).unwrap();
+        for (eager_part, meta_part) in [(eager.mlp() as &dyn Block, meta.mlp() as &dyn Block), (&eager, &meta)] {
+            let meta_module: Arc<dyn ModuleUnderTest> = Arc::new(NnModule::from_dyn(meta_part).unwrap());
+            let prefix = SeededPart::prefix_in(&meta.parameters(), &meta_part.parameters());
+            let part = SeededPart::new(meta_module, prefix, 3);
+            let built = part.materialize(DType::F32, &Device::Cpu).unwrap().unwrap();
+            let diff = (built.forward(&x).unwrap() - eager_part.forward(&x).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert_eq!(diff, 0.0, "{}", part.kind());
+            assert_eq!(part.parameter_count(), eager_part.parameters().iter().map(|(_, t)| t.elem_count()).sum::<usize>());
+        }
+        assert_eq!(SeededPart::prefix_in(&meta.parameters(), &meta.mlp().parameters()), "mlp");
     }
 
     #[test]

@@ -135,6 +135,13 @@ fn validate(test: &ModuleTest, settings: &Settings, checks: &[Check]) -> Result<
     if checks.is_empty() {
         return Err(invalid(name, "checks", "no checks to run"));
     }
+    if spec.profile.flush_cache_mib > crate::validate::MAX_FLUSH_MIB {
+        return Err(invalid(
+            name,
+            "flush_cache_mib",
+            format!("{} MiB exceeds the limit of {} MiB", spec.profile.flush_cache_mib, crate::validate::MAX_FLUSH_MIB),
+        ));
+    }
     if let Reference::CaseFile(path) = &spec.reference {
         if !path.is_file() {
             return Err(invalid(name, "reference", format!("case file {} does not exist", path.display())));

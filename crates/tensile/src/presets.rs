@@ -9,11 +9,11 @@
 //! describe a GPU, and on a CPU they fail, with a note saying so.
 
 use crate::error::{Error, Result};
+use crate::lazy::SeededPart;
 use crate::spec::{latency_ms, Check, ModuleTest, Scaling, Targets};
 use crate::suite::Suite;
 use candle_core::{DType, Device};
 use tensile_nn::bert::{BertConfig, BertLayer};
-use tensile_nn::init::SeededInit;
 use tensile_nn::llama::{LlamaConfig, LlamaDecoderLayer};
 use tensile_nn::{Activation, RopeScaling};
 
@@ -31,7 +31,8 @@ pub struct Preset {
 /// How a preset's weights are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Weights {
-    /// Seeded random weights (what runs use).
+    /// Seeded random weights (what runs use), made per case for the module under test only
+    /// ([`crate::lazy::SeededPart`]): loading a preset allocates nothing.
     Seeded,
     /// No storage at all (every parameter a zero-stride view): for listing shapes, specs and
     /// coverage without running anything, free even for the 8B layers.
@@ -40,10 +41,24 @@ pub enum Weights {
 
 impl Weights {
     fn var_builder(self) -> candle_nn::VarBuilder<'static> {
-        match self {
-            Weights::Seeded => SeededInit::var_builder(0, DType::F32, &Device::Cpu),
-            Weights::Zeros => tensile_nn::init::MetaInit::var_builder(DType::F32, &Device::Cpu),
+        // Both start without storage; seeded tests get their weights per case.
+        tensile_nn::init::MetaInit::var_builder(DType::F32, &Device::Cpu)
+    }
+
+    /// The tests of parts of `root`, with seeded weights made per case when seeded.
+    fn finish(self, root: &dyn tensile_nn::Block, tests: Vec<ModuleTest>) -> Vec<ModuleTest> {
+        if self == Weights::Zeros {
+            return tests;
         }
+        let root_params = root.parameters();
+        tests
+            .into_iter()
+            .map(|mut t| {
+                let prefix = SeededPart::prefix_in(&root_params, &t.module.parameters());
+                t.module = std::sync::Arc::new(SeededPart::new(t.module, prefix, 0));
+                t
+            })
+            .collect()
     }
 }
 
@@ -146,7 +161,7 @@ fn llama_suite(p: LlamaPreset, batch: usize, seq: usize, w: Weights) -> Result<V
     s.test(layer.mlp()).name("mlp").checks(checks(p.gradients)).seq_lengths(mlp_sweep(seq)).expect_scaling(Scaling::Linear).expect(p.mlp);
     s.test(layer.input_layernorm()).name("norm").checks(checks(p.gradients));
     s.test(&layer).name("decoder_layer").checks(checks(p.gradients));
-    s.module_tests()
+    Ok(w.finish(&layer, s.module_tests()?))
 }
 
 fn tiny_llama(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
@@ -214,7 +229,7 @@ fn bert_suite(name: &str, cfg: BertConfig, gradients: bool, batch: usize, seq: u
     s.test(layer.mlp()).name("ffn").checks(checks(gradients)).seq_lengths(mlp_sweep(seq)).expect_scaling(Scaling::Linear);
     s.test(layer.attention_layer_norm()).name("norm").checks(checks(gradients));
     s.test(&layer).name("layer").checks(checks(gradients));
-    s.module_tests()
+    Ok(w.finish(&layer, s.module_tests()?))
 }
 
 fn tiny_bert(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {

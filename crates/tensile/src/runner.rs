@@ -17,7 +17,7 @@ use crate::device::{dtype_name, parse_device};
 use crate::event::{CaseInfo, CaseResult, CheckOutcome, CheckResult, Event, Machine, RepeatStats, Reporter, Status, Totals};
 use crate::guard;
 use crate::interrupt;
-use crate::isolate::{self, Launcher};
+use crate::isolate::{self, ChildReporter, Launcher};
 use crate::module::convert;
 use crate::module::ModuleUnderTest;
 use crate::plan::{Case, Plan};
@@ -91,8 +91,8 @@ pub struct RunOptions {
     pub threshold: f64,
     /// Configuration coverage to announce in `RunStarted` (computed from the plan when absent).
     pub coverage: Option<Coverage>,
-    /// Memory a case may be predicted to need; `None` takes half of physical memory for CPU
-    /// cases (see [`crate::admission`]). CUDA cases are limited only by an explicit size.
+    /// Memory a case may be predicted to need; `None` takes half of the case's device memory:
+    /// physical memory for CPU cases (see [`crate::admission`]).
     pub max_memory: Option<MemoryLimit>,
     /// Longest a case may run; it then fails as timed out and the run goes on.
     pub timeout: Option<Duration>,
@@ -164,7 +164,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, reporters: &mut [&mut dyn Rep
             break;
         }
         let result = match &options.isolate {
-            Some(launcher) => isolate::run_case(case, options, launcher, reporters),
+            Some(launcher) => run_case_isolated(case, options, launcher, reporters),
             None => run_case(case, options, reporters),
         };
         tally(&mut summary.totals, &result);
@@ -187,18 +187,9 @@ enum Unready {
 /// A case made ready to run: device, module in place, input.
 type Prepared = std::result::Result<(Device, Arc<dyn ModuleUnderTest>, Tensor), Unready>;
 
-/// The memory budget of `case` under `options`.
-fn budget(case: &Case, options: &RunOptions) -> Option<Budget> {
-    if case.device.starts_with("cuda") {
-        Budget::resolve(options.max_memory, None)
-    } else {
-        Budget::for_this_machine(options.max_memory)
-    }
-}
-
 fn prepare(case: &Case, options: &RunOptions) -> Prepared {
-    admission::admit(case, budget(case, options).as_ref()).map_err(Unready::Broken)?;
     let device = parse_device(&case.device).map_err(|e| Unready::Unavailable(e.to_string()))?;
+    admission::admit(case, Budget::for_device(options.max_memory, &device).as_ref()).map_err(Unready::Broken)?;
     let context = format!("{} [{}]", case.name, case.device);
     let module = guard::catch(&context, || convert(&case.module, case.dtype, &device))
         .map_err(|e| Unready::Broken(e.to_string()))?
@@ -290,6 +281,42 @@ pub(crate) fn run_case(case: &Case, options: &RunOptions, reporters: &mut [&mut 
         None => run_checks(case, options, reporters, &ci),
     };
     CaseResult::new(ci, checks)
+}
+
+/// Runs `case` in a child process, forwarding its check results to `reporters` as they come;
+/// checks the child did not finish fail with the reason it ended.
+pub(crate) fn run_case_isolated(case: &Case, options: &RunOptions, launcher: &Launcher, reporters: &mut [&mut dyn Reporter]) -> CaseResult {
+    let ci = case_info(case);
+    emit(reporters, Event::CaseStarted(ci.clone()));
+    let run = isolate::run_in_child(case.index, options.timeout, launcher, |r| emit(reporters, Event::CheckFinished { case: ci.clone(), result: r.clone() }));
+    if let (Some(finished), None) = (run.finished, &run.failure) {
+        return CaseResult { case: ci, ..finished };
+    }
+    let mut checks = run.checks;
+    let done = checks.len();
+    checks.extend(unfinished(case, done, run.failure.as_deref().unwrap_or("the case's process reported nothing")));
+    CaseResult::new(ci, checks)
+}
+
+/// Child side of isolation: runs the case with plan index `index` and prints its events
+/// behind [`isolate::MARKER`]; returns the exit code, as `tensile run` would give it for that
+/// one case.
+pub fn run_child(plan: &Plan, index: usize, options: &RunOptions) -> u8 {
+    let Some(case) = plan.cases.iter().find(|c| c.index == index) else {
+        eprintln!("error: the plan has no case {index}");
+        return crate::exit::USAGE;
+    };
+    let options = RunOptions { isolate: None, timeout: None, ..options.clone() };
+    let mut out = ChildReporter;
+    let result = run_case(case, &options, &mut [&mut out]);
+    out.on_event(&Event::CaseFinished(result.clone()));
+    if interrupt::requested() {
+        crate::exit::INTERRUPTED
+    } else if result.passed {
+        crate::exit::OK
+    } else {
+        crate::exit::FAILED
+    }
 }
 
 /// The case's checks in order on this thread, stopping after the check during which a stop

@@ -18,6 +18,8 @@
 pub const MAX_DIM: usize = 1 << 24;
 /// Most sequence lengths in one sweep: a sweep times every length several times over.
 pub const MAX_SWEEP_LENGTHS: usize = 64;
+/// Largest cache-flush buffer, in MiB: 64 GiB, far above any cache it is meant to evict.
+pub const MAX_FLUSH_MIB: usize = 1 << 16;
 /// Most dimensions of an input shape.
 pub const MAX_RANK: usize = 8;
 

@@ -196,8 +196,12 @@ fn table(cases: &[CaseResult]) -> String {
     for (c, row) in cases.iter().zip(&rows) {
         // `~` only when every failure of the case is flaky: one steady failure makes it ✗.
         let flaky = c.checks.iter().any(|r| r.status() == crate::event::Status::Flaky) && !c.checks.iter().any(|r| r.status() == crate::event::Status::Failed);
+        // A case whose every check skipped verified nothing: `-`, not ✓.
+        let all_skipped = !c.checks.is_empty() && c.checks.iter().all(|r| r.status() == crate::event::Status::Skipped);
         text.push_str(&line(
-            if c.passed {
+            if all_skipped {
+                "-"
+            } else if c.passed {
                 "✓"
             } else if flaky {
                 "~"
