@@ -224,32 +224,44 @@ fn a_case_over_its_timeout_fails_and_the_run_goes_on() {
 #[cfg(unix)]
 #[test]
 fn an_interrupted_run_writes_complete_reports_marked_interrupted() {
+    interrupt(false);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupted_isolated_run_stops_its_child_and_writes_reports() {
+    interrupt(true);
+}
+
+/// Starts a run of six cases, sends SIGINT once the first has finished, and checks the exit
+/// code and every report.
+#[cfg(unix)]
+fn interrupt(isolate: bool) {
     let dir = tempfile::tempdir().unwrap();
     let cases: String = (0..6).map(|i| good(&format!("c{i}")).replace("[\"correctness\"]", "[\"correctness\", \"performance\"]")).collect();
     let spec = write(dir.path(), "many.toml", &cases);
     let [report, junit, html, md, events] = ["r.json", "r.xml", "r.html", "r.md", "e.jsonl"].map(|n| dir.path().join(n));
     std::fs::write(&report, "{\"stale\": true}").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tensile"))
-        .args([
-            "run",
-            "--spec",
-            s(&spec),
-            "--no-progress",
-            "--report-json",
-            s(&report),
-            "--junit",
-            s(&junit),
-            "--html",
-            s(&html),
-            "--markdown",
-            s(&md),
-            "--events",
-            s(&events),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut args = vec![
+        "run",
+        "--spec",
+        s(&spec),
+        "--no-progress",
+        "--report-json",
+        s(&report),
+        "--junit",
+        s(&junit),
+        "--html",
+        s(&html),
+        "--markdown",
+        s(&md),
+        "--events",
+        s(&events),
+    ];
+    if isolate {
+        args.push("--isolate");
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tensile")).args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     // Interrupt once the first case has finished (the event log says so).
     let start = Instant::now();
     while std::fs::read_to_string(&events).map_or(0, |t| t.lines().count()) < 2 {
