@@ -64,8 +64,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line, as promised for every usage or file error.
+/// The error and its causes on one line, as promised for every usage or file error. It can
+/// quote a path or a spec value, so control and bidirectional characters are shown escaped
+/// rather than sent to the terminal.
 fn one_line(err: &anyhow::Error) -> String {
     let text = format!("{err:#}");
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    let line = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    tensile::report::escape::visible_line(&line).into_owned()
 }

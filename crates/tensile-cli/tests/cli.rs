@@ -458,3 +458,30 @@ fn bad_spec_files_exit_2_naming_file_line_and_field() {
     let o = tensile(&["run"]);
     assert_eq!(o.status.code(), Some(2), "--model or --spec is required");
 }
+
+#[test]
+fn spec_errors_name_the_field_and_print_no_raw_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let head = "[[test]]\nname = \"a\"\nmodule = \"llama.rms_norm\"\nconfig = { hidden_size = 64, rms_norm_eps = 1e-5 }\n";
+    let cases = [
+        (format!("{head}input_shape = [1, 8.0, 64]\n"), ":5:19: field `input_shape`: invalid type: floating point `8.0`"),
+        (
+            "[[test]]\nname = \"a\"\nmodule = \"llama.rms_norm\"\nconfig = { hidden_size = 64, rms_norm_eps = nan }\n".to_string(),
+            ":4:45: field `config.rms_norm_eps`: must be finite",
+        ),
+        (head.replacen("[[test]]", "[test]", 1), "write `[[test]]`"),
+        (format!("{head}dtype = [\"f32\", \"f32\"]\n"), "field `dtype`: f32 is listed twice"),
+        (format!("{head}device = [\"cpu\", \"cpu\"]\n"), "field `device`: `cpu` is listed twice"),
+        (head.replace("name = \"a\"", "name = \"a\\u001b[2J\\u202Eb\""), "field `name`: contains the control or bidirectional character `\\u{1b}`"),
+    ];
+    for (text, mentions) in cases {
+        std::fs::write(&path, &text).unwrap();
+        let o = tensile(&["run", "--spec", path.to_str().unwrap()]);
+        assert_usage_error(&o, mentions);
+        assert!(!stderr(&o).chars().any(|c| c.is_control() && c != '\n'), "raw control character: {:?}", stderr(&o));
+    }
+    // A path is printed escaped too.
+    let o = tensile(&["run", "--spec", "/nonexistent/\u{1b}[2Jspec\u{7}.toml"]);
+    assert_usage_error(&o, "/nonexistent/\\u{1b}[2Jspec\\u{7}.toml");
+}

@@ -50,6 +50,7 @@ pub mod specfile;
 pub mod stats;
 pub mod suite;
 mod tolerance;
+mod toml_fields;
 pub mod validate;
 
 pub use error::{Error, Result};

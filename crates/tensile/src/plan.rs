@@ -79,6 +79,40 @@ fn check_target(name: &str, field: &str, t: &Option<Target>, seq_len: usize) -> 
     Ok(())
 }
 
+/// Rejects names with control or bidirectional characters: a name is printed to terminals and
+/// written into reports and file names, where such a character would act (recolour, move the
+/// cursor, reorder text) instead of showing. The error shows it escaped, never raw.
+fn check_name(name: &str) -> Result<()> {
+    use crate::report::escape::{forbidden_in_name, visible_line};
+    match name.chars().find(|&c| forbidden_in_name(c)) {
+        Some(c) => Err(invalid(
+            &visible_line(name),
+            "name",
+            format!("contains the control or bidirectional character `{}`; names must be printable text", c.escape_unicode()),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Rejects a dtype or device listed twice (`cuda` and `cuda:0` are one device): the same case
+/// would run twice under one name, and its results would collide in every report.
+fn no_duplicates(name: &str, dtypes: &[DType], devices: &[String]) -> Result<()> {
+    for (i, d) in dtypes.iter().enumerate() {
+        if dtypes[..i].contains(d) {
+            return Err(invalid(name, "dtype", format!("{} is listed twice", dtype_name(*d))));
+        }
+    }
+    let parsed: Vec<Option<DeviceSpec>> = devices.iter().map(|d| d.parse().ok()).collect();
+    for (i, d) in parsed.iter().enumerate() {
+        if let Some(j) = (0..i).find(|&j| d.is_some() && parsed[j] == *d) {
+            let (first, again) = (&devices[j], &devices[i]);
+            let what = if first == again { format!("`{again}` is listed twice") } else { format!("`{again}` is the same device as `{first}`") };
+            return Err(invalid(name, "device", what));
+        }
+    }
+    Ok(())
+}
+
 /// Resolves the input shape of `test` under `settings`.
 fn input_shape(test: &ModuleTest, settings: &Settings) -> Result<Vec<usize>> {
     let name = &test.name;
@@ -166,6 +200,7 @@ impl Plan {
             if test.name.trim().is_empty() {
                 return Err(invalid("<unnamed>", "name", "must not be empty"));
             }
+            check_name(&test.name)?;
             if !seen.insert(test.name.clone()) {
                 return Err(invalid(&test.name, "name", "declared twice; module test names must be unique"));
             }
@@ -191,11 +226,12 @@ impl Plan {
                 return Err(invalid(&test.name, "dtype", "no dtype to run in"));
             }
             if let Some(d) = devices.iter().find(|d| d.parse::<DeviceSpec>().is_err()) {
-                return Err(invalid(&test.name, "device", format!("`{d}` is not cpu, cuda or cuda:N")));
+                return Err(invalid(&test.name, "device", format!("`{}` is not cpu, cuda or cuda:N", crate::report::escape::visible_line(d))));
             }
             if devices.is_empty() {
                 return Err(invalid(&test.name, "device", "no device to run on"));
             }
+            no_duplicates(&test.name, &dtypes, &devices)?;
             let spec = Arc::new(test.spec.clone());
             for device in &devices {
                 for &dtype in &dtypes {

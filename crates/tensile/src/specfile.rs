@@ -23,8 +23,10 @@ use crate::error::{Error, Result};
 use crate::lazy::LazyBlock;
 use crate::module::ModuleUnderTest;
 use crate::plan::{Plan, Settings};
+use crate::report::escape::{visible, visible_line};
 use crate::spec::{Check, ModuleTest, Scaling, Spec, Target, Targets};
 use crate::tolerance::Tolerance;
+use crate::toml_fields::{array_of_tables, to_json, ConfigValue, ExponentEntry, FullTolerance, OneOrMany, ScalingEntry, ToleranceEntry};
 use candle_core::DType;
 use serde::Deserialize;
 use std::ops::Range;
@@ -36,31 +38,8 @@ use toml::Spanned;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "array_of_tables")]
     test: Vec<Spanned<Entry>>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ToleranceEntry {
-    Uniform(f64),
-    Full { atol: Option<f64>, rtol: Option<f64>, min_pcc: Option<f64>, min_cosine: Option<f64> },
 }
 
 #[derive(Deserialize)]
@@ -74,18 +53,11 @@ struct Performance {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum ScalingEntry {
-    Named(String),
-    Exponent { exponent: f64, tolerance: Option<f64> },
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Entry {
     name: Spanned<String>,
     module: Spanned<String>,
-    config: Option<Spanned<toml::Table>>,
+    config: Option<Spanned<ConfigValue>>,
     input_shape: Option<Spanned<Vec<i64>>>,
     dtype: Option<Spanned<OneOrMany>>,
     device: Option<Spanned<OneOrMany>>,
@@ -106,11 +78,17 @@ struct Locator<'a> {
 }
 
 impl Locator<'_> {
+    /// The error at `span`. The message is passed through [`visible`]: it quotes the file, and
+    /// a control character in it must not reach the terminal that prints the error.
     fn err(&self, span: Range<usize>, message: impl Into<String>) -> Error {
-        let upto = &self.text[..span.start.min(self.text.len())];
+        let mut start = span.start.min(self.text.len());
+        while !self.text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let upto = &self.text[..start];
         let line = upto.matches('\n').count() + 1;
         let col = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Error::SpecFile { path: self.path.to_path_buf(), line, col, message: message.into() }
+        Error::SpecFile { path: self.path.to_path_buf(), line, col, message: visible(&message.into()).into_owned() }
     }
 
     fn field<T>(&self, s: &Spanned<T>, field: &str, reason: impl std::fmt::Display) -> Error {
@@ -132,7 +110,15 @@ pub fn load(path: &Path) -> Result<Vec<ModuleTest>> {
 /// Parses spec-file text; `path` names the file in errors and anchors relative references.
 pub fn parse(text: &str, path: &Path) -> Result<Vec<ModuleTest>> {
     let loc = Locator { path, text };
-    let file: File = toml::from_str(text).map_err(|e| loc.err(e.span().unwrap_or(0..0), e.message().trim().to_string()))?;
+    let toml_error = |e: toml::de::Error, field: String| {
+        let message = e.message().trim();
+        loc.err(e.span().unwrap_or(0..0), if field.is_empty() { message.to_string() } else { format!("field `{field}`: {message}") })
+    };
+    let document = toml::Deserializer::parse(text).map_err(|e| toml_error(e, String::new()))?;
+    let file: File = serde_path_to_error::deserialize(document).map_err(|e| {
+        let field = field_path(e.path());
+        toml_error(e.into_inner(), field)
+    })?;
     if file.test.is_empty() {
         return Err(loc.err(0..0, "no [[test]] entries"));
     }
@@ -143,7 +129,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<ModuleTest>> {
         let test = lower(&loc, &base, entry.into_inner())?;
         // Validate now, so plan errors also point into the file.
         if let Err(Error::Spec { field, reason, .. }) = Plan::new(std::slice::from_ref(&test), &Settings::default()) {
-            return Err(loc.err(span, format!("test `{}`: field `{field}`: {reason}", test.name)));
+            return Err(loc.err(span, format!("test `{}`: field `{field}`: {reason}", visible_line(&test.name))));
         }
         if tests.iter().any(|t: &ModuleTest| t.name == test.name) {
             return Err(loc.err(span, format!("test `{}` is declared twice", test.name)));
@@ -153,13 +139,33 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<ModuleTest>> {
     Ok(tests)
 }
 
+/// The dotted name of the field a deserialization error is about, within its `[[test]]`
+/// entry (`input_shape`, `tolerance.atol`): the line and column already say which entry and
+/// which element. toml's span wrappers add private keys, which are left out.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let keys: Vec<&str> = path
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Map { key } if !key.starts_with("$__") => Some(key.as_str()),
+            Segment::Enum { variant } => Some(variant.as_str()),
+            _ => None,
+        })
+        .collect();
+    match keys.as_slice() {
+        ["test", rest @ ..] if !rest.is_empty() => rest.join("."),
+        all => all.join("."),
+    }
+}
+
 fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
     let kind: BlockKind = e.module.get_ref().parse().map_err(|err| loc.field(&e.module, "module", err))?;
     if !kind.buildable() {
         return Err(loc.field(&e.module, "module", tensile_nn::Error::NotBuildable { kind }));
     }
     let config = match &e.config {
-        Some(c) => serde_json::to_value(c.get_ref()).map_err(|err| loc.field(c, "config", err))?,
+        Some(c) if !matches!(c.get_ref(), ConfigValue::Table(_)) => return Err(loc.field(c, "config", "must be a table of config.json fields")),
+        Some(c) => to_json(c, "config").map_err(|err| loc.err(err.span, format!("field `{}`: {}", err.path, err.reason)))?,
         None => serde_json::json!({}),
     };
     let seed = e.seed.unwrap_or(0);
@@ -175,16 +181,16 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
         spec.input_shape(positive(loc, s, "input_shape")?);
     }
     if let Some(d) = &e.dtype {
-        let dtypes = d.get_ref().clone().into_vec().iter().map(|n| parse_dtype(n).map_err(|err| loc.field(d, "dtype", err))).collect::<Result<Vec<_>>>()?;
+        let dtypes = d.get_ref().0.iter().map(|n| parse_dtype(n).map_err(|err| loc.field(d, "dtype", err))).collect::<Result<Vec<_>>>()?;
         spec.dtypes(dtypes);
     }
     if let Some(d) = e.device {
-        spec.devices(d.into_inner().into_vec());
+        spec.devices(d.into_inner().0);
     }
     if let Some(t) = &e.tolerance {
         spec.tolerance(match t.get_ref() {
             ToleranceEntry::Uniform(v) => Tolerance::from(*v),
-            ToleranceEntry::Full { atol, rtol, min_pcc, min_cosine } => {
+            ToleranceEntry::Full(FullTolerance { atol, rtol, min_pcc, min_cosine }) => {
                 // Unset thresholds take the first dtype's defaults.
                 let d = Tolerance::for_dtype(spec.dtypes.first().copied().unwrap_or(DType::F32));
                 Tolerance {
@@ -215,7 +221,7 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
     if let Some(s) = &e.expect_scaling {
         spec.expect_scaling(match s.get_ref() {
             ScalingEntry::Named(n) => n.parse().map_err(|err| loc.field(s, "expect_scaling", err))?,
-            ScalingEntry::Exponent { exponent, tolerance } => {
+            ScalingEntry::Exponent(ExponentEntry { exponent, tolerance }) => {
                 Scaling::Exponent { value: *exponent, tolerance: tolerance.unwrap_or(Scaling::DEFAULT_TOLERANCE) }
             }
         });
@@ -310,10 +316,130 @@ checks = ["correctness", "gradients"]
         assert!(err("[[test]\n").contains(":1:"));
     }
 
+    /// The head of a valid MLP test, to which each case appends one line.
+    const HEAD: &str = "[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\nconfig = { hidden_size = 64, intermediate_size = 128 }\n";
+
+    #[test]
+    fn type_errors_name_their_field() {
+        let e = err(&format!("{HEAD}input_shape = [1, 8.0, 64]\n"));
+        assert!(e.contains(":5:19:") && e.contains("field `input_shape`: invalid type: floating point `8.0`"), "{e}");
+        let e = err(&format!("{HEAD}tolerance = {{ atol = \"small\" }}\n"));
+        assert!(e.contains(":5:22:") && e.contains("field `tolerance.atol`: invalid type: string"), "{e}");
+        let e = err(&format!("{HEAD}tolerance = {{ atoll = 1e-3 }}\n"));
+        assert!(e.contains(":5:15:") && e.contains("unknown field `atoll`"), "{e}");
+        let e = err(&format!("{HEAD}tolerance = \"tight\"\n"));
+        assert!(e.contains("field `tolerance`: invalid type: string \"tight\", expected a number or a table"), "{e}");
+        let e = err(&format!("{HEAD}dtype = 3\n"));
+        assert!(e.contains(":5:9:") && e.contains("field `dtype`: invalid type: integer `3`, expected a name or a list of names"), "{e}");
+        let e = err(&format!("{HEAD}device = [\"cpu\", 0]\n"));
+        assert!(e.contains(":5:18:") && e.contains("field `device`: invalid type: integer `0`, expected a string"), "{e}");
+        let e = err(&format!("{HEAD}expect_scaling = {{ exponent = \"one\" }}\nseq_lengths = [8, 16]\n"));
+        assert!(e.contains("field `expect_scaling.exponent`"), "{e}");
+        let e = err(&format!("{HEAD}seed = -1\n"));
+        assert!(e.contains(":5:8:") && e.contains("field `seed`"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\nconfig = 64\n");
+        assert!(e.contains(":4:10:") && e.contains("field `config`: must be a table"), "{e}");
+    }
+
+    #[test]
+    fn a_single_test_table_says_to_write_an_array_of_tables() {
+        let e = err("[test]\nname = \"a\"\nmodule = \"llama.mlp\"\n");
+        assert!(e.contains("x.toml:1:1:") && e.contains("field `test`") && e.contains("write `[[test]]`"), "{e}");
+    }
+
+    #[test]
+    fn non_finite_config_values_are_named_at_their_place() {
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.rms_norm\"\nconfig = { hidden_size = 64, rms_norm_eps = nan }\n");
+        assert!(e.contains(":4:45:") && e.contains("field `config.rms_norm_eps`: must be finite"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.rms_norm\"\n\n[test.config]\nhidden_size = 64\nrms_norm_eps = -inf\n");
+        assert!(e.contains(":7:16:") && e.contains("field `config.rms_norm_eps`: must be finite"), "{e}");
+        let e = err(
+            "[[test]]\nname = \"a\"\nmodule = \"llama.attention\"\nconfig = { hidden_size = 64, num_attention_heads = 4, rope_scaling = { factor = inf } }\n",
+        );
+        assert!(e.contains("field `config.rope_scaling.factor`: must be finite"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.rms_norm\"\nconfig = { hidden_size = 64, eps = [1.0, nan] }\n");
+        assert!(e.contains("field `config.eps[1]`: must be finite"), "{e}");
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.rms_norm\"\nconfig = { hidden_size = 64, when = 1979-05-27 }\n");
+        assert!(e.contains("field `config.when`") && e.contains("date"), "{e}");
+        // Finite values, integers among them, still reach the block.
+        let t = parse("[[test]]\nname = \"a\"\nmodule = \"llama.rms_norm\"\nconfig = { hidden_size = 64, rms_norm_eps = 1e-5 }\n", Path::new("x.toml"));
+        assert_eq!(t.unwrap()[0].module.dims().into_iter().find(|(k, _)| *k == "hidden_size").map(|(_, v)| v), Some(64));
+    }
+
+    #[test]
+    fn repeated_dtypes_and_devices_are_spec_errors() {
+        let e = err(&format!("{HEAD}dtype = [\"f32\", \"bf16\", \"f32\"]\n"));
+        assert!(e.contains(":1:1:") && e.contains("field `dtype`: f32 is listed twice"), "{e}");
+        let e = err(&format!("{HEAD}device = [\"cpu\", \"cpu\"]\n"));
+        assert!(e.contains("field `device`: `cpu` is listed twice"), "{e}");
+        let e = err(&format!("{HEAD}device = [\"cuda\", \"cuda:0\"]\n"));
+        assert!(e.contains("field `device`: `cuda:0` is the same device as `cuda`"), "{e}");
+        assert!(parse(&format!("{HEAD}device = [\"cpu\", \"cuda:1\"]\ndtype = [\"f32\", \"bf16\"]\n"), Path::new("x.toml")).is_ok());
+    }
+
+    #[test]
+    fn names_with_control_or_bidi_characters_are_rejected_and_shown_escaped() {
+        for (written, shown) in [("\\u001b[2J", "\\u{1b}"), ("\\u0007", "\\u{7}"), ("\\u0000", "\\u{0}"), ("\\u202E", "\\u{202e}"), ("\\t", "\\u{9}")] {
+            let e = err(&format!("[[test]]\nname = \"bad{written}name\"\nmodule = \"llama.mlp\"\nconfig = {{ hidden_size = 64 }}\n"));
+            assert!(e.contains("field `name`") && e.contains(&format!("character `{shown}`")), "{e}");
+            assert!(!e.chars().any(crate::report::escape::forbidden_in_name), "raw control character in {e:?}");
+        }
+        // A control character in another field is escaped in the error too.
+        let e = err("[[test]]\nname = \"a\"\nmodule = \"llama.\\u001b[31mmlp\"\n");
+        assert!(e.contains("\\u{1b}[31m") && !e.contains('\u{1b}'), "{e:?}");
+    }
+
+    /// `prefix:LINE:COL: ` at the start of `message`, with positive numbers.
+    fn names_a_line(message: &str, prefix: &str) -> bool {
+        let Some(rest) = message.strip_prefix(prefix) else { return false };
+        let mut parts = rest.splitn(3, ':');
+        let number = |p: Option<&str>| p.and_then(|p| p.parse::<usize>().ok()).is_some_and(|n| n > 0);
+        number(parts.next()) && number(parts.next()) && parts.next().is_some_and(|r| r.starts_with(' '))
+    }
+
+    /// Lines that make spec files, good and bad, for the property test.
+    const FRAGMENTS: &[&str] = &[
+        "[[test]]",
+        "[test]",
+        "[test.config]",
+        "name = \"a\"",
+        "name = \"b\\u001b\"",
+        "module = \"llama.mlp\"",
+        "module = \"llama.rms_norm\"",
+        "config = { hidden_size = 8, intermediate_size = 16 }",
+        "config = { hidden_size = 8, rms_norm_eps = nan }",
+        "hidden_size = 8",
+        "rms_norm_eps = inf",
+        "input_shape = [1, 8.0, 8]",
+        "input_shape = [1, 2, 8]",
+        "dtype = [\"f32\", \"f32\"]",
+        "dtype = \"bf16\"",
+        "device = [\"cpu\", 1]",
+        "tolerance = { atol = 1e-3, rtol = \"x\" }",
+        "tolerance = 1e-3",
+        "seq_lengths = [2, 4]",
+        "expect_scaling = { exponent = 1.0 }",
+        "checks = [\"correctness\"]",
+        "seed = -3",
+        "colour = 3",
+    ];
+
     proptest! {
         #[test]
         fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
-            let _ = parse(&text, Path::new("fuzz.toml"));
+            if let Err(e) = parse(&text, Path::new("fuzz.toml")) {
+                let e = e.to_string();
+                prop_assert!(names_a_line(&e, "failed to load spec at fuzz.toml:"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn every_error_names_a_line(lines in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..12)) {
+            if let Err(e) = parse(&lines.join("\n"), Path::new("gen.toml")) {
+                let e = e.to_string();
+                prop_assert!(names_a_line(&e, "failed to load spec at gen.toml:"), "{}", e);
+                prop_assert!(!e.chars().any(|c| c.is_control()), "{:?}", e);
+            }
         }
 
         #[test]

@@ -247,12 +247,12 @@ fn junit_report_has_one_testcase_per_check_and_failures_carry_targets() {
 fn junit_escapes_names_and_messages() {
     let name = "a<b & \"c\"";
     let error = "x < y && 'z' > \"w\"\u{1}\u{1b}[0m\nsecond line ]]>";
-    let kept = "x < y && 'z' > \"w\"[0m\nsecond line ]]>";
+    let kept = "x < y && 'z' > \"w\"\\u{1}\\u{1b}[0m\nsecond line ]]>";
     let mut check = fixture::result(Check::Correctness, &[("max_abs", f64::NEG_INFINITY)], &[error]);
     check.outcome.notes.push("tab\there\r\nand <![CDATA[ not cdata ]]>".into());
     let case = CaseResult { case: fixture::info(0, name, "llama.mlp", "f32", "cpu"), passed: false, checks: vec![check] };
     let xml = render(&run_of(vec![case]));
-    assert!(!xml.contains('\u{1}') && !xml.contains('\u{1b}'), "control characters must be dropped");
+    assert!(!xml.contains('\u{1}') && !xml.contains('\u{1b}'), "control characters are written as escapes");
     assert_valid(&xml);
 
     let root = parse(&xml);
@@ -266,7 +266,7 @@ fn junit_escapes_names_and_messages() {
     assert!(failure.text.starts_with(&format!("{kept}\n")), "{}", failure.text);
     assert!(failure.text.contains("max_abs = -inf\n"), "{}", failure.text);
     let out = &testcase.child("system-out").unwrap().text;
-    assert_eq!(out, "note: tab\there\r\nand <![CDATA[ not cdata ]]>\n");
+    assert_eq!(out, "note: tab\there\\u{d}\nand <![CDATA[ not cdata ]]>\n");
 }
 
 #[test]

@@ -112,3 +112,52 @@ fn presets_build_valid_plans() {
     }
     assert!(tensile::presets::find("gpt5").err().unwrap().to_string().contains("tiny-llama"));
 }
+
+#[test]
+fn names_with_control_or_bidi_characters_are_spec_errors_shown_escaped() {
+    let model = layer(0);
+    for (bad, shown) in
+        [("red\u{1b}[31m", "`\\u{1b}`"), ("bell\u{7}", "`\\u{7}`"), ("nul\u{0}", "`\\u{0}`"), ("rtl\u{202e}txt", "`\\u{202e}`"), ("iso\u{2066}", "`\\u{2066}`")]
+    {
+        let mut suite = Suite::new(&model);
+        suite.test(model.mlp()).name(bad);
+        let e = suite.plan().err().expect("rejected").to_string();
+        assert!(e.contains("field `name`") && e.contains(shown), "{e}");
+        assert!(!e.chars().any(|c| c.is_control() || tensile::report::escape::is_bidi_control(c)), "raw character in {e:?}");
+    }
+    let mut suite = Suite::new(&model);
+    suite.test(model.mlp()).name("plain name: ünïcode ✓");
+    assert!(suite.plan().is_ok());
+}
+
+#[test]
+fn a_dtype_or_device_listed_twice_is_a_spec_error() {
+    let model = layer(0);
+    let plan_error = |f: &dyn Fn(&mut tensile::Spec)| {
+        let mut suite = Suite::new(&model);
+        f(suite.test(model.mlp()).name("mlp"));
+        suite.plan().err().expect("rejected").to_string()
+    };
+    assert_eq!(
+        plan_error(&|s| {
+            s.dtypes([DType::F32, DType::BF16, DType::F32]);
+        }),
+        "spec `mlp`: field `dtype`: f32 is listed twice"
+    );
+    assert_eq!(
+        plan_error(&|s| {
+            s.devices(["cpu", "cpu"]);
+        }),
+        "spec `mlp`: field `device`: `cpu` is listed twice"
+    );
+    assert_eq!(
+        plan_error(&|s| {
+            s.devices(["cuda", "cuda:0"]);
+        }),
+        "spec `mlp`: field `device`: `cuda:0` is the same device as `cuda`"
+    );
+    // An override from the command line is held to the same rule.
+    let mut suite = Suite::new(&model).settings(tensile::Settings { dtypes: Some(vec![DType::F16, DType::F16]), ..Default::default() });
+    suite.test(model.mlp()).name("mlp");
+    assert!(suite.plan().err().expect("rejected").to_string().contains("f16 is listed twice"));
+}

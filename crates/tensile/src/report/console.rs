@@ -5,6 +5,7 @@
 //! wall time printed is the run's own `elapsed_s` in the summary line, which
 //! [`ConsoleReporter::with_timings`] can turn off so that snapshots stay stable.
 
+use super::escape::{visible, visible_line};
 use super::text::{corr, num};
 use crate::event::{CaseResult, CheckResult, Event, Reporter};
 use crate::keys::Metric;
@@ -174,7 +175,8 @@ fn table(cases: &[CaseResult]) -> String {
         .iter()
         .map(|c| {
             let shape = format!("{:?}", c.case.input_shape).replace(' ', "");
-            [c.case.name.clone(), c.case.module.clone(), c.case.dtype.clone(), c.case.device.clone(), shape, key_metrics(c)]
+            let cell = |s: &str| visible_line(s).into_owned();
+            [cell(&c.case.name), cell(&c.case.module), cell(&c.case.dtype), cell(&c.case.device), shape, key_metrics(c)]
         })
         .collect();
     let mut widths = HEADER.map(|h| h.chars().count());
@@ -240,7 +242,7 @@ fn check_marks(case: &CaseResult) -> String {
 fn details(cases: &[CaseResult]) -> String {
     let mut out = String::new();
     for c in cases {
-        let who = format!("{} [{}/{}]", c.case.name, c.case.dtype, c.case.device);
+        let who = who(&c.case);
         for r in &c.checks {
             detail_lines(&mut out, &who, r);
         }
@@ -248,9 +250,14 @@ fn details(cases: &[CaseResult]) -> String {
     out
 }
 
+/// `name [dtype/device]`, on one line and with nothing in it that a terminal would act on.
+fn who(case: &crate::event::CaseInfo) -> String {
+    visible_line(&format!("{} [{}/{}]", case.name, case.dtype, case.device)).into_owned()
+}
+
 fn detail_lines(out: &mut String, who: &str, r: &CheckResult) {
     for e in &r.outcome.errors {
-        out.push_str(&format!("  ✗ {who} {}: {e}\n", r.check));
+        out.push_str(&format!("  ✗ {who} {}: {}\n", r.check, visible(e)));
     }
     // A failed check must show up even when it gave no reason, or the ✗ in the table would be
     // unexplained.
@@ -258,10 +265,10 @@ fn detail_lines(out: &mut String, who: &str, r: &CheckResult) {
         out.push_str(&format!("  ✗ {who} {}: failed without a reason\n", r.check));
     }
     for n in &r.outcome.notes {
-        out.push_str(&format!("  note: {who} {}: {n}\n", r.check));
+        out.push_str(&format!("  note: {who} {}: {}\n", r.check, visible(n)));
     }
     if let Some(why) = &r.outcome.skipped {
-        out.push_str(&format!("  - {who} {} skipped: {why}\n", r.check));
+        out.push_str(&format!("  - {who} {} skipped: {}\n", r.check, visible(why)));
     }
 }
 
@@ -280,13 +287,13 @@ impl Reporter for ConsoleReporter {
             }
             Event::CaseStarted(case) => {
                 if let Some(bar) = &self.bar {
-                    bar.set_message(format!("{} [{}/{}]", case.name, case.dtype, case.device));
+                    bar.set_message(who(case));
                 }
             }
             Event::CheckFinished { case, result } => {
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
-                    bar.set_message(format!("{} [{}/{}] {}", case.name, case.dtype, case.device, result.check));
+                    bar.set_message(format!("{} {}", who(case), result.check));
                 }
             }
             Event::CaseFinished(case) => self.cases.push(case.clone()),

@@ -6,6 +6,7 @@
 //! compared, since the report lists those per kind. The presets' module tests arrive as data
 //! (built by the caller, with zero weights), so reporting never reaches up to the front-ends.
 
+use super::escape::visible_line;
 use crate::coverage::{Coverage, Uncovered, COLUMNS};
 use crate::plan::Plan;
 use crate::spec::ModuleTest;
@@ -32,12 +33,13 @@ pub fn against_presets<'a>(mut coverage: Coverage, plan: &Plan, presets: impl In
 /// A plain-text table of the kinds, then the uncovered preset modules.
 pub fn to_text(coverage: &Coverage) -> String {
     let header = ["kind", "cases", "dtypes", "devices", "hidden", "heads", "kv heads", "intermediate", "seq len"];
-    let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+    let join = |s: &BTreeSet<String>| visible_line(&s.iter().cloned().collect::<Vec<_>>().join(",")).into_owned();
     let rows: Vec<Vec<String>> = coverage
         .kinds
         .iter()
         .map(|k| {
-            let mut row = vec![k.kind.clone(), k.cases.to_string(), join(&k.dtypes), join(&k.devices)];
+            // A custom module names its own kind: shown like any other outside text.
+            let mut row = vec![visible_line(&k.kind).into_owned(), k.cases.to_string(), join(&k.dtypes), join(&k.devices)];
             row.extend(COLUMNS.iter().map(|c| k.range(c)));
             row
         })
@@ -63,7 +65,7 @@ pub fn to_text(coverage: &Coverage) -> String {
             out.push_str(&format!("\n{} preset modules without a spec:\n", coverage.uncovered.len()));
             for u in &coverage.uncovered {
                 let dims: Vec<String> = u.dims.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                out.push_str(&format!("  {}  {}  ({})\n", u.test, u.kind, dims.join(", ")));
+                out.push_str(&format!("  {}  {}  ({})\n", visible_line(&u.test), visible_line(&u.kind), dims.join(", ")));
             }
         }
     }
@@ -123,6 +125,13 @@ mod tests {
         assert!(text.contains("3 preset modules without a spec:") && text.contains("tiny-llama::attention  llama.attention"), "{text}");
         let all = Plan::new(&tiny.module_tests_with(1, 16, Weights::Zeros).unwrap(), &Settings { seq_len: 16, ..Settings::default() }).unwrap();
         assert!(to_text(&against_presets(all.coverage(), &all, zero([tiny]))).contains("every module of tiny-llama has a spec"));
+    }
+
+    #[test]
+    fn a_custom_kind_with_control_characters_is_shown_escaped() {
+        let kind = crate::coverage::KindCoverage { kind: "mine\u{1b}[2J\u{202e}".into(), cases: 1, ..Default::default() };
+        let text = to_text(&Coverage { kinds: vec![kind], ..Default::default() });
+        assert!(text.contains("mine\\u{1b}[2J\\u{202e}") && !text.contains('\u{1b}'), "{text:?}");
     }
 
     #[test]

@@ -302,5 +302,6 @@ mod tests {
         assert_eq!([num(f64::NAN, 3), num(f64::INFINITY, 3), num(f64::NEG_INFINITY, 3)], ["NaN", "inf", "-inf"]);
         assert_eq!((corr(0.9999999), fixed2(1.3), signed_percent(0.128)), ("0.999999".to_string(), "1.30".to_string(), "+12.8%".to_string()));
         assert_eq!(esc("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+        assert_eq!(esc("\u{1b}[1m<b>\u{202e}"), "\\u{1b}[1m&lt;b&gt;\\u{202e}");
     }
 }

@@ -27,9 +27,11 @@
 //! Metric values are printed exactly (the shortest text that reads back as the same `f64`),
 //! in scientific notation only when tiny or huge, and as `NaN`, `inf` or `-inf` when not
 //! finite. Times are fixed-point seconds with millisecond precision, since the schema types
-//! them as decimals (which have no exponent and no NaN). All text is escaped, and characters
-//! that XML 1.0 cannot carry at all (control characters other than tab, newline and carriage
-//! return) are dropped, so any module name or error message gives a well-formed file.
+//! them as decimals (which have no exponent and no NaN). All text is escaped: the markup
+//! characters as entities, and control and bidirectional characters as `\u{..}`
+//! ([`super::escape::visible`]; XML 1.0 cannot carry most control characters at all, and CI
+//! pages would show the rest raw), so any module name or error message gives a well-formed
+//! file that shows what the text holds.
 
 use super::record::{FileReporter, Format, RunRecord};
 use super::text::signed_percent;
@@ -247,9 +249,9 @@ fn xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
 }
 
-/// Escapes element text: the five markup characters become entities, a carriage return a
-/// character reference (a parser would otherwise turn it into a newline), and characters XML
-/// cannot carry are dropped.
+/// Escapes element text: the five markup characters become entities, and control and
+/// bidirectional characters (a carriage return among them, which a parser would turn into a
+/// newline) and anything else XML cannot carry are written as `\u{..}`.
 fn text(s: &str) -> String {
     escape(s, false)
 }
@@ -262,14 +264,14 @@ fn attr(s: &str) -> String {
 
 fn escape(s: &str, attribute: bool) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars().filter(|c| xml_char(*c)) {
+    for c in super::escape::visible(s).chars() {
         match c {
+            c if !xml_char(c) => out.extend(c.escape_unicode()),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            '\r' => out.push_str("&#13;"),
             '\n' if attribute => out.push_str("&#10;"),
             '\t' if attribute => out.push_str("&#9;"),
             c => out.push(c),
@@ -283,11 +285,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup_and_drops_what_xml_cannot_carry() {
+    fn escapes_markup_and_shows_what_xml_cannot_carry() {
         assert_eq!(text("a<b & \"c\" 'd' >"), "a&lt;b &amp; &quot;c&quot; &apos;d&apos; &gt;");
-        assert_eq!(text("bell\u{7}\u{0}\u{1b}[0m done\u{FFFE}"), "bell[0m done");
-        assert_eq!(text("tab\tline\ncr\r"), "tab\tline\ncr&#13;");
-        assert_eq!(attr("tab\tline\ncr\r"), "tab&#9;line&#10;cr&#13;");
+        assert_eq!(text("bell\u{7}\u{0}\u{1b}[0m done\u{FFFE}\u{202e}"), "bell\\u{7}\\u{0}\\u{1b}[0m done\\u{fffe}\\u{202e}");
+        assert_eq!(text("tab\tline\ncr\r"), "tab\tline\ncr\\u{d}");
+        assert_eq!(attr("tab\tline\ncr\r"), "tab&#9;line&#10;cr\\u{d}");
         assert_eq!(text("ünïcode ✓ 𝄞"), "ünïcode ✓ 𝄞");
     }
 

@@ -9,8 +9,10 @@
 //! scrolling stops being read.
 //!
 //! Text from the run (names, errors) is escaped so it cannot break the layout: `|` inside
-//! table cells, `<` everywhere (GitHub would take it for an HTML tag), and newlines in cells.
+//! table cells, `<` everywhere (GitHub would take it for an HTML tag), newlines in cells, and
+//! control and bidirectional characters everywhere ([`super::escape`]).
 
+use super::escape::visible_line;
 use super::record::{FileReporter, Format, RunRecord};
 use super::text::{num, signed_percent};
 use crate::event::{CaseResult, CheckResult, Status};
@@ -187,10 +189,11 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// Text from the run for running text: `<` would open an HTML tag on GitHub, and a newline
-/// would end the paragraph or list item.
+/// Text from the run for running text: `<` would open an HTML tag on GitHub, a newline
+/// would end the paragraph or list item, and control or bidirectional characters are written
+/// as escapes ([`visible_line`]).
 fn inline(s: &str) -> String {
-    s.replace('<', "&lt;").replace(['\r', '\n'], " ")
+    visible_line(&s.replace(['\r', '\n'], " ")).replace('<', "&lt;")
 }
 
 /// Text from the run for a table cell: like [`inline`], and `|` would end the cell.
@@ -220,6 +223,7 @@ mod tests {
     #[test]
     fn cells_cannot_break_the_table() {
         assert_eq!(cell("a | b\nc <br>"), "a \\| b c &lt;br>");
+        assert_eq!(cell("\u{1b}[2J\u{7}|\u{202e}"), "\\u{1b}[2J\\u{7}\\|\\u{202e}");
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("ab", 4), "ab");
         assert_eq!(truncate("ééééé", 5), "ééééé");

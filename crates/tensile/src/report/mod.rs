@@ -1,9 +1,13 @@
 //! Reporters: render events for people (console, HTML, Markdown) and machines (JSON, JUnit).
-//! They never compute results: everything they show arrives in an [`crate::Event`].
+//! They never compute results: everything they show arrives in an [`crate::Event`]. Text that
+//! came from outside (names, messages, paths) is shown through [`escape`], so no control or
+//! bidirectional character reaches a terminal, a page or a CI log raw; the JSON report keeps
+//! the text exact, since JSON's own escapes already keep control characters inert.
 
 mod axis;
 mod console;
 pub mod coverage;
+pub mod escape;
 mod events;
 mod figures;
 mod html;

@@ -52,10 +52,12 @@ mod tests {
     }
 }
 
-/// Escapes text for html content and attribute values.
+/// Escapes text for html content and attribute values: the markup characters become
+/// entities, and control and bidirectional characters are written as `\u{..}`
+/// ([`super::escape::visible`]): a browser would hide them or let them reorder the page's text.
 pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in super::escape::visible(s).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
