@@ -30,6 +30,7 @@ mod block;
 pub mod catalog;
 mod embedding;
 mod error;
+mod files;
 mod gelu_mlp;
 pub mod init;
 mod layer_norm;
