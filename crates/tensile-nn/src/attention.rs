@@ -4,8 +4,8 @@
 use crate::block::{bytes_of, softmax_reference, to_f64_cpu, Block, Child, Cost};
 use crate::catalog::BlockKind;
 use crate::error::config_err;
-use crate::linear::Linear;
 use crate::limits;
+use crate::linear::Linear;
 use crate::rotary::{validate_rope, RopeScaling, RotaryEmbedding};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;

@@ -53,7 +53,8 @@ fn model_err(path: &Path, reason: impl Into<String>) -> Error {
 
 /// Fields every BERT `config.json` written by transformers has; a config without `model_type`
 /// must have them all to be taken for BERT.
-const BERT_FIELDS: [&str; 7] = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings", "type_vocab_size"];
+const BERT_FIELDS: [&str; 7] =
+    ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings", "type_vocab_size"];
 
 /// Reads `config.json` as a BERT config, refusing another architecture by name (`model_type`)
 /// before its fields are misread as BERT's defaults, and invalid numbers by field.

@@ -98,7 +98,10 @@ fn files_that_disagree_name_both_fields_and_files() {
     tiny_bert::write(dir.path(), |_| {});
     tiny_bert::set(dir.path(), "sentence_bert_config.json", "max_seq_length", 512.into());
     let e = load_err(dir.path());
-    assert!(e.contains("sentence_bert_config.json") && e.contains("max_seq_length 512 exceeds max_position_embeddings 16 in") && e.contains("config.json"), "{e}");
+    assert!(
+        e.contains("sentence_bert_config.json") && e.contains("max_seq_length 512 exceeds max_position_embeddings 16 in") && e.contains("config.json"),
+        "{e}"
+    );
 
     tiny_bert::write(dir.path(), |_| {});
     tiny_bert::set(dir.path(), "1_Pooling/config.json", "word_embedding_dimension", 384.into());

@@ -90,7 +90,9 @@ impl GoldenCase {
         // Every error names the file, whichever step it comes from.
         let in_file = |e: Error| match e {
             Error::Candle(e) => Error::Block { context: context.clone(), source: e.into() },
-            e @ Error::ShapeMismatch { .. } => Error::InvalidCase { path: self.path.clone(), reason: format!("the module's output does not fit `output`: {e}") },
+            e @ Error::ShapeMismatch { .. } => {
+                Error::InvalidCase { path: self.path.clone(), reason: format!("the module's output does not fit `output`: {e}") }
+            }
             e => e,
         };
         let input = self.input.to_dtype(dtype).and_then(|t| t.to_device(device)).map_err(|e| in_file(e.into()))?;
@@ -147,7 +149,10 @@ impl CaseHeader {
         file.read_exact(&mut n).map_err(io)?;
         let n = u64::from_le_bytes(n);
         if n > MAX_HEADER_BYTES || n > len - 8 {
-            return Err(invalid(format!("not a safetensors file (header length {n} exceeds the {} bytes after it or the limit of {MAX_HEADER_BYTES})", len - 8)));
+            return Err(invalid(format!(
+                "not a safetensors file (header length {n} exceeds the {} bytes after it or the limit of {MAX_HEADER_BYTES})",
+                len - 8
+            )));
         }
         let mut header = Vec::with_capacity(n as usize);
         file.take(n).read_to_end(&mut header).map_err(io)?;
@@ -224,8 +229,12 @@ mod tests {
     /// for the header, which is all these tests read.
     fn write_case(dir: &Path, name: &str, kind: &str, shape: &[usize]) -> PathBuf {
         let bytes = vec![0u8; shape.iter().product::<usize>() * 4];
-        let views = [("input", TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes).unwrap()), ("output", TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes).unwrap())];
-        let meta = HashMap::from([(CASE_METADATA_KEY.to_string(), format!(r#"{{"module": "{kind}", "config": {{"hidden_size": {}}}}}"#, shape[shape.len() - 1]))]);
+        let views = [
+            ("input", TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes).unwrap()),
+            ("output", TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes).unwrap()),
+        ];
+        let meta =
+            HashMap::from([(CASE_METADATA_KEY.to_string(), format!(r#"{{"module": "{kind}", "config": {{"hidden_size": {}}}}}"#, shape[shape.len() - 1]))]);
         let path = dir.join(name);
         std::fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
         path

@@ -55,7 +55,9 @@ impl BertConfig {
     /// `1..=MAX_DIM`.
     pub fn validate(&self) -> crate::Result<()> {
         self.validate_layer()?;
-        for (field, v) in [("vocab_size", self.vocab_size), ("max_position_embeddings", self.max_position_embeddings), ("type_vocab_size", self.type_vocab_size)] {
+        for (field, v) in
+            [("vocab_size", self.vocab_size), ("max_position_embeddings", self.max_position_embeddings), ("type_vocab_size", self.type_vocab_size)]
+        {
             limits::dim(field, v)?;
         }
         if self.pad_token_id as usize >= self.vocab_size {

@@ -103,10 +103,7 @@ impl LlamaConfig {
         match self.head_dim {
             Some(d) => limits::dim("head_dim", d)?,
             None if self.hidden_size % self.num_attention_heads != 0 => {
-                return Err(config_err(
-                    "num_attention_heads",
-                    format!("{} heads do not divide hidden_size {}", self.num_attention_heads, self.hidden_size),
-                ));
+                return Err(config_err("num_attention_heads", format!("{} heads do not divide hidden_size {}", self.num_attention_heads, self.hidden_size)));
             }
             None => {}
         }
