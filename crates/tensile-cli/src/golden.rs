@@ -24,14 +24,14 @@ pub struct CheckArgs {
     /// Dtype the module runs in: f32, bf16, f16 (or f64).
     #[arg(long, default_value = "f32")]
     dtype: String,
-    /// Absolute tolerance (default: the dtype's).
-    #[arg(long)]
+    /// Absolute tolerance, finite and ≥ 0 (default: the dtype's).
+    #[arg(long, allow_negative_numbers = true)]
     atol: Option<f64>,
-    /// Relative tolerance (default: the dtype's).
-    #[arg(long)]
+    /// Relative tolerance, finite and ≥ 0 (default: the dtype's).
+    #[arg(long, allow_negative_numbers = true)]
     rtol: Option<f64>,
-    /// Minimum Pearson correlation (default: the dtype's).
-    #[arg(long)]
+    /// Minimum Pearson correlation, in [-1, 1] (default: the dtype's).
+    #[arg(long, allow_negative_numbers = true)]
     min_pcc: Option<f64>,
     /// Print one JSON object per case instead of a table.
     #[arg(long)]
@@ -46,6 +46,9 @@ pub fn run(command: GoldenCommand) -> Result<u8> {
     tol.atol = args.atol.unwrap_or(tol.atol);
     tol.rtol = args.rtol.unwrap_or(tol.rtol);
     tol.min_pcc = args.min_pcc.unwrap_or(tol.min_pcc);
+    // The spec parser's rules, so `--atol nan` is a usage error before any file is read, not
+    // a failed (or, for `inf`, a passed) case.
+    tol.validate().map_err(|(field, reason)| tensile::Error::Setting { name: format!("--{}", field.replace('_', "-")), reason })?;
     let mut code = EXIT_OK;
     if !args.json {
         println!("{:<44} {:<20} {:<14} {:>10} {:>10} {:>12} {:>12}  result", "case", "module", "shape", "max_abs", "max_rel", "pcc", "cosine");

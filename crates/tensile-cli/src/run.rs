@@ -60,7 +60,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = tensile::baseline::DEFAULT_DIR)]
     baseline_dir: PathBuf,
     /// Regression threshold in percent.
-    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0, allow_negative_numbers = true)]
     regression_threshold: f64,
     /// Run each check N times on the same input and report failure rates; a check that both
     /// passes and fails is reported flaky.

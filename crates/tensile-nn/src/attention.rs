@@ -4,8 +4,9 @@
 use crate::block::{bytes_of, softmax_reference, to_f64_cpu, Block, Child, Cost};
 use crate::catalog::BlockKind;
 use crate::error::config_err;
+use crate::limits;
 use crate::linear::Linear;
-use crate::rotary::{RopeScaling, RotaryEmbedding};
+use crate::rotary::{validate_rope, RopeScaling, RotaryEmbedding};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -29,10 +30,16 @@ pub struct AttentionConfig {
 }
 
 impl AttentionConfig {
-    /// Checks that the head counts fit together.
+    /// Checks that every size is in `1..=MAX_DIM`, that the head counts fit together and that
+    /// the RoPE numbers give finite frequencies, naming the field at fault.
     pub fn validate(&self) -> crate::Result<()> {
-        if self.num_attention_heads == 0 || self.num_key_value_heads == 0 || self.head_dim == 0 {
-            return Err(config_err("num_attention_heads", "head counts and head_dim must be positive"));
+        for (field, v) in [
+            ("hidden_size", self.hidden_size),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("head_dim", self.head_dim),
+        ] {
+            limits::dim(field, v)?;
         }
         if self.num_attention_heads % self.num_key_value_heads != 0 {
             return Err(config_err(
@@ -43,7 +50,10 @@ impl AttentionConfig {
         if self.rope.is_some() && self.head_dim % 2 != 0 {
             return Err(config_err("head_dim", format!("RoPE needs an even head_dim, got {}", self.head_dim)));
         }
-        Ok(())
+        match &self.rope {
+            Some((theta, scaling)) => validate_rope(*theta, scaling.as_ref()),
+            None => Ok(()),
+        }
     }
 }
 

@@ -94,15 +94,29 @@ impl BlockKind {
         kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
     }
 
+    /// Checks a Hugging Face config for this kind without allocating anything: it parses, and
+    /// every number the kind uses is valid (a norm is not asked about heads it does not have).
+    /// [`Error::NotBuildable`] for a kind outside [`BlockKind::BUILDABLE`].
+    pub fn validate_config(self, config: &serde_json::Value) -> crate::Result<()> {
+        match self {
+            Self::BertLayer => bert_config(config)?.validate_layer(),
+            Self::LlamaAttention => llama_config(config)?.validate_attention(),
+            Self::LlamaMlp => llama_config(config)?.validate_mlp(),
+            Self::LlamaRmsNorm => llama_config(config)?.validate_rms_norm(),
+            Self::LlamaDecoderLayer => llama_config(config)?.validate(),
+            kind => Err(Error::NotBuildable { kind }),
+        }
+    }
+
     /// Builds the block from a Hugging Face config (a JSON object of `config.json` fields) and
-    /// weights named relative to the block; [`Error::NotBuildable`] for a kind outside
-    /// [`BlockKind::BUILDABLE`].
+    /// weights named relative to the block, after [`BlockKind::validate_config`];
+    /// [`Error::NotBuildable`] for a kind outside [`BlockKind::BUILDABLE`].
     pub fn build(self, config: &serde_json::Value, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
+        self.validate_config(config)?;
         Ok(match self {
             Self::BertLayer => Box::new(BertLayer::new(&bert_config(config)?, vb)?),
             Self::LlamaAttention | Self::LlamaMlp | Self::LlamaRmsNorm | Self::LlamaDecoderLayer => {
                 let cfg = llama_config(config)?;
-                cfg.validate()?;
                 match self {
                     Self::LlamaAttention => Box::new(Attention::new(&cfg.attention_config(), vb)?),
                     Self::LlamaMlp => Box::new(SwiGlu::new(cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias, cfg.hidden_act, vb)?),
@@ -188,6 +202,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn each_kind_checks_only_the_fields_it_uses() {
+        let vb = || crate::init::SeededInit::var_builder(0, candle_core::DType::F32, &candle_core::Device::Cpu);
+        // Default heads (32) do not divide 8, but a norm and an MLP have no heads.
+        let narrow = serde_json::json!({"hidden_size": 8, "intermediate_size": 16});
+        for k in [BlockKind::LlamaRmsNorm, BlockKind::LlamaMlp] {
+            assert!(k.validate_config(&narrow).is_ok(), "{k}");
+            assert_eq!(k.build(&narrow, vb()).unwrap().kind(), k);
+        }
+        for k in [BlockKind::LlamaAttention, BlockKind::LlamaDecoderLayer] {
+            let e = k.build(&narrow, vb()).err().unwrap().to_string();
+            assert!(e.contains("32 heads do not divide hidden_size 8"), "{k}: {e}");
+        }
+        // A negative epsilon is a config error for the norm and the layer, not a NaN output.
+        let eps = serde_json::json!({"hidden_size": 8, "intermediate_size": 16, "num_attention_heads": 2, "rms_norm_eps": -1.0});
+        assert!(BlockKind::LlamaMlp.validate_config(&eps).is_ok() && BlockKind::LlamaAttention.validate_config(&eps).is_ok());
+        for k in [BlockKind::LlamaRmsNorm, BlockKind::LlamaDecoderLayer] {
+            let e = k.validate_config(&eps).unwrap_err().to_string();
+            assert!(e.contains("`rms_norm_eps`") && e.contains("got -1"), "{k}: {e}");
+        }
+        let rope = serde_json::json!({"hidden_size": 8, "num_attention_heads": 2, "rope_theta": -1.0});
+        assert!(BlockKind::LlamaAttention.validate_config(&rope).unwrap_err().to_string().contains("`rope_theta`"));
+        let rope = serde_json::json!({"hidden_size": 8, "num_attention_heads": 2, "rope_scaling": {"rope_type": "llama3", "factor": 0.0}});
+        assert!(BlockKind::LlamaDecoderLayer.validate_config(&rope).unwrap_err().to_string().contains("`rope_scaling.factor`"));
+        let bert = serde_json::json!({"hidden_size": 8, "num_attention_heads": 2, "intermediate_size": 16, "layer_norm_eps": 0.0});
+        assert!(BlockKind::BertLayer.build(&bert, vb()).err().unwrap().to_string().contains("`layer_norm_eps`"));
+        // Sizes past the limit are refused before any weight is allocated.
+        let huge = serde_json::json!({"hidden_size": crate::MAX_DIM + 1, "intermediate_size": 16});
+        for k in BlockKind::BUILDABLE {
+            let e = k.build(&huge, vb()).err().unwrap().to_string();
+            assert!(e.contains("`hidden_size`") && e.contains("2^24"), "{k}: {e}");
+        }
+        assert!(matches!(BlockKind::Bert.validate_config(&narrow), Err(Error::NotBuildable { .. })));
     }
 
     #[test]

@@ -34,6 +34,24 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A file named as input cannot be read safely: a directory, a FIFO, a device, or larger
+    /// than such a file can be.
+    #[error("cannot read {path}: {reason}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A model directory's files are readable but do not describe a model this crate can run
+    /// (another architecture, or files that disagree with each other).
+    #[error("{path}: {reason}")]
+    Model {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong, naming the field (and the other file when two disagree).
+        reason: String,
+    },
     /// A JSON file could not be parsed.
     #[error("failed to parse {path}: {source}")]
     Json {

@@ -1,6 +1,8 @@
 //! Rotary position embedding (RoPE), including Llama-3 frequency scaling.
 
 use crate::block::to_f64_cpu;
+use crate::error::config_err;
+use crate::limits;
 use candle_core::{DType, Device, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,31 @@ pub struct RopeScaling {
     /// Context length the model was pre-trained with.
     #[serde(default = "orig_ctx")]
     pub original_max_position_embeddings: usize,
+}
+
+impl RopeScaling {
+    /// Rejects numbers that would turn frequencies into NaN or infinity, naming the field: the
+    /// factor divides frequencies, the frequency factors divide the original context length,
+    /// and their difference divides the interpolation between the two bands.
+    pub fn validate(&self) -> crate::Result<()> {
+        limits::positive("rope_scaling.factor", self.factor)?;
+        limits::positive("rope_scaling.low_freq_factor", self.low_freq_factor)?;
+        limits::positive("rope_scaling.high_freq_factor", self.high_freq_factor)?;
+        if self.high_freq_factor <= self.low_freq_factor {
+            return Err(config_err(
+                "rope_scaling.high_freq_factor",
+                format!("must be greater than low_freq_factor {}, got {}", self.low_freq_factor, self.high_freq_factor),
+            ));
+        }
+        limits::dim("rope_scaling.original_max_position_embeddings", self.original_max_position_embeddings)
+    }
+}
+
+/// Rejects a RoPE base θ that is not a finite number > 0 (its powers would be NaN or infinite)
+/// and invalid scaling, naming the field.
+pub(crate) fn validate_rope(theta: f64, scaling: Option<&RopeScaling>) -> crate::Result<()> {
+    limits::positive("rope_theta", theta)?;
+    scaling.map_or(Ok(()), RopeScaling::validate)
 }
 
 fn one() -> f64 {
@@ -142,6 +169,30 @@ mod tests {
             })
             .unwrap();
         assert!(scaled[mid] < plain[mid] && scaled[mid] > plain[mid] / 8.0);
+    }
+
+    #[test]
+    fn numbers_that_would_give_nan_are_rejected_by_name() {
+        let good = RopeScaling { rope_type: "llama3".into(), factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
+        assert!(validate_rope(500_000.0, Some(&good)).is_ok());
+        for theta in [-1.0, 0.0, f64::NAN, f64::INFINITY] {
+            let e = validate_rope(theta, None).unwrap_err().to_string();
+            assert!(e.contains("`rope_theta`") && e.contains("> 0"), "{e}");
+        }
+        let bad = |edit: fn(&mut RopeScaling)| {
+            let mut s = good.clone();
+            edit(&mut s);
+            validate_rope(10_000.0, Some(&s)).unwrap_err().to_string()
+        };
+        assert!(bad(|s| s.factor = 0.0).contains("`rope_scaling.factor`"));
+        assert!(bad(|s| s.factor = f64::NAN).contains("`rope_scaling.factor`"));
+        assert!(bad(|s| s.low_freq_factor = -1.0).contains("`rope_scaling.low_freq_factor`"));
+        assert!(bad(|s| s.high_freq_factor = f64::INFINITY).contains("`rope_scaling.high_freq_factor`"));
+        let e = bad(|s| s.high_freq_factor = 1.0);
+        assert!(e.contains("`rope_scaling.high_freq_factor`") && e.contains("greater than low_freq_factor 1"), "{e}");
+        assert!(bad(|s| s.original_max_position_embeddings = 0).contains("`rope_scaling.original_max_position_embeddings`"));
+        // The rejected values are exactly those that make a frequency non-finite.
+        assert!(inverse_frequencies(128, 500_000.0, Some(&RopeScaling { factor: 0.0, ..good.clone() })).iter().any(|f| !f.is_finite()));
     }
 
     #[test]

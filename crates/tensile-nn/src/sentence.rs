@@ -7,6 +7,7 @@
 
 use crate::bert::{Bert, BertConfig};
 use crate::error::{Error, Result};
+use crate::files;
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
@@ -25,6 +26,8 @@ pub struct PoolingConfig {
     pub pooling_mode_max_tokens: bool,
     /// Sum over real tokens divided by the square root of their count.
     pub pooling_mode_mean_sqrt_len_tokens: bool,
+    /// Width of the token vectors the pooling expects; must equal the model's `hidden_size`.
+    pub word_embedding_dimension: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,8 +43,37 @@ struct SentenceBertConfig {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    serde_json::from_str(&text).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+    let bytes = files::read(path, files::MAX_JSON_BYTES)?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+}
+
+fn model_err(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Model { path: path.to_path_buf(), reason: reason.into() }
+}
+
+/// Fields every BERT `config.json` written by transformers has; a config without `model_type`
+/// must have them all to be taken for BERT.
+const BERT_FIELDS: [&str; 7] =
+    ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings", "type_vocab_size"];
+
+/// Reads `config.json` as a BERT config, refusing another architecture by name (`model_type`)
+/// before its fields are misread as BERT's defaults, and invalid numbers by field.
+fn bert_config(path: &Path) -> Result<BertConfig> {
+    let json: serde_json::Value = read_json(path)?;
+    let Some(fields) = json.as_object() else { return Err(model_err(path, "not a JSON object")) };
+    match fields.get("model_type") {
+        Some(serde_json::Value::String(t)) if t == "bert" => {}
+        Some(t) => return Err(model_err(path, format!("model_type {t} is not a BERT model; tensile embed runs BERT sentence-transformers models"))),
+        None => {
+            let missing: Vec<&str> = BERT_FIELDS.into_iter().filter(|f| !fields.contains_key(*f)).collect();
+            if !missing.is_empty() {
+                return Err(model_err(path, format!("not a BERT model: no model_type, and no {}", missing.join(", "))));
+            }
+        }
+    }
+    let cfg: BertConfig = serde_json::from_value(json).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+    cfg.validate().map_err(|e| model_err(path, e.to_string()))?;
+    Ok(cfg)
 }
 
 /// A loaded sentence-transformers model.
@@ -54,31 +86,60 @@ pub struct SentenceEmbedder {
 }
 
 impl SentenceEmbedder {
-    /// Loads the model in `dir` onto `device` with parameters in `dtype`.
+    /// Loads the model in `dir` onto `device` with parameters in `dtype`. Every file must be a
+    /// regular file of bounded size, and the files must agree with each other (the pooling
+    /// width with `hidden_size`, `max_seq_length` with the position table); each error names
+    /// the file and the field.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
-        let cfg: BertConfig = read_json(&dir.join("config.json"))?;
+        let config_path = dir.join("config.json");
+        let cfg = bert_config(&config_path)?;
         let modules: Vec<ModuleEntry> = read_json(&dir.join("modules.json"))?;
-        let pooling: PoolingConfig = read_json(&dir.join("1_Pooling").join("config.json"))?;
+        let pooling_path = dir.join("1_Pooling").join("config.json");
+        let pooling: PoolingConfig = read_json(&pooling_path)?;
         if !(pooling.pooling_mode_cls_token || pooling.pooling_mode_mean_tokens || pooling.pooling_mode_max_tokens || pooling.pooling_mode_mean_sqrt_len_tokens)
         {
             return Err(crate::error::config_err("pooling_mode", "1_Pooling/config.json enables no supported pooling mode (cls, mean, max, mean_sqrt_len)"));
         }
+        if let Some(width) = pooling.word_embedding_dimension.filter(|&w| w != cfg.hidden_size) {
+            return Err(model_err(
+                &pooling_path,
+                format!("word_embedding_dimension {width} disagrees with hidden_size {} in {}", cfg.hidden_size, config_path.display()),
+            ));
+        }
         let normalize = modules.iter().any(|m| m.kind.ends_with("Normalize"));
         let st_path = dir.join("sentence_bert_config.json");
-        let max_len = if st_path.exists() { read_json::<SentenceBertConfig>(&st_path)?.max_seq_length } else { None }.unwrap_or(cfg.max_position_embeddings);
+        let max_len = match if st_path.exists() { read_json::<SentenceBertConfig>(&st_path)?.max_seq_length } else { None } {
+            Some(0) => return Err(model_err(&st_path, "max_seq_length must be positive")),
+            // Positions past the table have no embedding: the lookup would fail mid-batch.
+            Some(n) if n > cfg.max_position_embeddings => {
+                return Err(model_err(
+                    &st_path,
+                    format!("max_seq_length {n} exceeds max_position_embeddings {} in {}", cfg.max_position_embeddings, config_path.display()),
+                ));
+            }
+            Some(n) => n,
+            None => cfg.max_position_embeddings,
+        };
 
         let weights_path = dir.join("model.safetensors");
-        let bytes = std::fs::read(&weights_path).map_err(|source| Error::Io { path: weights_path.clone(), source })?;
-        let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, device)?;
+        let in_weights = |e: Error| match e {
+            Error::MissingTensor { name } => model_err(&weights_path, format!("missing tensor `{name}`")),
+            Error::Candle(e) => model_err(&weights_path, crate::innermost_message(&e)),
+            e => e,
+        };
+        let bytes = files::read(&weights_path, files::MAX_WEIGHTS_BYTES)?;
+        let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, device).map_err(|e| in_weights(e.into()))?;
         // Some exports keep the `BertForX` prefix; a sentence-transformers export usually has none.
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
-        let bert = Bert::new(&cfg, false, vb)?;
+        let bert = Bert::new(&cfg, false, vb).map_err(in_weights)?;
 
         let tokenizer_path: PathBuf = dir.join("tokenizer.json");
-        if !tokenizer_path.exists() {
-            return Err(Error::Io { path: tokenizer_path, source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+        let tokenizer_bytes = files::read(&tokenizer_path, files::MAX_JSON_BYTES)?;
+        let mut tokenizer = Tokenizer::from_bytes(&tokenizer_bytes).map_err(|e| Error::Tokenizer(format!("{}: {e}", tokenizer_path.display())))?;
+        // An id past the embedding table would fail as an index error deep in the forward.
+        if let Some(id) = tokenizer.get_vocab(true).into_values().max().filter(|&id| id as usize >= cfg.vocab_size) {
+            return Err(model_err(&tokenizer_path, format!("token id {id} is past vocab_size {} in {}", cfg.vocab_size, config_path.display())));
         }
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::Tokenizer(format!("{}: {e}", tokenizer_path.display())))?;
         tokenizer.with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() })).map_err(|e| Error::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, pad_id: cfg.pad_token_id, ..Default::default() }));
         Ok(Self { bert, tokenizer, pooling, normalize, device: device.clone() })
@@ -157,6 +218,7 @@ mod tests {
             pooling_mode_mean_tokens: true,
             pooling_mode_max_tokens: true,
             pooling_mode_mean_sqrt_len_tokens: true,
+            word_embedding_dimension: None,
         };
         let v = pool(&h, &mask, &all).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(v, vec![vec![1.0, -2.0, 1.0, -2.0, 1.0, -2.0, 1.0, -2.0]]);

@@ -54,3 +54,102 @@ fn minilm_matches_sentence_transformers() {
     let alone = model.embed(&texts[2..3]).unwrap();
     assert!(cosine(&alone[0], &got[2].iter().map(|v| f64::from(*v)).collect::<Vec<_>>()) > 0.999_999);
 }
+
+#[path = "common/tiny_bert.rs"]
+mod tiny_bert;
+
+fn load_err(dir: &std::path::Path) -> String {
+    let e = SentenceEmbedder::load(dir, DType::F32, &Device::Cpu).err().expect("the model should be refused").to_string();
+    assert_eq!(e.lines().count(), 1, "{e}");
+    e
+}
+
+#[test]
+fn a_tiny_model_embeds_to_unit_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_bert::write(dir.path(), |_| {});
+    let model = SentenceEmbedder::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    let e = model.embed(&["hello world", "world"]).unwrap();
+    assert_eq!((e.len(), e[0].len()), (2, tiny_bert::HIDDEN));
+    for v in &e {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+    }
+    assert_ne!(e[0], e[1]);
+}
+
+#[test]
+fn another_architecture_is_not_a_bert_model() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_bert::write(dir.path(), |_| {});
+    tiny_bert::set(dir.path(), "config.json", "model_type", "llama".into());
+    let e = load_err(dir.path());
+    assert!(e.contains("config.json") && e.contains("model_type \"llama\" is not a BERT model"), "{e}");
+    // Without model_type, a config lacking BERT's fields is not taken for BERT's defaults.
+    let llama = serde_json::json!({"hidden_size": 8, "num_attention_heads": 2, "intermediate_size": 16, "rms_norm_eps": 1e-6, "rope_theta": 10000.0});
+    std::fs::write(dir.path().join("config.json"), llama.to_string()).unwrap();
+    let e = load_err(dir.path());
+    assert!(e.contains("config.json") && e.contains("not a BERT model") && e.contains("type_vocab_size") && !e.contains("hidden_size"), "{e}");
+}
+
+#[test]
+fn files_that_disagree_name_both_fields_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_bert::write(dir.path(), |_| {});
+    tiny_bert::set(dir.path(), "sentence_bert_config.json", "max_seq_length", 512.into());
+    let e = load_err(dir.path());
+    assert!(
+        e.contains("sentence_bert_config.json") && e.contains("max_seq_length 512 exceeds max_position_embeddings 16 in") && e.contains("config.json"),
+        "{e}"
+    );
+
+    tiny_bert::write(dir.path(), |_| {});
+    tiny_bert::set(dir.path(), "1_Pooling/config.json", "word_embedding_dimension", 384.into());
+    let e = load_err(dir.path());
+    assert!(e.contains("1_Pooling/config.json: word_embedding_dimension 384 disagrees with hidden_size 8 in"), "{e}");
+
+    tiny_bert::write(dir.path(), |_| {});
+    tiny_bert::set(dir.path(), "config.json", "layer_norm_eps", (-1.0).into());
+    let e = load_err(dir.path());
+    assert!(e.contains("config.json") && e.contains("`layer_norm_eps`"), "{e}");
+
+    // A token id past the embedding table (6 rows) would be an index error mid-batch.
+    tiny_bert::write(dir.path(), |_| {});
+    let tok = dir.path().join("tokenizer.json");
+    let mut t: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&tok).unwrap()).unwrap();
+    t["model"]["vocab"]["extra"] = 6.into();
+    std::fs::write(&tok, t.to_string()).unwrap();
+    let e = load_err(dir.path());
+    assert!(e.contains("tokenizer.json: token id 6 is past vocab_size 6 in") && e.contains("config.json"), "{e}");
+}
+
+#[cfg(unix)]
+#[test]
+fn special_files_are_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_bert::write(dir.path(), |_| {});
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("config.json")).unwrap();
+    let e = load_err(dir.path());
+    assert!(e.contains("config.json") && e.contains("not a regular file"), "{e}");
+
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    tiny_bert::write(dir.path(), |_| {});
+    let tok = dir.path().join("tokenizer.json");
+    std::fs::remove_file(&tok).unwrap();
+    if std::process::Command::new("mkfifo").arg(&tok).status().is_ok_and(|s| s.success()) {
+        let e = load_err(dir.path());
+        assert!(e.contains("tokenizer.json") && e.contains("not a regular file"), "{e}");
+    } else {
+        println!("skipped the FIFO case: mkfifo is not available");
+    }
+}
+
+#[test]
+fn a_nan_weight_gives_nan_embeddings_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_bert::write(dir.path(), |w| tiny_bert::poison(w, "embeddings.LayerNorm.weight"));
+    let model = SentenceEmbedder::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    let e = model.embed(&["hello"]).unwrap();
+    assert!(e[0].iter().all(|v| v.is_nan()), "{:?}", e[0]);
+}

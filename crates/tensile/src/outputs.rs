@@ -131,9 +131,8 @@ impl Outputs {
         if self.repeat == 0 {
             return Err(bad("repeat", "must be at least 1"));
         }
-        if !(self.threshold.is_finite() && self.threshold > 0.0) {
-            return Err(bad("regression threshold", format!("must be a positive percentage, got {}", self.threshold * 100.0)));
-        }
+        // In percent, as the flag and the variable give it.
+        crate::validate::positive(self.threshold * 100.0).map_err(|r| bad("regression threshold (percent)", r))?;
         for name in self.baseline.iter().chain(&self.save_baseline) {
             baseline::validate_name(name)?;
         }
@@ -310,6 +309,9 @@ mod tests {
             ("TENSILE_REPEAT", "0", "repeat"),
             ("TENSILE_REPEAT", "many", "TENSILE_REPEAT"),
             ("TENSILE_REGRESSION_THRESHOLD", "-1", "threshold"),
+            ("TENSILE_REGRESSION_THRESHOLD", "0", "must be a finite number > 0, got 0"),
+            ("TENSILE_REGRESSION_THRESHOLD", "nan", "got NaN"),
+            ("TENSILE_REGRESSION_THRESHOLD", "inf", "got inf"),
             ("TENSILE_REGRESSION_THRESHOLD", "x", "TENSILE_REGRESSION_THRESHOLD"),
             ("TENSILE_BASELINE", "../etc", "baseline"),
         ] {

@@ -138,16 +138,7 @@ fn input_shape(test: &ModuleTest, settings: &Settings) -> Result<Vec<usize>> {
 fn validate(test: &ModuleTest, settings: &Settings, checks: &[Check]) -> Result<()> {
     let (name, spec) = (&test.name, &test.spec);
     if let Some(t) = &spec.tolerance {
-        for (field, v) in [("tolerance.atol", t.atol), ("tolerance.rtol", t.rtol)] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(invalid(name, field, format!("must be finite and ≥ 0, got {v}")));
-            }
-        }
-        for (field, v) in [("tolerance.min_pcc", t.min_pcc), ("tolerance.min_cosine", t.min_cosine)] {
-            if !(-1.0..=1.0).contains(&v) {
-                return Err(invalid(name, field, format!("must lie in [-1, 1], got {v}")));
-            }
-        }
+        t.validate().map_err(|(field, reason)| invalid(name, &format!("tolerance.{field}"), reason))?;
     }
     check_target(name, "latency_ms", &spec.targets.latency_ms, settings.seq_len)?;
     check_target(name, "memory_mb", &spec.targets.memory_mb, settings.seq_len)?;
@@ -176,9 +167,16 @@ fn validate(test: &ModuleTest, settings: &Settings, checks: &[Check]) -> Result<
             format!("{} MiB exceeds the limit of {} MiB", spec.profile.flush_cache_mib, crate::validate::MAX_FLUSH_MIB),
         ));
     }
-    if let Reference::CaseFile(path) = &spec.reference {
-        if !path.is_file() {
-            return Err(invalid(name, "reference", format!("case file {} does not exist", path.display())));
+    Ok(())
+}
+
+/// A reference case must be a readable case file of the test's kind and input shape: its
+/// header alone says so, read before anything runs.
+fn check_reference(test: &ModuleTest, shape: &[usize]) -> Result<()> {
+    if let Reference::CaseFile(path) = &test.spec.reference {
+        let header = crate::golden::CaseHeader::read(path).map_err(|e| invalid(&test.name, "reference", e.to_string()))?;
+        if let Some(why) = header.mismatch(test.module.kind(), shape) {
+            return Err(invalid(&test.name, "reference", why));
         }
     }
     Ok(())
@@ -220,6 +218,7 @@ impl Plan {
             }
             validate(test, settings, &checks)?;
             let shape = input_shape(test, settings)?;
+            check_reference(test, &shape)?;
             let dtypes = settings.dtypes.clone().unwrap_or_else(|| test.spec.dtypes.clone());
             let devices = settings.devices.clone().unwrap_or_else(|| test.spec.devices.clone());
             if dtypes.is_empty() {

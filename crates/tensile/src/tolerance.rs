@@ -1,6 +1,7 @@
 //! Pass/fail thresholds for a comparison, with per-dtype defaults.
 
 use crate::metrics::Comparison;
+use crate::validate;
 use candle_core::DType;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,21 @@ impl Tolerance {
             DType::F16 => Self { atol: 5e-3, rtol: 5e-3, min_pcc: 0.9999, min_cosine: 0.9999 },
             _ => Self { atol: 1e-4, rtol: 1e-4, min_pcc: 0.99999, min_cosine: 0.99999 },
         }
+    }
+
+    /// Checks every threshold with the shared numeric rules ([`crate::validate`]): `atol` and
+    /// `rtol` finite and ≥ 0, `min_pcc` and `min_cosine` in [-1, 1]. A NaN or infinite
+    /// tolerance would make every case pass or fail whatever the module computes. The error
+    /// names the field (`atol`, `rtol`, `min_pcc`, `min_cosine`) and gives the reason; each
+    /// front-end words the field its own way (`tolerance.atol`, `--atol`).
+    pub fn validate(&self) -> Result<(), (&'static str, validate::Reason)> {
+        for (field, v) in [("atol", self.atol), ("rtol", self.rtol)] {
+            validate::non_negative(v).map_err(|r| (field, r))?;
+        }
+        for (field, v) in [("min_pcc", self.min_pcc), ("min_cosine", self.min_cosine)] {
+            validate::correlation(v).map_err(|r| (field, r))?;
+        }
+        Ok(())
     }
 
     /// The index of the first element outside `atol + rtol·|e|`, if any.
@@ -85,6 +101,27 @@ mod tests {
         assert!(why[1].starts_with("pcc -1.000000"));
         let ok = [1.0, 2.0, 3.0];
         assert!(tol.failures(&compare_slices(&ok, &ok, DType::F32), &ok, &ok).is_empty());
+    }
+
+    #[test]
+    fn validate_names_the_first_bad_field() {
+        for dtype in [DType::F64, DType::F32, DType::BF16, DType::F16] {
+            assert_eq!(Tolerance::for_dtype(dtype).validate(), Ok(()));
+        }
+        let ok = Tolerance::for_dtype(DType::F32);
+        for (tol, field, words) in [
+            (Tolerance { atol: f64::NAN, ..ok }, "atol", "must be finite and ≥ 0, got NaN"),
+            (Tolerance { atol: f64::INFINITY, ..ok }, "atol", "got inf"),
+            (Tolerance { rtol: -1.0, ..ok }, "rtol", "got -1"),
+            (Tolerance { min_pcc: 2.0, ..ok }, "min_pcc", "must lie in [-1, 1], got 2"),
+            (Tolerance { min_pcc: -5.0, ..ok }, "min_pcc", "got -5"),
+            (Tolerance { min_cosine: f64::NAN, ..ok }, "min_cosine", "got NaN"),
+        ] {
+            let (f, reason) = tol.validate().unwrap_err();
+            assert_eq!(f, field);
+            assert!(reason.contains(words), "{field}: {reason}");
+        }
+        assert_eq!(Tolerance { atol: 0.0, rtol: 0.0, min_pcc: -1.0, min_cosine: 1.0 }.validate(), Ok(()));
     }
 
     #[test]

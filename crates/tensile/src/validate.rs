@@ -14,8 +14,9 @@
 
 /// Largest size of any one dimension (an input dimension, `hidden_size`, a sequence length):
 /// 2²⁴. Larger values overflow element counts or can never fit in memory; they are spec
-/// errors, not runs that abort.
-pub const MAX_DIM: usize = 1 << 24;
+/// errors, not runs that abort. The same limit as a block config's sizes
+/// ([`tensile_nn::MAX_DIM`]), so there is one.
+pub const MAX_DIM: usize = tensile_nn::MAX_DIM;
 /// Most sequence lengths in one sweep: a sweep times every length several times over.
 pub const MAX_SWEEP_LENGTHS: usize = 64;
 /// Largest cache-flush buffer, in MiB: 64 GiB, far above any cache it is meant to evict.

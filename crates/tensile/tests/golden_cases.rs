@@ -337,3 +337,51 @@ fn a_weight_of_the_wrong_shape_is_an_error() {
     assert!(tried >= 50, "{tried} weights");
     assert!(transposed >= 10, "{transposed} transposed weights");
 }
+
+/// A spec file in `dir` with one test of `module` on `shape` whose reference is `reference`,
+/// planned with the default settings.
+fn plan_with_reference(dir: &Path, module: &str, config: &str, shape: &str, reference: &str) -> tensile::Result<tensile::Plan> {
+    let spec = dir.join("spec.toml");
+    let text = format!(
+        "[[test]]\nname = \"golden\"\nmodule = \"{module}\"\nconfig = {config}\ninput_shape = {shape}\nreference = \"{reference}\"\nchecks = [\"correctness\"]\n"
+    );
+    std::fs::write(&spec, &text).unwrap();
+    let tests = tensile::specfile::parse(&text, &spec)?;
+    tensile::Plan::new(&tests, &tensile::Settings::default())
+}
+
+#[test]
+fn a_reference_case_must_fit_the_test_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let norm = golden_dir().join("llama_rms_norm.safetensors");
+    let norm = norm.to_str().unwrap();
+    let cfg = "{ hidden_size = 64 }";
+    // The committed case is (2, 7, 64): the same shape plans, another is refused naming both.
+    let plan = plan_with_reference(dir.path(), "llama.rms_norm", cfg, "[2, 7, 64]", norm).unwrap();
+    assert_eq!(plan.cases.len(), 1);
+    let e = plan_with_reference(dir.path(), "llama.rms_norm", cfg, "[1, 3, 64]", norm).err().unwrap().to_string();
+    assert!(e.contains("field `reference`") && e.contains(norm) && e.contains("[2, 7, 64]") && e.contains("[1, 3, 64]"), "{e}");
+    // A case of another kind names the file and both kinds, not a missing weight.
+    let mlp = golden_dir().join("llama_mlp.safetensors");
+    let mlp = mlp.to_str().unwrap();
+    let e = plan_with_reference(dir.path(), "llama.attention", "{ hidden_size = 64, num_attention_heads = 4 }", "[2, 5, 64]", mlp).err().unwrap().to_string();
+    assert!(e.contains(&format!("reference case {mlp} is for llama.mlp, the test's module is llama.attention")), "{e}");
+    // A folder is called a folder, and a missing file missing.
+    let e = plan_with_reference(dir.path(), "llama.rms_norm", cfg, "[2, 7, 64]", ".").err().unwrap().to_string();
+    assert!(e.contains("field `reference`") && e.contains("is a directory"), "{e}");
+    let e = plan_with_reference(dir.path(), "llama.rms_norm", cfg, "[2, 7, 64]", "missing.safetensors").err().unwrap().to_string();
+    assert!(e.contains("missing.safetensors") && e.contains("No such file"), "{e}");
+    // A file that is not a case is refused by its header, naming it.
+    std::fs::write(dir.path().join("junk.safetensors"), b"junk").unwrap();
+    let e = plan_with_reference(dir.path(), "llama.rms_norm", cfg, "[2, 7, 64]", "junk.safetensors").err().unwrap().to_string();
+    assert!(e.contains("junk.safetensors") && e.contains("not a safetensors file"), "{e}");
+}
+
+#[test]
+fn the_header_agrees_with_the_full_load_for_every_committed_case() {
+    for path in committed_cases() {
+        let header = tensile::golden::CaseHeader::read(&path).unwrap();
+        let case = GoldenCase::load(&path).unwrap();
+        assert_eq!((header.kind, header.input_shape.as_slice(), &header.config), (case.kind, case.input.dims(), &case.config), "{}", path.display());
+    }
+}

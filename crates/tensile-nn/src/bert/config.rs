@@ -3,6 +3,7 @@
 use crate::activation::Activation;
 use crate::attention::AttentionConfig;
 use crate::error::config_err;
+use crate::limits;
 use serde::{Deserialize, Serialize};
 
 /// BERT hyper-parameters with Hugging Face's `BertConfig` defaults for missing fields.
@@ -49,18 +50,33 @@ impl Default for BertConfig {
 }
 
 impl BertConfig {
-    /// Rejects configurations no model could have, naming the field.
+    /// Rejects configurations no model could have, naming the field: what one layer uses
+    /// ([`BertConfig::validate_layer`]) and the embedding tables' sizes, each in
+    /// `1..=MAX_DIM`.
     pub fn validate(&self) -> crate::Result<()> {
+        self.validate_layer()?;
+        for (field, v) in
+            [("vocab_size", self.vocab_size), ("max_position_embeddings", self.max_position_embeddings), ("type_vocab_size", self.type_vocab_size)]
+        {
+            limits::dim(field, v)?;
+        }
+        if self.pad_token_id as usize >= self.vocab_size {
+            return Err(config_err("pad_token_id", format!("{} is past vocab_size {}", self.pad_token_id, self.vocab_size)));
+        }
+        limits::at_most_max("num_hidden_layers", self.num_hidden_layers)
+    }
+
+    /// What one `BertLayer` uses: width, heads, feed-forward width and a positive finite
+    /// `layer_norm_eps`.
+    pub fn validate_layer(&self) -> crate::Result<()> {
         for (field, v) in [("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size), ("num_attention_heads", self.num_attention_heads)]
         {
-            if v == 0 {
-                return Err(config_err(field, "must be positive"));
-            }
+            limits::dim(field, v)?;
         }
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(config_err("num_attention_heads", format!("{} heads do not divide hidden_size {}", self.num_attention_heads, self.hidden_size)));
         }
-        Ok(())
+        limits::positive("layer_norm_eps", self.layer_norm_eps)
     }
 
     /// The configuration numbers that identify one layer (see `Block::dims`).
@@ -79,5 +95,35 @@ impl BertConfig {
             causal: false,
             rope: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_numbers_name_their_field() {
+        let d = BertConfig::default;
+        let max = crate::MAX_DIM;
+        for (cfg, field) in [
+            (BertConfig { layer_norm_eps: -1.0, ..d() }, "layer_norm_eps"),
+            (BertConfig { layer_norm_eps: f64::NAN, ..d() }, "layer_norm_eps"),
+            (BertConfig { layer_norm_eps: 0.0, ..d() }, "layer_norm_eps"),
+            (BertConfig { hidden_size: 0, ..d() }, "hidden_size"),
+            (BertConfig { intermediate_size: max + 1, ..d() }, "intermediate_size"),
+            (BertConfig { num_attention_heads: max + 1, ..d() }, "num_attention_heads"),
+            (BertConfig { vocab_size: max + 1, ..d() }, "vocab_size"),
+            (BertConfig { max_position_embeddings: 0, ..d() }, "max_position_embeddings"),
+            (BertConfig { type_vocab_size: max + 1, ..d() }, "type_vocab_size"),
+            (BertConfig { pad_token_id: 30522, ..d() }, "pad_token_id"),
+        ] {
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.contains(&format!("`{field}`")), "{field}: {e}");
+        }
+        assert!(d().validate().is_ok());
+        // A layer has no embedding tables: their sizes are no concern of its.
+        let no_vocab = BertConfig { vocab_size: 0, ..d() };
+        assert!(no_vocab.validate_layer().is_ok() && no_vocab.validate().is_err());
     }
 }

@@ -30,7 +30,7 @@ impl BertLayer {
 
     /// Loads one `encoder.layer.{i}` from `vb`.
     pub fn new(cfg: &BertConfig, vb: VarBuilder) -> crate::Result<Self> {
-        cfg.validate()?;
+        cfg.validate_layer()?;
         let h = cfg.hidden_size;
         Ok(Self {
             attention: Attention::with_names(&cfg.attention_config(), Self::ATTENTION_NAMES, vb.pp("attention"))?,

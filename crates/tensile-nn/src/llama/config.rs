@@ -3,6 +3,7 @@
 use crate::activation::Activation;
 use crate::attention::AttentionConfig;
 use crate::error::config_err;
+use crate::limits;
 use crate::rotary::RopeScaling;
 use serde::{Deserialize, Serialize};
 
@@ -66,20 +67,45 @@ impl Default for LlamaConfig {
 }
 
 impl LlamaConfig {
-    /// Rejects configurations no model could have, naming the field.
+    /// Rejects configurations no model could have, naming the field: everything a whole model
+    /// or a decoder layer uses (every size in `1..=MAX_DIM`, heads that fit together, a
+    /// positive finite `rms_norm_eps`, RoPE numbers that give finite frequencies).
     pub fn validate(&self) -> crate::Result<()> {
-        for (field, v) in [
-            ("hidden_size", self.hidden_size),
-            ("intermediate_size", self.intermediate_size),
-            ("num_attention_heads", self.num_attention_heads),
-            ("vocab_size", self.vocab_size),
-        ] {
-            if v == 0 {
-                return Err(config_err(field, "must be positive"));
-            }
+        self.validate_mlp()?;
+        self.validate_rms_norm()?;
+        self.validate_attention()?;
+        limits::dim("vocab_size", self.vocab_size)?;
+        limits::at_most_max("num_hidden_layers", self.num_hidden_layers)
+    }
+
+    /// What `LlamaMLP` alone uses: `hidden_size` and `intermediate_size` (the activation is
+    /// checked when the config is parsed).
+    pub fn validate_mlp(&self) -> crate::Result<()> {
+        limits::dim("hidden_size", self.hidden_size)?;
+        limits::dim("intermediate_size", self.intermediate_size)
+    }
+
+    /// What `LlamaRMSNorm` alone uses: `hidden_size` and `rms_norm_eps`. It has no heads, so a
+    /// head count that does not divide its width is no concern of its.
+    pub fn validate_rms_norm(&self) -> crate::Result<()> {
+        limits::dim("hidden_size", self.hidden_size)?;
+        limits::positive("rms_norm_eps", self.rms_norm_eps)
+    }
+
+    /// What `LlamaAttention` alone uses: the width, the heads, the position table and RoPE.
+    pub fn validate_attention(&self) -> crate::Result<()> {
+        limits::dim("hidden_size", self.hidden_size)?;
+        limits::dim("num_attention_heads", self.num_attention_heads)?;
+        limits::dim("max_position_embeddings", self.max_position_embeddings)?;
+        if let Some(kv) = self.num_key_value_heads {
+            limits::dim("num_key_value_heads", kv)?;
         }
-        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
-            return Err(config_err("num_attention_heads", format!("{} heads do not divide hidden_size {}", self.num_attention_heads, self.hidden_size)));
+        match self.head_dim {
+            Some(d) => limits::dim("head_dim", d)?,
+            None if self.hidden_size % self.num_attention_heads != 0 => {
+                return Err(config_err("num_attention_heads", format!("{} heads do not divide hidden_size {}", self.num_attention_heads, self.hidden_size)));
+            }
+            None => {}
         }
         self.attention_config().validate()
     }
@@ -116,4 +142,66 @@ impl LlamaConfig {
             rope: Some((self.rope_theta, self.rope_scaling.clone())),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(cfg: &LlamaConfig, check: fn(&LlamaConfig) -> crate::Result<()>) -> String {
+        check(cfg).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_part_checks_only_what_it_uses() {
+        // 32 default heads do not divide 8: only attention (and the whole layer) care.
+        let narrow = LlamaConfig { hidden_size: 8, intermediate_size: 16, ..LlamaConfig::default() };
+        assert!(narrow.validate_rms_norm().is_ok() && narrow.validate_mlp().is_ok());
+        assert!(err(&narrow, LlamaConfig::validate_attention).contains("32 heads do not divide hidden_size 8"));
+        assert!(err(&narrow, LlamaConfig::validate).contains("num_attention_heads"));
+        // A bad epsilon is no concern of the MLP's.
+        let eps = LlamaConfig { rms_norm_eps: -1.0, ..LlamaConfig::default() };
+        assert!(eps.validate_mlp().is_ok() && eps.validate_attention().is_ok());
+        assert!(err(&eps, LlamaConfig::validate_rms_norm).contains("`rms_norm_eps`: must be a finite number > 0, got -1"));
+        assert!(err(&eps, LlamaConfig::validate).contains("`rms_norm_eps`"));
+    }
+
+    #[test]
+    fn bad_numbers_name_their_field() {
+        let d = LlamaConfig::default;
+        for (cfg, field) in [
+            (LlamaConfig { rms_norm_eps: f64::NAN, ..d() }, "rms_norm_eps"),
+            (LlamaConfig { rms_norm_eps: 0.0, ..d() }, "rms_norm_eps"),
+            (LlamaConfig { rope_theta: -1.0, ..d() }, "rope_theta"),
+            (LlamaConfig { rope_theta: f64::INFINITY, ..d() }, "rope_theta"),
+            (
+                LlamaConfig {
+                    rope_scaling: Some(RopeScaling {
+                        rope_type: "llama3".into(),
+                        factor: 0.0,
+                        low_freq_factor: 1.0,
+                        high_freq_factor: 4.0,
+                        original_max_position_embeddings: 8192,
+                    }),
+                    ..d()
+                },
+                "rope_scaling.factor",
+            ),
+            (LlamaConfig { hidden_size: MAX + 1, ..d() }, "hidden_size"),
+            (LlamaConfig { intermediate_size: MAX + 1, ..d() }, "intermediate_size"),
+            (LlamaConfig { num_attention_heads: MAX + 1, ..d() }, "num_attention_heads"),
+            (LlamaConfig { num_key_value_heads: Some(MAX + 1), ..d() }, "num_key_value_heads"),
+            (LlamaConfig { head_dim: Some(MAX + 1), ..d() }, "head_dim"),
+            (LlamaConfig { vocab_size: MAX + 1, ..d() }, "vocab_size"),
+            (LlamaConfig { vocab_size: 0, ..d() }, "vocab_size"),
+            (LlamaConfig { max_position_embeddings: MAX + 1, ..d() }, "max_position_embeddings"),
+            (LlamaConfig { num_hidden_layers: MAX + 1, ..d() }, "num_hidden_layers"),
+        ] {
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.contains(&format!("`{field}`")), "{field}: {e}");
+        }
+        assert!(d().validate().is_ok());
+    }
+
+    const MAX: usize = crate::MAX_DIM;
 }

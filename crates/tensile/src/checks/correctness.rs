@@ -41,10 +41,12 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         Reference::CaseFile(path) => {
             // The case file carries its own weights and input: load them into this module.
             let case = GoldenCase::load(path)?;
+            let in_file = |reason: String| candle_core::Error::Msg(format!("{}: {reason}", path.display()));
             let module = ctx
                 .module
                 .with_parameters(case.weights().clone(), ctx.case.dtype, ctx.device)
-                .ok_or_else(|| candle_core::Error::Msg("module cannot load the case file's weights".into()))??;
+                .ok_or_else(|| in_file("the module cannot load a reference case's weights".into()))?
+                .map_err(|e| in_file(e.to_string()))?;
             let input = case.input.to_dtype(ctx.case.dtype)?.to_device(ctx.device)?;
             (module.forward(&input)?, Some(case.output.clone()))
         }
