@@ -12,7 +12,8 @@
 //! - activations `A = max(B − 4P, 2 · 4 · elements(shape))`, in float32 bytes;
 //! - a fast forward holds `P·s + A·s/4`;
 //! - the float64 reference twin holds `8P + 2A`, and the correctness check holds both;
-//! - the gradient check holds three times the twin (values, gradients, the graph);
+//! - the gradient check holds three times the twin (values, gradients, the graph) at the
+//!   one short sequence it differentiates;
 //! - timed checks add the cache-flush buffer; the scaling check runs at the sweep's longest
 //!   length.
 //!
@@ -176,34 +177,47 @@ impl fmt::Display for Prediction {
 pub fn predict(case: &Case) -> Prediction {
     let s = case.dtype.size_in_bytes() as f64;
     let p = case.module.parameter_count() as f64;
-    let mut shape = case.input_shape.clone();
-    if case.checks.contains(&Check::Scaling) {
-        if let Some(longest) = case.spec.sweep.as_ref().and_then(|w| w.seq_lengths.iter().max()) {
-            shape[1] = shape[1].max(*longest);
+    // Activation bytes (float32) and elements of an input of `shape`; infinite past the
+    // largest input whose cost is computed at all.
+    let activations = |shape: &[usize]| -> (f64, f64) {
+        let elements: f64 = shape.iter().map(|&d| d as f64).product();
+        if elements > MAX_ELEMENTS {
+            return (f64::INFINITY, elements);
         }
-    }
-    let elements: f64 = shape.iter().map(|&d| d as f64).product();
-    if elements > MAX_ELEMENTS {
-        return Prediction { total: f64::INFINITY, parameters: p * s, activations: f64::INFINITY, shape };
-    }
-    let cost_bytes = case.module.cost(&shape).bytes;
-    let a = (cost_bytes - 4.0 * p).max(8.0 * elements);
-    let fast = p * s + a * s / 4.0;
-    let twin = 8.0 * p + 2.0 * a;
+        ((case.module.cost(shape).bytes - 4.0 * p).max(8.0 * elements), elements)
+    };
+    let fast = |a: f64| p * s + a * s / 4.0;
+    let twin = |a: f64| 8.0 * p + 2.0 * a;
     let flush = case.spec.profile.flush_cache_mib as f64 * 1024.0 * 1024.0;
     let uses_twin = matches!(case.spec.reference, Reference::Twin);
-    let total = case
-        .checks
-        .iter()
-        .map(|c| match c {
-            Check::Correctness if uses_twin => fast + twin,
-            Check::Gradients => fast + 3.0 * twin,
-            Check::Performance | Check::Scaling => fast + flush,
-            Check::DtypeParity => 2.0 * fast,
-            _ => fast + elements * s,
-        })
-        .fold(fast, f64::max);
-    Prediction { total, parameters: p * s, activations: a * s / 4.0, shape }
+    let shape = case.input_shape.clone();
+    let (a, elements) = activations(&shape);
+    // The shapes other checks run at: gradients at one short sequence (see the check), the
+    // scaling sweep up to its longest length.
+    let mut small = shape.clone();
+    small[0] = 1;
+    small[1] = small[1].min(4);
+    let mut longest = shape.clone();
+    longest[1] = case.spec.sweep.as_ref().and_then(|w| w.seq_lengths.iter().max().copied()).unwrap_or(shape[1]).max(shape[1]);
+    let mut worst = Prediction { total: fast(a), parameters: p * s, activations: a * s / 4.0, shape: shape.clone() };
+    for check in &case.checks {
+        let (total, at) = match check {
+            Check::Correctness if uses_twin => (fast(a) + twin(a), None),
+            Check::Gradients => (fast(a) + 3.0 * twin(activations(&small).0), None),
+            Check::Performance => (fast(a) + flush, None),
+            Check::Scaling => {
+                let (long_a, _) = activations(&longest);
+                (fast(long_a) + flush, Some((long_a, longest.clone())))
+            }
+            Check::DtypeParity => (2.0 * fast(a), None),
+            _ => (fast(a) + elements * s, None),
+        };
+        if total > worst.total || total.is_nan() {
+            let (act, at) = at.unwrap_or((a, shape.clone()));
+            worst = Prediction { total: if total.is_nan() { f64::INFINITY } else { total }, parameters: p * s, activations: act * s / 4.0, shape: at };
+        }
+    }
+    worst
 }
 
 /// `Err(reason)` when `case` is predicted over `budget`.
