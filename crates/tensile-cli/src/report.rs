@@ -14,8 +14,11 @@ pub fn run_with_reporters(plan: &Plan, options: &RunOptions, progress: bool, out
     reporters.extend(outputs.reporters());
     let mut refs: Vec<&mut dyn Reporter> = reporters.iter_mut().map(|r| r.as_mut() as &mut dyn Reporter).collect();
     let summary = runner::run_with(plan, options, &mut refs);
-    for r in reporters.iter_mut() {
-        r.finish()?;
+    // Every reporter gets to write its file, even when one before it fails; the first error
+    // is returned after all have tried.
+    let errors: Vec<std::io::Error> = reporters.iter_mut().filter_map(|r| r.finish().err()).collect();
+    match errors.into_iter().next() {
+        Some(e) => Err(e.into()),
+        None => Ok(summary),
     }
-    Ok(summary)
 }

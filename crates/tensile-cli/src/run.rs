@@ -149,6 +149,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     }
     tensile::interrupt::install()?;
     if let Some(index) = args.child_case {
+        tensile::isolate::exit_with_parent();
         return Ok(tensile::runner::run_child(&plan, index, &options));
     }
     warn_unused_sizes(args, &plan);

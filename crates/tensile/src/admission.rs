@@ -11,7 +11,9 @@
 //! in float32 by the meta build):
 //! - activations `A = max(B − 4P, 2 · 4 · elements(shape))`, in float32 bytes;
 //! - a fast forward holds `P·s + A·s/4`;
-//! - the float64 reference twin holds `8P + 2A`, and the correctness check holds both;
+//! - the float64 reference twin holds `8P + 2A`, and the correctness check holds both (or,
+//!   with another reference, that module and its forward, or twice the case file's size);
+//! - the dtype-parity check holds a float32 copy and its forward, `4P + A`, besides;
 //! - the gradient check holds three times the twin (values, gradients, the graph) at the
 //!   one short sequence it differentiates;
 //! - timed checks add the cache-flush buffer; the scaling check runs at the sweep's longest
@@ -57,7 +59,8 @@ impl std::str::FromStr for MemoryLimit {
             let v: f64 = p.trim().parse().map_err(|_| bad())?;
             return if v > 0.0 && v <= 100.0 { Ok(Self::Fraction(v / 100.0)) } else { Err(format!("`{s}`: a percentage must lie in (0, 100]")) };
         }
-        let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+        // The longest prefix that is a number (`1e9` is one), then the unit.
+        let split = (1..=t.len()).rev().filter(|&i| t.is_char_boundary(i)).find(|&i| t[..i].trim().parse::<f64>().is_ok()).ok_or_else(bad)?;
         let (num, unit) = t.split_at(split);
         let v: f64 = num.trim().parse().map_err(|_| bad())?;
         let scale = match unit.trim().to_ascii_lowercase().as_str() {
@@ -123,10 +126,29 @@ impl Budget {
     }
 }
 
-/// This machine's physical memory in bytes (`MemTotal` of `/proc/meminfo`), where known.
+/// The memory this process may use, in bytes: the machine's physical memory (`MemTotal` of
+/// `/proc/meminfo`), or the container's limit (cgroup v2 `memory.max`, v1
+/// `memory.limit_in_bytes`) when that is lower, since exceeding it gets the whole run killed.
 pub fn physical_memory() -> Option<f64> {
     static TOTAL: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
-    *TOTAL.get_or_init(read_physical_memory)
+    *TOTAL.get_or_init(|| {
+        let cgroup = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .filter_map(|t| cgroup_limit(&t))
+            .reduce(f64::min);
+        match (read_physical_memory(), cgroup) {
+            (Some(m), Some(c)) => Some(m.min(c)),
+            (m, c) => m.or(c),
+        }
+    })
+}
+
+/// A cgroup memory limit file's value in bytes; `None` for `max` (no limit) or nonsense.
+fn cgroup_limit(text: &str) -> Option<f64> {
+    let v: f64 = text.trim().parse().ok()?;
+    // cgroup v1 writes "no limit" as a number near 2^63.
+    (v > 0.0 && v < 1e18).then_some(v)
 }
 
 fn read_physical_memory() -> Option<f64> {
@@ -189,7 +211,13 @@ pub fn predict(case: &Case) -> Prediction {
     let fast = |a: f64| p * s + a * s / 4.0;
     let twin = |a: f64| 8.0 * p + 2.0 * a;
     let flush = case.spec.profile.flush_cache_mib as f64 * 1024.0 * 1024.0;
-    let uses_twin = matches!(case.spec.reference, Reference::Twin);
+    // What correctness holds besides the module: the twin, another module with its own
+    // forward, or a case file's weights and tensors.
+    let reference = |a: f64| match &case.spec.reference {
+        Reference::Twin => twin(a),
+        Reference::Module(m) => m.parameter_count() as f64 * s + a * s / 4.0,
+        Reference::CaseFile(path) => 2.0 * std::fs::metadata(path).map_or(0.0, |m| m.len() as f64) + a * s / 4.0,
+    };
     let shape = case.input_shape.clone();
     let (a, elements) = activations(&shape);
     // The shapes other checks run at: gradients at one short sequence (see the check), the
@@ -202,14 +230,15 @@ pub fn predict(case: &Case) -> Prediction {
     let mut worst = Prediction { total: fast(a), parameters: p * s, activations: a * s / 4.0, shape: shape.clone() };
     for check in &case.checks {
         let (total, at) = match check {
-            Check::Correctness if uses_twin => (fast(a) + twin(a), None),
+            Check::Correctness => (fast(a) + reference(a), None),
             Check::Gradients => (fast(a) + 3.0 * twin(activations(&small).0), None),
             Check::Performance => (fast(a) + flush, None),
             Check::Scaling => {
                 let (long_a, _) = activations(&longest);
                 (fast(long_a) + flush, Some((long_a, longest.clone())))
             }
-            Check::DtypeParity => (2.0 * fast(a), None),
+            // The case's module and its float32 copy, each with a forward.
+            Check::DtypeParity => (fast(a) + 4.0 * p + a, None),
             _ => (fast(a) + elements * s, None),
         };
         if total > worst.total || total.is_nan() {
@@ -238,13 +267,30 @@ mod tests {
 
     #[test]
     fn sizes_parse_in_every_unit() {
-        for (text, bytes) in [("1", 1.0), ("2kb", 2e3), ("3 MB", 3e6), ("1.5GiB", 1.5 * 1073741824.0), ("1TiB", 1099511627776.0), ("4g", 4e9)] {
+        for (text, bytes) in [
+            ("1", 1.0),
+            ("1e9", 1e9),
+            ("2.5e3 KiB", 2560000.0),
+            ("2kb", 2e3),
+            ("3 MB", 3e6),
+            ("1.5GiB", 1.5 * 1073741824.0),
+            ("1TiB", 1099511627776.0),
+            ("4g", 4e9),
+        ] {
             assert_eq!(text.parse::<MemoryLimit>(), Ok(MemoryLimit::Bytes(bytes)), "{text}");
         }
         assert_eq!("50%".parse::<MemoryLimit>(), Ok(MemoryLimit::Fraction(0.5)));
         for bad in ["", "lots", "0", "-1GiB", "nan", "inf", "5 parsecs", "0%", "150%", "0.1"] {
             assert!(bad.parse::<MemoryLimit>().is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn cgroup_limits_are_read_and_unlimited_is_none() {
+        assert_eq!(cgroup_limit("4294967296\n"), Some(4294967296.0));
+        assert_eq!(cgroup_limit("max\n"), None);
+        assert_eq!(cgroup_limit("9223372036854771712"), None);
+        assert_eq!(cgroup_limit(""), None);
     }
 
     #[test]

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 pub struct CheckOutcome {
     /// Whether the check passed (a skipped check counts as passed).
     pub passed: bool,
-    /// Named measurements (`max_abs`, `median_ms`, `exponent`, …).
+    /// Named measurements (`max_abs`, `median_ms`, `exponent`, …). JSON has no NaN or
+    /// infinity: they are written as `null` and read back as NaN, so a result with a NaN
+    /// metric survives the trip through a report or an isolated case's process.
+    #[serde(deserialize_with = "null_as_nan::map")]
     pub metrics: BTreeMap<Metric, f64>,
     /// Why it failed; empty when it passed.
     pub errors: Vec<String>,
@@ -23,8 +26,22 @@ pub struct CheckOutcome {
     pub skipped: Option<String>,
     /// Named series behind the metrics, for plots: `samples_ms` (every timed run of a
     /// performance check), `seq_len` / `ms` / `mb` (the points of a scaling sweep).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_nan::series")]
     pub series: BTreeMap<Series, Vec<f64>>,
+}
+
+/// Reading `null` as NaN where serde_json wrote a non-finite number as `null`.
+mod null_as_nan {
+    use serde::{Deserialize, Deserializer};
+    use std::collections::BTreeMap;
+
+    pub fn map<'de, D: Deserializer<'de>, K: Deserialize<'de> + Ord>(d: D) -> Result<BTreeMap<K, f64>, D::Error> {
+        Ok(BTreeMap::<K, Option<f64>>::deserialize(d)?.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect())
+    }
+
+    pub fn series<'de, D: Deserializer<'de>, K: Deserialize<'de> + Ord>(d: D) -> Result<BTreeMap<K, Vec<f64>>, D::Error> {
+        Ok(BTreeMap::<K, Vec<Option<f64>>>::deserialize(d)?.into_iter().map(|(k, v)| (k, v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())).collect())
+    }
 }
 
 impl CheckOutcome {
@@ -287,5 +304,26 @@ pub struct Recorder {
 impl Reporter for Recorder {
     fn on_event(&mut self, event: &Event) {
         self.events.push(event.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_metrics_survive_a_json_round_trip_as_nan() {
+        let mut outcome = CheckOutcome::fail("output is not finite");
+        outcome.metrics.insert(Metric::MaxAbs, f64::NAN);
+        outcome.metrics.insert(Metric::Pcc, 0.5);
+        outcome.series.insert(Series::SamplesMs, vec![1.0, f64::INFINITY]);
+        let result = CheckResult { check: Check::Correctness, outcome, elapsed_s: 0.1, repeat: None };
+        let json = serde_json::to_string(&result).unwrap();
+        assert!(json.contains("\"max_abs\":null"), "{json}");
+        let back: CheckResult = serde_json::from_str(&json).unwrap();
+        assert!(back.outcome.metrics[&Metric::MaxAbs].is_nan());
+        assert_eq!(back.outcome.metrics[&Metric::Pcc], 0.5);
+        assert!(back.outcome.series[&Series::SamplesMs][1].is_nan());
+        assert_eq!(back.outcome.errors, result.outcome.errors);
     }
 }

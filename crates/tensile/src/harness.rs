@@ -58,7 +58,7 @@ fn launcher(name: String) -> Launcher {
 /// Runs one trial's check as `mode` says.
 fn run_trial(case: &Case, check: Check, name: &str, options: &RunOptions, mode: Mode) -> CheckResult {
     if interrupt::requested() {
-        return CheckResult { check, outcome: CheckOutcome::fail("not run: the run was interrupted"), elapsed_s: 0.0, repeat: None };
+        return runner::interrupted(check);
     }
     match mode {
         Mode::Isolated => {
@@ -132,7 +132,7 @@ fn report(plan: &Plan, options: &RunOptions, results: &BTreeMap<(usize, usize), 
         runner::tally(&mut totals, &result);
         emit(Event::CaseFinished(result));
     }
-    totals.interrupted = interrupt::requested();
+    totals.interrupted = results.values().any(|r| r.outcome.skipped.as_deref() == Some(runner::INTERRUPTED));
     emit(Event::RunFinished { totals: totals.clone(), elapsed_s });
     totals
 }
@@ -159,8 +159,21 @@ impl Outcome {
 pub fn run(args: &Arguments, tests: &[ModuleTest], settings: &Settings, outputs: &Outputs) -> crate::Result<Outcome> {
     let plan = Plan::new(tests, settings)?;
     let child = std::env::var_os(CHILD_VAR).is_some();
-    if !child {
-        outputs.preflight(&[])?;
+    if child {
+        isolate::exit_with_parent();
+    } else {
+        let mut inputs: Vec<std::path::PathBuf> = plan
+            .cases
+            .iter()
+            .filter_map(|c| match &c.spec.reference {
+                crate::spec::Reference::CaseFile(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Some(name) = &outputs.baseline {
+            inputs.push(crate::baseline::path(&outputs.baseline_dir, name)?);
+        }
+        outputs.preflight(&inputs)?;
     }
     let mut options = outputs.run_options()?;
     if outputs.writes_files() && !child {
@@ -184,8 +197,10 @@ pub fn run(args: &Arguments, tests: &[ModuleTest], settings: &Settings, outputs:
     let mut reporters = if outputs.writes_files() && !args.list && !child { outputs.reporters() } else { Vec::new() };
     // Listing tests (`--list`) runs nothing and writes nothing.
     let totals = report(&plan, &options, &results, started.elapsed().as_secs_f64(), &mut reporters);
-    for r in reporters.iter_mut() {
-        r.finish().map_err(|source| crate::Error::Write { path: "report".into(), source })?;
+    // Every reporter gets to write its file, even when one before it fails.
+    let errors: Vec<std::io::Error> = reporters.iter_mut().filter_map(|r| r.finish().err()).collect();
+    if let Some(source) = errors.into_iter().next() {
+        return Err(crate::Error::Write { path: "report".into(), source });
     }
     Ok(Outcome { conclusion, totals })
 }

@@ -106,23 +106,53 @@ pub struct ChildRun {
     pub failure: Option<String>,
 }
 
-/// Parent side: runs case `index` in a child process started by `launcher`, calling
-/// `on_check` with each check result as it arrives; kills the child after `timeout`.
-pub fn run_in_child(index: usize, timeout: Option<Duration>, launcher: &Launcher, mut on_check: impl FnMut(&CheckResult)) -> ChildRun {
+/// Lines of `reader`, decoded lossily: a child that prints bytes that are not UTF-8 must not
+/// end the reading (its later results would be lost).
+fn lossy_lines(reader: impl std::io::Read) -> impl Iterator<Item = String> {
+    let mut reader = BufReader::new(reader);
+    std::iter::from_fn(move || {
+        let mut buf = Vec::new();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string()),
+        }
+    })
+}
+
+/// What the child's stdout reader passes on.
+enum Message {
+    Event(Event),
+    /// A marked line that is not a valid event.
+    Garbled(String),
+}
+
+/// Parent side: runs the case with plan index `index` and name `name` in a child process
+/// started by `launcher`, calling `on_check` with each check result as it arrives; kills the
+/// child after `timeout`.
+///
+/// The child runs in a process group of its own, so a Ctrl-C at the terminal reaches only
+/// the parent, which passes it on once: the child then stops at its next check boundary
+/// instead of dying mid-check. The child's stdin is a pipe the parent holds open; a child
+/// whose parent is gone sees it close and exits ([`exit_with_parent`]).
+pub fn run_in_child(index: usize, name: &str, timeout: Option<Duration>, launcher: &Launcher, mut on_check: impl FnMut(&CheckResult)) -> ChildRun {
     let mut command = (launcher.0)(index);
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return ChildRun { failure: Some(format!("could not start the case's process: {e}")), ..ChildRun::default() },
     };
-    let (tx, rx) = mpsc::channel::<Event>();
+    // Held until the child has been reaped: closing it tells the child its parent is gone.
+    let stdin = child.stdin.take();
+    let (tx, rx) = mpsc::channel::<Message>();
     let stdout = child.stdout.take().map(|out| {
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(event) = line.split_once(MARKER).and_then(|(_, json)| serde_json::from_str::<Event>(json).ok()) {
-                    if tx.send(event).is_err() {
-                        break;
-                    }
+            for line in lossy_lines(out) {
+                let Some((_, json)) = line.split_once(MARKER) else { continue };
+                let message = serde_json::from_str::<Event>(json).map_or_else(|e| Message::Garbled(format!("{e}")), Message::Event);
+                if tx.send(message).is_err() {
+                    break;
                 }
             }
         })
@@ -131,7 +161,7 @@ pub fn run_in_child(index: usize, timeout: Option<Duration>, launcher: &Launcher
     let stderr = child.stderr.take().map(|err| {
         let tail = tail.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
+            for line in lossy_lines(err) {
                 if is_backtrace(&line) {
                     continue;
                 }
@@ -146,37 +176,77 @@ pub fn run_in_child(index: usize, timeout: Option<Duration>, launcher: &Launcher
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut checks: Vec<CheckResult> = Vec::new();
     let mut finished = None;
+    let mut protocol: Option<String> = None;
     let mut timed_out = false;
     let mut forwarded_interrupt = false;
-    loop {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            timed_out = true;
-            let _ = child.kill();
-            break;
+    let accept = |info: &crate::event::CaseInfo, protocol: &mut Option<String>| {
+        let same = info.index == index && info.name == name;
+        if !same && protocol.is_none() {
+            *protocol =
+                Some(format!("the case's process ran another case ({} #{}) than {name} #{index}: was the spec changed during the run?", info.name, info.index));
         }
+        same
+    };
+    loop {
         if crate::interrupt::requested() && !forwarded_interrupt {
             forwarded_interrupt = true;
             forward_interrupt(child.id());
         }
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(Event::CheckFinished { result, .. }) => {
-                on_check(&result);
-                checks.push(result);
+        // Whatever has arrived counts, even at the deadline.
+        let wait = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)),
+            None => Duration::from_millis(50),
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Message::Event(Event::CheckFinished { case, result })) => {
+                if accept(&case, &mut protocol) {
+                    on_check(&result);
+                    checks.push(result);
+                }
             }
-            Ok(Event::CaseFinished(result)) => finished = Some(result),
-            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(Message::Event(Event::CaseFinished(result))) => {
+                if accept(&result.case, &mut protocol) {
+                    finished = Some(result);
+                }
+            }
+            Ok(Message::Garbled(e)) => {
+                protocol.get_or_insert_with(|| format!("the case's process sent a result that could not be read ({e})"));
+            }
+            Ok(Message::Event(_)) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    timed_out = true;
+                    let _ = child.kill();
+                    break;
+                }
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    let status = child.wait();
+    // The child closed its stdout; it still must exit, within the deadline.
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait();
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => break Err(e),
+        }
+    };
+    drop(stdin);
     for t in [stdout, stderr].into_iter().flatten() {
         let _ = t.join();
     }
-    if finished.is_some() && !timed_out {
+    if let (Some(_), false, None) = (&finished, timed_out, &protocol) {
         return ChildRun { checks, finished, failure: None };
     }
     let mut reason = if timed_out {
         format!("timed out: the case's process was killed after {}", duration_text(timeout.unwrap_or_default()))
+    } else if let Some(p) = protocol {
+        p
     } else {
         match &status {
             Ok(s) => describe(s),
@@ -188,6 +258,18 @@ pub fn run_in_child(index: usize, timeout: Option<Duration>, launcher: &Launcher
         reason.push_str(&format!("; its last stderr lines: {}", tail.join(" | ")));
     }
     ChildRun { checks, finished: None, failure: Some(reason) }
+}
+
+/// Child side: exits the process (code [`crate::exit::INTERRUPTED`]) when stdin closes,
+/// which is how a child learns that its parent is gone (killed outright, or after its own
+/// second signal); otherwise an isolated case would go on running unsupervised.
+pub fn exit_with_parent() {
+    std::thread::spawn(|| {
+        let mut sink = [0u8; 64];
+        let mut stdin = std::io::stdin();
+        while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+        std::process::exit(i32::from(crate::exit::INTERRUPTED));
+    });
 }
 
 /// Whether `line` belongs to a Rust backtrace, which says where, not what: the reason kept

@@ -159,19 +159,24 @@ pub fn run_with(plan: &Plan, options: &RunOptions, reporters: &mut [&mut dyn Rep
     let start = Instant::now();
     emit(reporters, started(plan, options));
     let mut summary = RunSummary::default();
+    // Interrupted only if the stop cut something short: a signal after the last check
+    // changes nothing.
+    let mut cut = false;
     for case in &plan.cases {
         if interrupt::requested() {
+            cut = true;
             break;
         }
         let result = match &options.isolate {
             Some(launcher) => run_case_isolated(case, options, launcher, reporters),
             None => run_case(case, options, reporters),
         };
+        cut |= result.checks.iter().any(|c| c.outcome.skipped.as_deref() == Some(INTERRUPTED));
         tally(&mut summary.totals, &result);
         emit(reporters, Event::CaseFinished(result.clone()));
         summary.cases.push(result);
     }
-    summary.totals.interrupted = interrupt::requested();
+    summary.totals.interrupted = cut;
     emit(reporters, Event::RunFinished { totals: summary.totals.clone(), elapsed_s: start.elapsed().as_secs_f64() });
     summary
 }
@@ -189,8 +194,12 @@ type Prepared = std::result::Result<(Device, Arc<dyn ModuleUnderTest>, Tensor), 
 
 fn prepare(case: &Case, options: &RunOptions) -> Prepared {
     let device = parse_device(&case.device).map_err(|e| Unready::Unavailable(e.to_string()))?;
-    admission::admit(case, Budget::for_device(options.max_memory, &device).as_ref()).map_err(Unready::Broken)?;
     let context = format!("{} [{}]", case.name, case.device);
+    // A module's own cost model may panic too (a user module indexing a shape it does not
+    // expect): guarded like everything else it runs.
+    guard::catch(&context, || admission::admit(case, Budget::for_device(options.max_memory, &device).as_ref()))
+        .map_err(|e| Unready::Broken(e.to_string()))?
+        .map_err(Unready::Broken)?;
     let module = guard::catch(&context, || convert(&case.module, case.dtype, &device))
         .map_err(|e| Unready::Broken(e.to_string()))?
         .map_err(|e| Unready::Broken(format!("cannot place the module in {} on {}: {e}", dtype_name(case.dtype), case.device)))?;
@@ -288,13 +297,16 @@ pub(crate) fn run_case(case: &Case, options: &RunOptions, reporters: &mut [&mut 
 pub(crate) fn run_case_isolated(case: &Case, options: &RunOptions, launcher: &Launcher, reporters: &mut [&mut dyn Reporter]) -> CaseResult {
     let ci = case_info(case);
     emit(reporters, Event::CaseStarted(ci.clone()));
-    let run = isolate::run_in_child(case.index, options.timeout, launcher, |r| emit(reporters, Event::CheckFinished { case: ci.clone(), result: r.clone() }));
+    let run = isolate::run_in_child(case.index, &case.name, options.timeout, launcher, |r| {
+        emit(reporters, Event::CheckFinished { case: ci.clone(), result: r.clone() })
+    });
     if let (Some(finished), None) = (run.finished, &run.failure) {
         return CaseResult { case: ci, ..finished };
     }
     let mut checks = run.checks;
-    let done = checks.len();
-    checks.extend(unfinished(case, done, run.failure.as_deref().unwrap_or("the case's process reported nothing")));
+    let rest = unfinished(case, &checks, run.failure.as_deref().unwrap_or("the case's process reported nothing"));
+    checks.extend(rest);
+    in_plan_order(case, &mut checks);
     CaseResult::new(ci, checks)
 }
 
@@ -319,32 +331,47 @@ pub fn run_child(plan: &Plan, index: usize, options: &RunOptions) -> u8 {
     }
 }
 
-/// The case's checks in order on this thread, stopping after the check during which a stop
-/// was requested.
+/// The skip reason of checks a stop request kept from running.
+pub const INTERRUPTED: &str = "not run: the run was interrupted";
+
+/// The case's checks in order on this thread. After a stop request, the checks not yet run
+/// are reported skipped as [`INTERRUPTED`], so the case's record is complete.
 fn run_checks(case: &Case, options: &RunOptions, reporters: &mut [&mut dyn Reporter], ci: &CaseInfo) -> Vec<CheckResult> {
     let prepared = prepare(case, options);
     let mut checks = Vec::new();
     for &check in &case.checks {
-        if !checks.is_empty() && interrupt::requested() {
-            break;
-        }
-        let result = run_check(case, &prepared, check, options);
+        let result = if interrupt::requested() { interrupted(check) } else { run_check(case, &prepared, check, options) };
         emit(reporters, Event::CheckFinished { case: ci.clone(), result: result.clone() });
         checks.push(result);
     }
     checks
 }
 
-/// Failed results for the checks of `case` after the first `done`, all for `reason`.
-pub(crate) fn unfinished(case: &Case, done: usize, reason: &str) -> Vec<CheckResult> {
-    case.checks[done.min(case.checks.len())..]
+/// A check a stop request kept from running.
+pub(crate) fn interrupted(check: Check) -> CheckResult {
+    CheckResult { check, outcome: CheckOutcome::skip(INTERRUPTED), elapsed_s: 0.0, repeat: None }
+}
+
+/// Failed results for the checks of `case` that `done` lacks, the first for `reason`, the
+/// rest as not run for it (skipped instead when a stop was requested).
+pub(crate) fn unfinished(case: &Case, done: &[CheckResult], reason: &str) -> Vec<CheckResult> {
+    case.checks
         .iter()
+        .filter(|c| !done.iter().any(|d| d.check == **c))
         .enumerate()
         .map(|(i, &check)| {
+            if i > 0 && interrupt::requested() {
+                return interrupted(check);
+            }
             let why = if i == 0 { reason.to_string() } else { format!("not run: {reason}") };
             CheckResult { check, outcome: CheckOutcome::fail(why), elapsed_s: 0.0, repeat: None }
         })
         .collect()
+}
+
+/// Sorts `results` into the order of `case.checks`.
+fn in_plan_order(case: &Case, results: &mut [CheckResult]) {
+    results.sort_by_key(|r| case.checks.iter().position(|c| *c == r.check).unwrap_or(usize::MAX));
 }
 
 /// [`run_checks`] on a worker thread, waiting at most `timeout`. A case that overruns fails
@@ -355,37 +382,42 @@ fn run_checks_timed(case: &Case, options: &RunOptions, timeout: Duration, report
     let (worker_case, worker_options) = (case.clone(), RunOptions { timeout: None, ..options.clone() });
     let spawned = std::thread::Builder::new().name(format!("tensile-case-{}", case.index)).spawn(move || {
         let prepared = prepare(&worker_case, &worker_options);
-        for (i, &check) in worker_case.checks.iter().enumerate() {
-            if i > 0 && interrupt::requested() {
-                break;
-            }
-            if tx.send(run_check(&worker_case, &prepared, check, &worker_options)).is_err() {
+        for &check in &worker_case.checks {
+            let result = if interrupt::requested() { interrupted(check) } else { run_check(&worker_case, &prepared, check, &worker_options) };
+            if tx.send(result).is_err() {
                 break;
             }
         }
     });
     if let Err(e) = spawned {
-        return unfinished(case, 0, &format!("could not start the case's thread: {e}"));
+        return unfinished(case, &[], &format!("could not start the case's thread: {e}"));
     }
     let deadline = Instant::now() + timeout;
     let mut checks = Vec::new();
     loop {
-        let now = Instant::now();
-        if now >= deadline {
-            let reason = format!(
-                "timed out: the case did not finish within {}; it goes on in the background (--isolate stops it)",
-                crate::isolate::duration_text(timeout)
-            );
-            checks.extend(unfinished(case, checks.len(), &reason));
-            break;
-        }
-        match rx.recv_timeout((deadline - now).min(POLL)) {
+        // Whatever has arrived counts, even at the deadline.
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now()).min(POLL)) {
             Ok(result) => {
                 emit(reporters, Event::CheckFinished { case: ci.clone(), result: result.clone() });
                 checks.push(result);
             }
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
+                let reason = format!(
+                    "timed out: the case did not finish within {}; it goes on in the background (--isolate stops it)",
+                    crate::isolate::duration_text(timeout)
+                );
+                let rest = unfinished(case, &checks, &reason);
+                checks.extend(rest);
+                break;
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Every check sends a result, panics included; a thread that ends short of
+                // that must not leave a case that looks passed.
+                let rest = unfinished(case, &checks, "the case's thread ended without reporting");
+                checks.extend(rest);
+                break;
+            }
         }
     }
     checks

@@ -13,9 +13,12 @@ use tensile::{Check, ModuleTest, ModuleUnderTest};
 
 const SELF_TEST: &str = "TENSILE_HARNESS_ISOLATION_SELF_TEST";
 
-/// Halves its input; with `abort`, aborts the process instead, as a failed allocation would.
+/// Halves its input; with `abort`, aborts the process instead, as a failed allocation would;
+/// with `nan`, returns NaN (its correctness check fails with NaN metrics, which must cross
+/// from the child to the parent intact).
 struct Half {
     abort: bool,
+    nan: bool,
 }
 
 impl ModuleUnderTest for Half {
@@ -27,6 +30,9 @@ impl ModuleUnderTest for Half {
             eprintln!("memory allocation of 1099511627776 bytes failed");
             std::process::abort();
         }
+        if self.nan {
+            return x * f64::NAN;
+        }
         x * 0.5
     }
     fn forward_reference(&self, x: &Tensor) -> Option<Result<Tensor>> {
@@ -36,9 +42,9 @@ impl ModuleUnderTest for Half {
 
 fn tests() -> Vec<ModuleTest> {
     let spec = Spec { checks: vec![Check::Correctness], input_shape: Some(vec![1, 4, 8]), ..Spec::default() };
-    ["first", "aborts", "last"]
+    ["first", "aborts", "nan", "last"]
         .into_iter()
-        .map(|name| ModuleTest { name: name.into(), module: Arc::new(Half { abort: name == "aborts" }), spec: spec.clone() })
+        .map(|name| ModuleTest { name: name.into(), module: Arc::new(Half { abort: name == "aborts", nan: name == "nan" }), spec: spec.clone() })
         .collect()
 }
 
@@ -58,8 +64,11 @@ fn main() {
     assert_eq!(out.status.code(), Some(i32::from(tensile::exit::FAILED)), "{text}");
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report written")).expect("valid JSON");
     let verdicts: Vec<(&str, bool)> = r["cases"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap(), c["passed"].as_bool().unwrap())).collect();
-    assert_eq!(verdicts, [("first", true), ("aborts", false), ("last", true)], "{text}");
+    assert_eq!(verdicts, [("first", true), ("aborts", false), ("nan", false), ("last", true)], "{text}");
     let reason = r["cases"][1]["checks"][0]["errors"][0].as_str().unwrap();
     assert!(reason.contains("signal 6 (SIGABRT") && reason.contains("memory allocation of 1099511627776 bytes failed"), "{reason}");
+    // The NaN case's own verdict came back, not a protocol failure.
+    let nan = r["cases"][2]["checks"][0]["errors"][0].as_str().unwrap();
+    assert!(!nan.contains("process") && nan.to_lowercase().contains("nan"), "{nan}");
     println!("harness isolation: an aborting check failed alone ({reason})");
 }
