@@ -5,9 +5,11 @@
 use candle_core::{Module, Tensor};
 use quick_xml::events::Event as Xml;
 use quick_xml::Reader;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tensile::event::Reporter;
+
+mod fixture;
+use fixture::Shared;
 use tensile::report::escape::is_bidi_control;
 use tensile::report::{ConsoleReporter, HtmlReporter, JunitReporter, MarkdownReporter};
 use tensile::spec::Spec;
@@ -25,18 +27,6 @@ impl Module for Hostile {
     }
 }
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Characters a reader must never get raw: controls other than newline and tab, and bidi
 /// controls.

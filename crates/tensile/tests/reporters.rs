@@ -2,25 +2,12 @@
 //! (NaN as null), and never panic on a broken writer.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 use tensile::event::Reporter;
 use tensile::report::{ConsoleReporter, JsonReporter, SCHEMA_VERSION};
 
 mod fixture;
-use fixture::events;
+use fixture::{events, Shared};
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn console_text(reporter: impl FnOnce(Box<dyn Write + Send>) -> ConsoleReporter) -> String {
     let buf = Shared::default();
