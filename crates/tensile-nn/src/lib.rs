@@ -39,6 +39,7 @@ mod rms_norm;
 mod rotary;
 pub mod sentence;
 mod swiglu;
+pub mod tokenizer;
 
 pub use activation::Activation;
 pub use attention::{Attention, AttentionConfig, KvCache};
