@@ -70,10 +70,11 @@ pub fn run(args: &BenchArgs) -> Result<u8> {
     if let Some(path) = &args.results {
         // Appended by rewriting the whole file atomically, so an interrupted bench never leaves
         // a half-written table in the results.
-        let old = match std::fs::read_to_string(path) {
+        // Read like any input file, so a FIFO or a device there is refused, not read forever.
+        let old = match tensile::input::read_to_string(path, tensile::input::MAX_JSON_BYTES) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => anyhow::bail!("failed to read {}: {e}", path.display()),
+            Err(tensile::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e.into()),
         };
         tensile::atomic::write(path, format!("{old}\n{table}")).map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))?;
     }

@@ -204,7 +204,7 @@ fn golden_check_bad_files_exit_2_with_one_line() {
     assert_usage_error(&tensile(&["golden", "check", "/nonexistent/case.safetensors"]), "/nonexistent/case.safetensors");
     // A directory exists but cannot be read as a file.
     let d = dir.path().display().to_string();
-    assert_usage_error(&tensile(&["golden", "check", &d]), &format!("failed to read {d}"));
+    assert_usage_error(&tensile(&["golden", "check", &d]), &format!("cannot read {d}: is a directory"));
 
     // A good file next to a bad one is still checked and reported, in either order.
     let good = golden("llama_rms_norm.safetensors");

@@ -1,35 +1,65 @@
-//! Bounded reads of the files in a model directory. A FIFO would block forever and
+//! Bounded reads of files a user names: model directories here, and, through
+//! `tensile::input`, spec files, reference cases and baselines. A FIFO would block forever and
 //! `/dev/zero` would grow memory without bound, so only regular files up to a stated size are
-//! read; the same rules as `tensile::input`, which this crate cannot depend on.
+//! read, and both (and a directory) are refused before a byte is read.
 
 use crate::error::{Error, Result};
 use std::io::Read;
 use std::path::Path;
 
 /// Largest JSON file read (configs, `tokenizer.json`): far above any real tokenizer.
-pub(crate) const MAX_JSON_BYTES: u64 = 256 << 20;
+pub const MAX_JSON_BYTES: u64 = 256 << 20;
 /// Largest weights file read.
-pub(crate) const MAX_WEIGHTS_BYTES: u64 = 64 << 30;
+pub const MAX_WEIGHTS_BYTES: u64 = 64 << 30;
 
 fn refuse(path: &Path, reason: impl Into<String>) -> Error {
     Error::Input { path: path.to_path_buf(), reason: reason.into() }
 }
 
-/// The bytes of the regular file `path`, refused (before a byte is read) when it is a
-/// directory, a FIFO, a device or larger than `limit`; the read itself stops past `limit`.
-pub(crate) fn read(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.is_dir() {
+/// Checks that `path` is a regular file (following symlinks) no larger than `limit` bytes,
+/// and returns its size.
+pub fn regular_file(path: &Path, limit: u64) -> Result<u64> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let ft = meta.file_type();
+    if ft.is_dir() {
         return Err(refuse(path, "is a directory, not a file"));
     }
-    if !meta.is_file() {
-        return Err(refuse(path, "is not a regular file (a FIFO, a device or a socket)"));
+    if !ft.is_file() {
+        return Err(refuse(path, format!("is not a regular file (it is {})", special_kind(&ft))));
     }
     if meta.len() > limit {
         return Err(refuse(path, format!("is {} bytes, more than the {limit} bytes read from such a file", meta.len())));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    Ok(meta.len())
+}
+
+#[cfg(unix)]
+fn special_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "a special file"
+}
+
+/// The bytes of the regular file `path`, refused when larger than `limit`. The read itself is
+/// bounded too, so a file that grows while it is read cannot exhaust memory.
+pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let len = regular_file(path, limit)?;
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let mut bytes = Vec::with_capacity(len as usize);
     std::fs::File::open(path).map_err(io)?.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > limit {
         return Err(refuse(path, format!("grew past the {limit} bytes read from such a file while it was read")));
@@ -49,10 +79,24 @@ mod tests {
         let p = dir.path().join("config.json");
         std::fs::write(&p, b"{}").unwrap();
         assert_eq!(read(&p, 10).unwrap(), b"{}");
+        assert_eq!(regular_file(&p, 10).unwrap(), 2);
         let e = read(&p, 1).unwrap_err().to_string();
         assert!(e.contains("config.json") && e.contains("2 bytes"), "{e}");
         let e = read(Path::new("/dev/zero"), 10).unwrap_err().to_string();
-        assert!(e.contains("/dev/zero") && e.contains("not a regular file"), "{e}");
+        assert!(e.contains("/dev/zero") && e.contains("character device"), "{e}");
         assert!(matches!(read(&dir.path().join("missing"), 10), Err(Error::Io { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        if !std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+            eprintln!("skipping: mkfifo is not available");
+            return;
+        }
+        let e = read(&fifo, 100).unwrap_err().to_string();
+        assert!(e.contains("a FIFO"), "{e}");
     }
 }

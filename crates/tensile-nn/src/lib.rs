@@ -30,7 +30,7 @@ mod block;
 pub mod catalog;
 mod embedding;
 mod error;
-mod files;
+pub mod files;
 mod gelu_mlp;
 pub mod init;
 mod layer_norm;
@@ -41,6 +41,7 @@ mod rms_norm;
 mod rotary;
 pub mod sentence;
 mod swiglu;
+pub mod tokenizer;
 
 pub use activation::Activation;
 pub use attention::{Attention, AttentionConfig, KvCache};

@@ -135,7 +135,9 @@ impl SentenceEmbedder {
 
         let tokenizer_path: PathBuf = dir.join("tokenizer.json");
         let tokenizer_bytes = files::read(&tokenizer_path, files::MAX_JSON_BYTES)?;
-        let mut tokenizer = Tokenizer::from_bytes(&tokenizer_bytes).map_err(|e| Error::Tokenizer(format!("{}: {e}", tokenizer_path.display())))?;
+        // Through the wrapper that turns the tokenizers crate's panics on malformed files
+        // (found by fuzzing) into errors.
+        let mut tokenizer = crate::tokenizer::from_bytes(&tokenizer_bytes, &tokenizer_path)?;
         // An id past the embedding table would fail as an index error deep in the forward.
         if let Some(id) = tokenizer.get_vocab(true).into_values().max().filter(|&id| id as usize >= cfg.vocab_size) {
             return Err(model_err(&tokenizer_path, format!("token id {id} is past vocab_size {} in {}", cfg.vocab_size, config_path.display())));
@@ -161,7 +163,7 @@ impl SentenceEmbedder {
     }
 
     fn embed_batch(&self, texts: &[&str]) -> Result<Tensor> {
-        let enc = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let enc = crate::tokenizer::encode_batch(&self.tokenizer, texts.to_vec())?;
         let stack = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor> {
             let rows = enc.iter().map(|e| Tensor::new(f(e), &self.device)).collect::<candle_core::Result<Vec<_>>>()?;
             Ok(Tensor::stack(&rows, 0)?)

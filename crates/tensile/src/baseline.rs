@@ -14,7 +14,8 @@ use crate::event::{CaseInfo, CaseResult, CheckOutcome, Event, Machine, Reporter}
 use crate::keys::{Metric, Series};
 use crate::spec::Check;
 use crate::stats::{bootstrap_ratio_ci, median};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// Version of the baseline file format.
@@ -27,6 +28,13 @@ pub const DEFAULT_DIR: &str = ".tensile/baselines";
 const CONFIDENCE: f64 = 0.95;
 /// Bootstrap resamples; 2000 keeps the 2.5% quantile stable to about a tenth of a percent.
 const RESAMPLES: usize = 2000;
+/// Most samples a baseline keeps per series (latencies, one-thread runs), and most that a
+/// comparison reads from either side. An adaptive run times at most 1000 runs per series
+/// (`checks::performance::measure`), so a run's samples fit four times over; only a fixed
+/// iteration count asks for more. Each bootstrap resample redraws every sample, so without a
+/// bound a hand-made baseline of 10 million samples took over a minute to compare; at this
+/// size a comparison takes a fraction of a second. A longer series is reduced by [`thin`].
+pub const MAX_SAMPLES: usize = 4096;
 
 /// A saved run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,10 +69,50 @@ pub struct Entry {
     /// Median of the samples, in milliseconds.
     pub median_ms: f64,
     /// Every timed run, in milliseconds.
+    #[serde(deserialize_with = "samples_or_nan")]
     pub samples_ms: Vec<f64>,
     /// Every run timed on one thread (CPU), in milliseconds; empty in older files and on GPUs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "samples_or_nan")]
     pub work_samples_ms: Vec<f64>,
+}
+
+/// Reads a sample list in which `null` (how a NaN sample is serialised) stands for NaN, so that
+/// validation, not the JSON parser, rejects it, naming the entry and the field.
+fn samples_or_nan<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<f64>, D::Error> {
+    let raw = Vec::<Option<f64>>::deserialize(d)?;
+    Ok(raw.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
+impl Entry {
+    /// Checks that the latencies can be compared: at least one sample, and every sample (of
+    /// both series) finite and positive. A zero or negative median made comparisons print
+    /// `+inf%` or `NaN%` and pass.
+    fn validate(&self) -> std::result::Result<(), String> {
+        let which = format!("entry `{}` ({}, {})", self.name, self.dtype, self.device);
+        if self.samples_ms.is_empty() {
+            return Err(format!("{which}: field `samples_ms`: no samples; a baseline entry needs at least one latency"));
+        }
+        for (field, samples) in [("samples_ms", &self.samples_ms), ("work_samples_ms", &self.work_samples_ms)] {
+            for (i, &x) in samples.iter().enumerate() {
+                crate::validate::positive(x).map_err(|reason| format!("{which}: field `{field}`: sample {i} {reason}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// At most [`MAX_SAMPLES`] of `samples`: all of them when there are no more, else evenly spaced
+/// order statistics of the sorted samples, the smallest and the largest included. Every
+/// quantile then moves by at most one [`MAX_SAMPLES`]th of the distribution, and the same
+/// samples always thin to the same subset.
+pub fn thin(samples: &[f64]) -> Cow<'_, [f64]> {
+    if samples.len() <= MAX_SAMPLES {
+        return Cow::Borrowed(samples);
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let last = sorted.len() - 1;
+    Cow::Owned((0..MAX_SAMPLES).map(|i| sorted[i * last / (MAX_SAMPLES - 1)]).collect())
 }
 
 /// A case's latency against its baseline.
@@ -92,8 +140,11 @@ pub fn compare(new: &[f64], old: &[f64], threshold: f64) -> Comparison {
     compare_at(new, old, threshold, 0.5)
 }
 
-/// [`compare`] on the `q`-quantiles of both sides instead of the medians.
+/// [`compare`] on the `q`-quantiles of both sides instead of the medians. Either side longer
+/// than [`MAX_SAMPLES`] is [`thin`]ned first, which bounds the bootstrap's cost.
 pub fn compare_at(new: &[f64], old: &[f64], threshold: f64, q: f64) -> Comparison {
+    let (new, old) = (thin(new), thin(old));
+    let (new, old) = (new.as_ref(), old.as_ref());
     let (ratio, lo, hi) = bootstrap_ratio_ci(new, old, q, CONFIDENCE, RESAMPLES, 0x5EED);
     // Written so that NaN (no samples) is not a regression.
     let regression = lo - 1.0 > threshold;
@@ -137,17 +188,40 @@ pub fn detect_commit() -> Option<String> {
     (out.status.success() && !sha.is_empty()).then_some(sha)
 }
 
+/// The samples a baseline file keeps of a series: the finite, positive ones (a timer cannot
+/// measure anything else, and a load refuses it), [`thin`]ned, so that what is written is
+/// exactly what a later load accepts as it is.
+fn storable(samples: &[f64]) -> Vec<f64> {
+    let kept: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite() && *x > 0.0).collect();
+    thin(&kept).into_owned()
+}
+
 impl Baseline {
-    /// Loads baseline `name` from `dir`.
+    /// Loads baseline `name` from `dir`. Only a regular file is read (see [`crate::input`]), so
+    /// a FIFO or `/dev/zero` named `NAME.json` is refused, not read forever.
     pub fn load(dir: &Path, name: &str) -> Result<Self> {
         let path = path(dir, name)?;
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        let mut b: Baseline = serde_json::from_str(&text).map_err(|e| Error::Baseline { path: path.clone(), reason: e.to_string() })?;
-        if b.schema_version != BASELINE_VERSION {
-            return Err(Error::Baseline { path, reason: format!("format {} is not the supported {BASELINE_VERSION}", b.schema_version) });
-        }
+        let bytes = crate::input::read(&path, crate::input::MAX_JSON_BYTES)?;
+        let mut b = Self::from_slice(&bytes, &path)?;
         // The file's name is the baseline's identity (a copied file answers to its new name).
         b.name = name.to_string();
+        Ok(b)
+    }
+
+    /// Parses and validates the bytes of a baseline file; `path` names it in errors. Entries
+    /// with no samples, or with a zero, negative or non-finite one, are refused; a series
+    /// longer than [`MAX_SAMPLES`] is [`thin`]ned. The fuzz target `baseline` calls this.
+    pub fn from_slice(bytes: &[u8], path: &Path) -> Result<Self> {
+        let bad = |reason: String| Error::Baseline { path: path.to_path_buf(), reason };
+        let mut b: Baseline = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        if b.schema_version != BASELINE_VERSION {
+            return Err(bad(format!("format {} is not the supported {BASELINE_VERSION}", b.schema_version)));
+        }
+        for e in &mut b.entries {
+            e.validate().map_err(bad)?;
+            e.samples_ms = thin(&e.samples_ms).into_owned();
+            e.work_samples_ms = thin(&e.work_samples_ms).into_owned();
+        }
         Ok(b)
     }
 
@@ -167,16 +241,16 @@ impl Baseline {
             .iter()
             .filter_map(|c| {
                 let perf = c.checks.iter().find(|r| r.check == Check::Performance)?;
-                let samples = perf.outcome.series.get(&Series::SamplesMs).filter(|s| !s.is_empty())?;
+                let samples = perf.outcome.series.get(&Series::SamplesMs).map(|s| storable(s)).filter(|s| !s.is_empty())?;
                 Some(Entry {
                     name: c.case.name.clone(),
                     module: c.case.module.clone(),
                     dtype: c.case.dtype.clone(),
                     device: c.case.device.clone(),
                     input_shape: c.case.input_shape.clone(),
-                    median_ms: median(samples),
-                    samples_ms: samples.clone(),
-                    work_samples_ms: perf.outcome.series.get(&Series::WorkSamplesMs).cloned().unwrap_or_default(),
+                    median_ms: median(&samples),
+                    samples_ms: samples,
+                    work_samples_ms: perf.outcome.series.get(&Series::WorkSamplesMs).map(|w| storable(w)).unwrap_or_default(),
                 })
             })
             .collect();
@@ -278,5 +352,106 @@ mod tests {
         for bad in ["", "../x", "a/b", ".hidden", "sp ace"] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A baseline file with one entry whose series are given as JSON text.
+    fn file_with(samples: &str, work: Option<&str>) -> String {
+        let work = work.map(|w| format!(r#", "work_samples_ms": {w}"#)).unwrap_or_default();
+        format!(
+            r#"{{"schema_version": 1, "name": "x", "commit": null, "created_unix_s": 0, "machine": null, "entries": [
+                {{"name": "tiny::norm", "module": "llama.rms_norm", "dtype": "f32", "device": "cpu", "input_shape": [1, 8, 64],
+                  "median_ms": 1.0, "samples_ms": {samples}{work}}}]}}"#
+        )
+    }
+
+    fn load_error(text: &str) -> String {
+        Baseline::from_slice(text.as_bytes(), Path::new("dir/x.json")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_valid_file_loads() {
+        let b = Baseline::from_slice(file_with("[1.0, 2.5]", Some("[3.0]")).as_bytes(), Path::new("x.json")).unwrap();
+        assert_eq!((b.entries[0].samples_ms.clone(), b.entries[0].work_samples_ms.clone()), (vec![1.0, 2.5], vec![3.0]));
+        let b = Baseline::from_slice(file_with("[1.0]", None).as_bytes(), Path::new("x.json")).unwrap();
+        assert!(b.entries[0].work_samples_ms.is_empty(), "older files have no one-thread runs");
+    }
+
+    #[test]
+    fn empty_zero_negative_and_nan_samples_are_refused_naming_file_entry_and_field() {
+        for (samples, work, field, says) in [
+            ("[]", None, "samples_ms", "no samples"),
+            ("[1.0, 0.0]", None, "samples_ms", "sample 1 must be a finite number > 0, got 0"),
+            ("[-2.0]", None, "samples_ms", "sample 0 must be a finite number > 0, got -2"),
+            ("[1.0, null]", None, "samples_ms", "sample 1 must be a finite number > 0, got NaN"),
+            ("[1.0]", Some("[0.0]"), "work_samples_ms", "sample 0 must be a finite number > 0, got 0"),
+            ("[1.0]", Some("[2.0, -1e-3]"), "work_samples_ms", "sample 1 must be a finite number > 0, got -0.001"),
+            ("[1.0]", Some("[null]"), "work_samples_ms", "got NaN"),
+        ] {
+            let e = load_error(&file_with(samples, work));
+            assert!(e.starts_with("dir/x.json: not a usable baseline: "), "{e}");
+            assert!(e.contains("entry `tiny::norm` (f32, cpu)"), "{e}");
+            assert!(e.contains(&format!("field `{field}`")) && e.contains(says), "{samples} {work:?}: {e}");
+        }
+        // JSON has no infinity; a number too large for f64 is refused by the parser, naming the file.
+        let e = load_error(&file_with("[1e999]", None));
+        assert!(e.starts_with("dir/x.json: not a usable baseline"), "{e}");
+    }
+
+    #[test]
+    fn other_versions_and_garbage_are_refused() {
+        let e = load_error(&file_with("[1.0]", None).replace(r#""schema_version": 1"#, r#""schema_version": 7"#));
+        assert!(e.contains("format 7 is not the supported 1"), "{e}");
+        assert!(load_error("{not json").starts_with("dir/x.json: not a usable baseline"));
+    }
+
+    #[test]
+    fn thinning_keeps_short_series_and_spreads_long_ones_over_the_distribution() {
+        let short = [3.0, 1.0, 2.0];
+        assert!(matches!(thin(&short), Cow::Borrowed(s) if s == short));
+        // 10 000 samples 1..=10 000 in reverse order: the subset is sorted, keeps both ends,
+        // and its median is the full median to within one step of the subset.
+        let long: Vec<f64> = (1..=10_000).rev().map(f64::from).collect();
+        let t = thin(&long);
+        assert_eq!(t.len(), MAX_SAMPLES);
+        assert_eq!((t[0], t[MAX_SAMPLES - 1]), (1.0, 10_000.0));
+        assert!(t.windows(2).all(|w| w[0] <= w[1]));
+        assert!((median(&t) - 5000.5).abs() <= 10_000.0 / MAX_SAMPLES as f64, "{}", median(&t));
+        assert_eq!(t, thin(&long), "the same samples thin to the same subset");
+    }
+
+    #[test]
+    fn a_load_thins_series_longer_than_the_limit() {
+        let many = format!("[{}]", vec!["1.5"; MAX_SAMPLES * 3].join(","));
+        let b = Baseline::from_slice(file_with(&many, Some(&many)).as_bytes(), Path::new("x.json")).unwrap();
+        assert_eq!((b.entries[0].samples_ms.len(), b.entries[0].work_samples_ms.len()), (MAX_SAMPLES, MAX_SAMPLES));
+    }
+
+    #[test]
+    fn a_comparison_of_long_series_equals_that_of_their_thinned_subsets() {
+        let old: Vec<f64> = (0..50_000).map(|i| 1.0 + (i % 97) as f64 / 97.0).collect();
+        let new: Vec<f64> = old.iter().map(|x| x * 1.5).collect();
+        let c = compare(&new, &old, DEFAULT_THRESHOLD);
+        assert_eq!(c, compare(&thin(&new), &thin(&old), DEFAULT_THRESHOLD));
+        assert!(c.regression && (c.slowdown - 0.5).abs() < 0.02, "{c:?}");
+    }
+
+    #[test]
+    fn the_writer_keeps_at_most_the_limit_and_only_positive_finite_samples() {
+        let mut samples: Vec<f64> = (1..=3 * MAX_SAMPLES).map(|i| i as f64 / 100.0).collect();
+        samples.extend([0.0, -1.0, f64::NAN, f64::INFINITY]);
+        let mut outcome = CheckOutcome::default();
+        outcome.series.insert(Series::SamplesMs, samples.clone());
+        outcome.series.insert(Series::WorkSamplesMs, vec![0.0, 2.0]);
+        let info = CaseInfo { index: 0, name: "m".into(), module: "k".into(), dtype: "f32".into(), device: "cpu".into(), input_shape: vec![1, 2] };
+        let check = crate::event::CheckResult { check: Check::Performance, outcome, elapsed_s: 0.0, repeat: None };
+        let b = Baseline::from_cases("w", None, &[CaseResult::new(info, vec![check])]);
+        let e = &b.entries[0];
+        assert_eq!(e.samples_ms.len(), MAX_SAMPLES);
+        assert!(e.samples_ms.iter().all(|x| x.is_finite() && *x > 0.0), "{:?}", &e.samples_ms[..4]);
+        assert_eq!(e.work_samples_ms, vec![2.0]);
+        // What is written loads back unchanged.
+        let dir = tempfile::tempdir().unwrap();
+        b.save(dir.path()).unwrap();
+        assert_eq!(Baseline::load(dir.path(), "w").unwrap().entries, b.entries);
     }
 }

@@ -75,7 +75,7 @@ pub fn torch_dtype(dtype: DType) -> &'static str {
 
 /// Reads an anchor JSON file: case key → `{ms, peak_mb}`; other keys are ignored.
 pub fn load_anchors(path: &Path) -> Result<BTreeMap<String, Anchor>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let text = crate::input::read_to_string(path, crate::input::MAX_JSON_BYTES)?;
     let raw: BTreeMap<String, serde_json::Value> =
         serde_json::from_str(&text).map_err(|e| Error::Setting { name: format!("anchor file {}", path.display()), reason: e.to_string() })?;
     Ok(raw.into_iter().filter_map(|(k, v)| serde_json::from_value::<Anchor>(v).ok().map(|a| (k, a))).collect())

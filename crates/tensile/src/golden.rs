@@ -50,16 +50,23 @@ impl CaseMeta {
 }
 
 impl GoldenCase {
-    /// Reads and validates a case file: metadata, kind, `input` and `output` present.
+    /// Reads and validates a case file: metadata, kind, `input` and `output` present. Only a
+    /// regular file is read (see [`crate::input`]), so a FIFO or `/dev/zero` is refused.
     pub fn load(path: &Path) -> Result<Self> {
+        let bytes = crate::input::read(path, crate::input::MAX_TENSOR_BYTES)?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Validates the bytes of a case file as [`GoldenCase::load`] does; `path` names it in
+    /// errors. The fuzz target `reference_case` calls this on arbitrary bytes.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidCase { path: path.to_path_buf(), reason };
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| invalid(format!("not a safetensors file ({e})")))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| invalid(format!("not a safetensors file ({e})")))?;
         let meta_json =
             header.metadata().as_ref().and_then(|m| m.get(CASE_METADATA_KEY)).ok_or_else(|| invalid(format!("no `{CASE_METADATA_KEY}` metadata")))?;
         let meta = CaseMeta::parse(path, meta_json)?;
         let kind = meta.kind(path)?;
-        let mut weights = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| invalid(tensile_nn::innermost_message(&e)))?;
+        let mut weights = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| invalid(tensile_nn::innermost_message(&e)))?;
         let mut take = |name: &str| weights.remove(name).ok_or_else(|| Error::MissingTensor { path: path.to_path_buf(), name: name.to_string() });
         let input = take("input")?;
         let output = take("output")?;

@@ -7,7 +7,6 @@
 //! byte is read.
 
 use crate::error::{Error, Result};
-use std::io::Read;
 use std::path::Path;
 
 /// Largest spec file read (TOML): far above any hand-written spec.
@@ -17,64 +16,32 @@ pub const MAX_JSON_BYTES: u64 = 256 << 20;
 /// Largest tensor file (reference case, weights) read.
 pub const MAX_TENSOR_BYTES: u64 = 64 << 30;
 
-fn refuse(path: &Path, reason: impl Into<String>) -> Error {
-    Error::Input { path: path.to_path_buf(), reason: reason.into() }
+/// The block library's reader, which this one shares (the rules live in one place), with its
+/// errors as this crate's.
+fn lift(e: tensile_nn::Error) -> Error {
+    match e {
+        tensile_nn::Error::Input { path, reason } => Error::Input { path, reason },
+        tensile_nn::Error::Io { path, source } => Error::Io { path, source },
+        other => Error::Input { path: Default::default(), reason: other.to_string() },
+    }
 }
 
 /// Checks that `path` is a regular file (following symlinks) no larger than `limit` bytes,
 /// and returns its size.
 pub fn regular_file(path: &Path, limit: u64) -> Result<u64> {
-    let meta = std::fs::metadata(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    let ft = meta.file_type();
-    if ft.is_dir() {
-        return Err(refuse(path, "is a directory, not a file"));
-    }
-    if !ft.is_file() {
-        return Err(refuse(path, format!("is not a regular file (it is {})", special_kind(&ft))));
-    }
-    if meta.len() > limit {
-        return Err(refuse(path, format!("is {} bytes, more than the {limit} bytes read from such a file", meta.len())));
-    }
-    Ok(meta.len())
-}
-
-#[cfg(unix)]
-fn special_kind(ft: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_char_device() {
-        "a character device"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_socket() {
-        "a socket"
-    } else {
-        "a special file"
-    }
-}
-
-#[cfg(not(unix))]
-fn special_kind(_: &std::fs::FileType) -> &'static str {
-    "a special file"
+    tensile_nn::files::regular_file(path, limit).map_err(lift)
 }
 
 /// The bytes of the regular file `path`, refused when larger than `limit`. The read itself is
 /// bounded too, so a file that grows while it is read cannot exhaust memory.
 pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let len = regular_file(path, limit)?;
-    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    if bytes.len() as u64 > limit {
-        return Err(refuse(path, format!("grew past the {limit} bytes read from such a file while it was read")));
-    }
-    Ok(bytes)
+    tensile_nn::files::read(path, limit).map_err(lift)
 }
 
 /// The UTF-8 text of the regular file `path`, refused when larger than `limit`.
 pub fn read_to_string(path: &Path, limit: u64) -> Result<String> {
-    String::from_utf8(read(path, limit)?).map_err(|e| refuse(path, format!("is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())))
+    String::from_utf8(read(path, limit)?)
+        .map_err(|e| Error::Input { path: path.to_path_buf(), reason: format!("is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()) })
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ fn positive(loc: &Locator, s: &Spanned<Vec<i64>>, field: &str) -> Result<Vec<usi
 /// Reads a spec file into module tests. Nothing is allocated: each module's seeded weights are
 /// built when its case runs ([`LazyBlock`]).
 pub fn load(path: &Path) -> Result<Vec<ModuleTest>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let text = crate::input::read_to_string(path, crate::input::MAX_SPEC_BYTES)?;
     parse(&text, path)
 }
 

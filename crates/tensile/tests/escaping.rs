@@ -27,7 +27,6 @@ impl Module for Hostile {
     }
 }
 
-
 /// Characters a reader must never get raw: controls other than newline and tab, and bidi
 /// controls.
 fn raw_controls(text: &str) -> Vec<char> {

@@ -225,8 +225,9 @@ fn a_nonexistent_file_is_an_io_error() {
     let err = GoldenCase::load(path).unwrap_err();
     assert!(matches!(&err, Error::Io { path: p, source } if p == path && source.kind() == std::io::ErrorKind::NotFound), "{err:?}");
     assert!(err.to_string().contains("/nonexistent/dir/case.safetensors"), "{err}");
-    // A directory cannot be read as a file either.
-    assert!(matches!(GoldenCase::load(&golden_dir()), Err(Error::Io { .. })));
+    // A directory is refused before it is opened, saying what it is.
+    let err = GoldenCase::load(&golden_dir()).unwrap_err();
+    assert!(matches!(&err, Error::Input { .. }) && err.to_string().contains("is a directory"), "{err:?}");
 }
 
 #[test]

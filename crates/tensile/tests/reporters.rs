@@ -8,7 +8,6 @@ use tensile::report::{ConsoleReporter, JsonReporter, SCHEMA_VERSION};
 mod fixture;
 use fixture::{events, Shared};
 
-
 fn console_text(reporter: impl FnOnce(Box<dyn Write + Send>) -> ConsoleReporter) -> String {
     let buf = Shared::default();
     let mut r = reporter(Box::new(buf.clone()));
