@@ -42,7 +42,7 @@ pub trait ModuleUnderTest: Send + Sync {
         self.parameters().iter().map(|(_, t)| t.elem_count()).sum()
     }
     /// The module built to run in `dtype` on `device`, for a module that holds no weights
-    /// until a case needs them ([`crate::lazy::LazyBlock`]); `None` for a module that is
+    /// until a case needs them ([`crate::lazy::LazyModule`]); `None` for a module that is
     /// already built, which [`convert`] then converts.
     fn materialize(&self, _dtype: DType, _device: &Device) -> Option<Result<Arc<dyn ModuleUnderTest>>> {
         None

@@ -9,7 +9,7 @@
 //! describe a GPU, and on a CPU they fail, with a note saying so.
 
 use crate::error::{Error, Result};
-use crate::lazy::SeededPart;
+use crate::lazy::LazyModule;
 use crate::spec::{latency_ms, Check, ModuleTest, Scaling, Targets};
 use crate::suite::Suite;
 use candle_core::{DType, Device};
@@ -32,7 +32,7 @@ pub struct Preset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Weights {
     /// Seeded random weights (what runs use), made per case for the module under test only
-    /// ([`crate::lazy::SeededPart`]): loading a preset allocates nothing.
+    /// ([`crate::lazy::LazyModule`]): loading a preset allocates nothing.
     Seeded,
     /// No storage at all (every parameter a zero-stride view): for listing shapes, specs and
     /// coverage without running anything, free even for the 8B layers.
@@ -54,8 +54,8 @@ impl Weights {
         tests
             .into_iter()
             .map(|mut t| {
-                let prefix = SeededPart::prefix_in(&root_params, &t.module.parameters());
-                t.module = std::sync::Arc::new(SeededPart::new(t.module, prefix, 0));
+                let prefix = LazyModule::prefix_in(&root_params, &t.module.parameters());
+                t.module = std::sync::Arc::new(LazyModule::new(t.module, prefix, 0));
                 t
             })
             .collect()

@@ -20,7 +20,7 @@
 
 use crate::device::parse_dtype;
 use crate::error::{Error, Result};
-use crate::lazy::LazyBlock;
+use crate::lazy::LazyModule;
 use crate::module::ModuleUnderTest;
 use crate::plan::{Plan, Settings};
 use crate::report::escape::{visible, visible_line};
@@ -101,7 +101,7 @@ fn positive(loc: &Locator, s: &Spanned<Vec<i64>>, field: &str) -> Result<Vec<usi
 }
 
 /// Reads a spec file into module tests. Nothing is allocated: each module's seeded weights are
-/// built when its case runs ([`LazyBlock`]).
+/// built when its case runs ([`LazyModule`]).
 pub fn load(path: &Path) -> Result<Vec<ModuleTest>> {
     let text = crate::input::read_to_string(path, crate::input::MAX_SPEC_BYTES)?;
     parse(&text, path)
@@ -170,7 +170,7 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
     };
     let seed = e.seed.unwrap_or(0);
     // No weights yet: the block is built for real, seeded, when its case runs.
-    let block = LazyBlock::new(kind, config, seed).map_err(|err| match &e.config {
+    let block = LazyModule::from_config(kind, &config, seed).map_err(|err| match &e.config {
         Some(c) => loc.field(c, "config", err),
         None => loc.field(&e.module, "module", err),
     })?;
