@@ -59,11 +59,8 @@ impl std::str::FromStr for MemoryLimit {
             let v: f64 = p.trim().parse().map_err(|_| bad())?;
             return if v > 0.0 && v <= 100.0 { Ok(Self::Fraction(v / 100.0)) } else { Err(format!("`{s}`: a percentage must lie in (0, 100]")) };
         }
-        // The longest prefix that is a number (`1e9` is one), then the unit.
-        let split = (1..=t.len()).rev().filter(|&i| t.is_char_boundary(i)).find(|&i| t[..i].trim().parse::<f64>().is_ok()).ok_or_else(bad)?;
-        let (num, unit) = t.split_at(split);
-        let v: f64 = num.trim().parse().map_err(|_| bad())?;
-        let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        let (v, unit) = crate::validate::number_and_unit(t).ok_or_else(bad)?;
+        let scale = match unit.to_ascii_lowercase().as_str() {
             "" | "b" => 1.0,
             "k" | "kb" => 1e3,
             "m" | "mb" => 1e6,

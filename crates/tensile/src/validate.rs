@@ -63,6 +63,16 @@ pub fn above(v: f64, floor: f64) -> Result<f64, Reason> {
     }
 }
 
+/// A number followed by a unit, as sizes and durations are written (`1.5GiB`, `1e9`, `30 s`):
+/// the longest prefix that parses as a number (so `1e9` is a number, not `1` and a unit `e9`)
+/// and the rest, trimmed. `None` when no prefix is a number.
+pub fn number_and_unit(text: &str) -> Option<(f64, &str)> {
+    let t = text.trim();
+    let split = (1..=t.len()).rev().filter(|&i| t.is_char_boundary(i)).find(|&i| t[..i].trim().parse::<f64>().is_ok())?;
+    let (num, unit) = t.split_at(split);
+    Some((num.trim().parse().ok()?, unit.trim()))
+}
+
 /// A dimension in 1..=[`MAX_DIM`].
 pub fn dim(v: usize) -> Result<usize, Reason> {
     if v == 0 {
@@ -123,6 +133,10 @@ mod tests {
         assert!(shape(&[1, 8, 64]).is_ok());
         assert!(sweep(&[8, 8]).is_err() && sweep(&[8, 100_000_000_000]).is_err() && sweep(&(1..=100).collect::<Vec<_>>()).is_err());
         assert!(sweep(&[8, 16]).is_ok());
+        assert_eq!(number_and_unit(" 1.5 GiB "), Some((1.5, "GiB")));
+        assert_eq!(number_and_unit("1e9"), Some((1e9, "")));
+        assert_eq!(number_and_unit("250ms"), Some((250.0, "ms")));
+        assert_eq!(number_and_unit("lots"), None);
     }
 
     proptest! {
