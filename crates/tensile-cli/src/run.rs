@@ -153,15 +153,8 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         return Ok(tensile::runner::run_child(&plan, index, &options));
     }
     warn_unused_sizes(args, &plan);
-    let mut inputs: Vec<PathBuf> = args.source.spec_path().into_iter().collect();
-    inputs.extend(plan.cases.iter().filter_map(|c| match &c.spec.reference {
-        tensile::spec::Reference::CaseFile(p) => Some(p.clone()),
-        _ => None,
-    }));
-    if let Some(name) = &args.baseline {
-        inputs.push(tensile::baseline::path(&args.baseline_dir, name)?);
-    }
-    outputs.preflight(&inputs)?;
+    let spec: Vec<PathBuf> = args.source.spec_path().into_iter().collect();
+    outputs.preflight(&plan, &spec)?;
     if args.isolate {
         options.isolate = Some(self_launcher()?);
     }

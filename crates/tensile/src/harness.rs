@@ -162,18 +162,7 @@ pub fn run(args: &Arguments, tests: &[ModuleTest], settings: &Settings, outputs:
     if child {
         isolate::exit_with_parent();
     } else {
-        let mut inputs: Vec<std::path::PathBuf> = plan
-            .cases
-            .iter()
-            .filter_map(|c| match &c.spec.reference {
-                crate::spec::Reference::CaseFile(p) => Some(p.clone()),
-                _ => None,
-            })
-            .collect();
-        if let Some(name) = &outputs.baseline {
-            inputs.push(crate::baseline::path(&outputs.baseline_dir, name)?);
-        }
-        outputs.preflight(&inputs)?;
+        outputs.preflight(&plan, &[])?;
     }
     let mut options = outputs.run_options()?;
     if outputs.writes_files() && !child {

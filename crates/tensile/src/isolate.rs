@@ -1,6 +1,7 @@
 //! Per-case isolation: each case runs in a child process (the same binary), so an abort, an
-//! out-of-memory kill, a stack overflow or an endless loop fails that case, with the signal
-//! or exit code and the last lines the child wrote to stderr, and the run goes on.
+//! out-of-memory kill, a stack overflow or (under a timeout) an endless loop fails that case,
+//! with the signal or exit code and the last lines the child wrote to stderr, and the run goes
+//! on.
 //!
 //! The parent starts the child through a [`Launcher`] (the `tensile` binary re-runs its own
 //! command line with `--child-case N`; the cargo harness re-runs its test binary). The child
@@ -20,6 +21,8 @@ use std::time::{Duration, Instant};
 /// Marks the child's event lines on stdout (from the marker to the end of the line: a test
 /// harness may have printed the start of the line); other output on stdout is ignored.
 pub const MARKER: &str = "@tensile-event ";
+/// How often a waiting parent (or in-process runner) looks at the clock and the interrupt flag.
+pub(crate) const POLL: Duration = Duration::from_millis(50);
 /// Lines of the child's stderr kept for the failure message.
 const STDERR_LINES: usize = 6;
 
@@ -54,16 +57,14 @@ pub fn duration_text(d: Duration) -> String {
 
 /// Parses `30s`, `1.5s`, `250ms`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num.trim().parse().map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 500ms, 2m)"))?;
+    let bad = || format!("`{text}` is not a duration (e.g. 30s, 500ms, 2m)");
+    let (v, unit) = crate::validate::number_and_unit(text).ok_or_else(bad)?;
     let scale = match unit {
         "" | "s" => 1.0,
         "ms" => 1e-3,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        _ => return Err(format!("`{text}` is not a duration (e.g. 30s, 500ms, 2m)")),
+        _ => return Err(bad()),
     };
     let secs = v * scale;
     if secs.is_finite() && secs > 0.0 && secs <= 7.0 * 86400.0 {
@@ -121,7 +122,7 @@ fn lossy_lines(reader: impl std::io::Read) -> impl Iterator<Item = String> {
 
 /// What the child's stdout reader passes on.
 enum Message {
-    Event(Event),
+    Event(Box<Event>),
     /// A marked line that is not a valid event.
     Garbled(String),
 }
@@ -150,7 +151,7 @@ pub fn run_in_child(index: usize, name: &str, timeout: Option<Duration>, launche
         std::thread::spawn(move || {
             for line in lossy_lines(out) {
                 let Some((_, json)) = line.split_once(MARKER) else { continue };
-                let message = serde_json::from_str::<Event>(json).map_or_else(|e| Message::Garbled(format!("{e}")), Message::Event);
+                let message = serde_json::from_str::<Event>(json).map_or_else(|e| Message::Garbled(format!("{e}")), |e| Message::Event(Box::new(e)));
                 if tx.send(message).is_err() {
                     break;
                 }
@@ -193,26 +194,26 @@ pub fn run_in_child(index: usize, name: &str, timeout: Option<Duration>, launche
             forward_interrupt(child.id());
         }
         // Whatever has arrived counts, even at the deadline.
-        let wait = match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)),
-            None => Duration::from_millis(50),
-        };
-        match rx.recv_timeout(wait) {
-            Ok(Message::Event(Event::CheckFinished { case, result })) => {
+        let wait = deadline.map_or(POLL, |d| d.saturating_duration_since(Instant::now()).min(POLL));
+        match rx.recv_timeout(wait).map(|m| match m {
+            Message::Event(e) => Ok(*e),
+            Message::Garbled(e) => Err(e),
+        }) {
+            Ok(Ok(Event::CheckFinished { case, result })) => {
                 if accept(&case, &mut protocol) {
                     on_check(&result);
                     checks.push(result);
                 }
             }
-            Ok(Message::Event(Event::CaseFinished(result))) => {
+            Ok(Ok(Event::CaseFinished(result))) => {
                 if accept(&result.case, &mut protocol) {
                     finished = Some(result);
                 }
             }
-            Ok(Message::Garbled(e)) => {
+            Ok(Err(e)) => {
                 protocol.get_or_insert_with(|| format!("the case's process sent a result that could not be read ({e})"));
             }
-            Ok(Message::Event(_)) => {}
+            Ok(Ok(_)) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     timed_out = true;

@@ -7,6 +7,7 @@ use crate::admission::MemoryLimit;
 use crate::baseline::{self, Baseline, BaselineWriter};
 use crate::error::{Error, Result};
 use crate::event::Reporter;
+use crate::plan::Plan;
 use crate::report::{EventLog, HtmlReporter, JsonReporter, JunitReporter, MarkdownReporter};
 use crate::runner::RunOptions;
 use std::path::{Path, PathBuf};
@@ -232,11 +233,17 @@ impl Outputs {
 
     /// Checks, before anything runs, that every output can be written and overwrites nothing
     /// it must not: each target's folder exists and takes a new file, the target is not a
-    /// folder or a special file (`/dev/full`), no two outputs share a path, and no output is
-    /// one of `inputs` (the spec file, reference cases, the baseline compared with). Results
-    /// found only after the whole run would otherwise be lost, or a spec overwritten.
-    pub fn preflight(&self, inputs: &[PathBuf]) -> Result<()> {
+    /// folder or a special file (`/dev/full`), no two outputs share a path, and no output is an
+    /// input of the run: `plan`'s reference cases, the baseline compared with, or one of
+    /// `more_inputs` (the spec file). Results found only after the whole run would otherwise be
+    /// lost, or a spec overwritten.
+    pub fn preflight(&self, plan: &Plan, more_inputs: &[PathBuf]) -> Result<()> {
         self.validate()?;
+        let mut inputs = plan.reference_files();
+        inputs.extend_from_slice(more_inputs);
+        if let Some(name) = &self.baseline {
+            inputs.push(baseline::path(&self.baseline_dir, name)?);
+        }
         if self.save_baseline.is_some() && self.baseline_dir.exists() && !self.baseline_dir.is_dir() {
             return Err(bad("--baseline-dir", format!("{} is not a folder", self.baseline_dir.display())));
         }

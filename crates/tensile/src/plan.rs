@@ -8,6 +8,7 @@ use crate::spec::{Check, ModuleTest, Reference, Scaling, Spec, Target};
 use crate::tolerance::Tolerance;
 use candle_core::DType;
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Suite-wide settings: defaults for specs and command-line overrides.
@@ -260,6 +261,17 @@ impl Plan {
             }
         }
         Ok(Plan { cases })
+    }
+
+    /// The reference case files the plan reads (inputs no output may overwrite).
+    pub fn reference_files(&self) -> Vec<PathBuf> {
+        self.cases
+            .iter()
+            .filter_map(|c| match &c.spec.reference {
+                Reference::CaseFile(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Number of checks across all cases.

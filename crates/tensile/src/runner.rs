@@ -106,9 +106,6 @@ impl Default for RunOptions {
     }
 }
 
-/// How often a waiting runner looks at the clock and the interrupt flag.
-const POLL: Duration = Duration::from_millis(50);
-
 pub(crate) fn emit(reporters: &mut [&mut dyn Reporter], event: Event) {
     for r in reporters.iter_mut() {
         r.on_event(&event);
@@ -277,7 +274,8 @@ pub(crate) fn run_single_with(case: &Case, check: Check, options: &RunOptions) -
         Some(t) => run_checks_timed(&single, options, t, &mut [], &case_info(case)),
         None => run_checks(&single, options, &mut [], &case_info(case)),
     };
-    results.pop().unwrap_or_else(|| CheckResult { check, outcome: CheckOutcome::fail("not run: the run was interrupted"), elapsed_s: 0.0, repeat: None })
+    // Every check gets a result (skipped when a stop kept it from running).
+    results.pop().unwrap_or_else(|| interrupted(check))
 }
 
 /// Prepares the case, then runs its checks (on a thread of its own under a timeout). A
@@ -334,16 +332,27 @@ pub fn run_child(plan: &Plan, index: usize, options: &RunOptions) -> u8 {
 /// The skip reason of checks a stop request kept from running.
 pub const INTERRUPTED: &str = "not run: the run was interrupted";
 
-/// The case's checks in order on this thread. After a stop request, the checks not yet run
-/// are reported skipped as [`INTERRUPTED`], so the case's record is complete.
-fn run_checks(case: &Case, options: &RunOptions, reporters: &mut [&mut dyn Reporter], ci: &CaseInfo) -> Vec<CheckResult> {
+/// Prepares the case and hands each check's result to `sink` in order, until it returns
+/// false. After a stop request, the checks not yet run are reported skipped as
+/// [`INTERRUPTED`], so the case's record is complete.
+fn each_check(case: &Case, options: &RunOptions, mut sink: impl FnMut(CheckResult) -> bool) {
     let prepared = prepare(case, options);
-    let mut checks = Vec::new();
     for &check in &case.checks {
         let result = if interrupt::requested() { interrupted(check) } else { run_check(case, &prepared, check, options) };
+        if !sink(result) {
+            break;
+        }
+    }
+}
+
+/// The case's checks in order on this thread ([`each_check`]).
+fn run_checks(case: &Case, options: &RunOptions, reporters: &mut [&mut dyn Reporter], ci: &CaseInfo) -> Vec<CheckResult> {
+    let mut checks = Vec::new();
+    each_check(case, options, |result| {
         emit(reporters, Event::CheckFinished { case: ci.clone(), result: result.clone() });
         checks.push(result);
-    }
+        true
+    });
     checks
 }
 
@@ -380,15 +389,9 @@ fn in_plan_order(case: &Case, results: &mut [CheckResult]) {
 fn run_checks_timed(case: &Case, options: &RunOptions, timeout: Duration, reporters: &mut [&mut dyn Reporter], ci: &CaseInfo) -> Vec<CheckResult> {
     let (tx, rx) = mpsc::channel();
     let (worker_case, worker_options) = (case.clone(), RunOptions { timeout: None, ..options.clone() });
-    let spawned = std::thread::Builder::new().name(format!("tensile-case-{}", case.index)).spawn(move || {
-        let prepared = prepare(&worker_case, &worker_options);
-        for &check in &worker_case.checks {
-            let result = if interrupt::requested() { interrupted(check) } else { run_check(&worker_case, &prepared, check, &worker_options) };
-            if tx.send(result).is_err() {
-                break;
-            }
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name(format!("tensile-case-{}", case.index))
+        .spawn(move || each_check(&worker_case, &worker_options, |result| tx.send(result).is_ok()));
     if let Err(e) = spawned {
         return unfinished(case, &[], &format!("could not start the case's thread: {e}"));
     }
@@ -396,7 +399,7 @@ fn run_checks_timed(case: &Case, options: &RunOptions, timeout: Duration, report
     let mut checks = Vec::new();
     loop {
         // Whatever has arrived counts, even at the deadline.
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now()).min(POLL)) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now()).min(isolate::POLL)) {
             Ok(result) => {
                 emit(reporters, Event::CheckFinished { case: ci.clone(), result: result.clone() });
                 checks.push(result);
