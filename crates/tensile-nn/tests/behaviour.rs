@@ -6,7 +6,7 @@ use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use tensile_nn::bert::{BertConfig, BertLayer};
 use tensile_nn::init::{randn, random_ids, SeededInit};
-use tensile_nn::llama::{Llama, LlamaConfig};
+use tensile_nn::llama::{Llama, LlamaConfig, LlamaDecoderLayer};
 use tensile_nn::{Attention, AttentionConfig, Block, Error, KvCache};
 
 mod common;
@@ -52,6 +52,51 @@ fn kv_cache_decoding_matches_full_forward(dev: &Device) {
         steps.push(model.forward_with(&ids.narrow(1, i, 1).unwrap(), Some(&mut caches)).unwrap());
     }
     assert!(max_diff(&full, &Tensor::cat(&steps, 1).unwrap()) < 1e-4);
+}
+
+/// Feeds `x (batch, 7, hidden)` through `step` in chunks of 3, 2, 1 and 1 positions, each
+/// chunk after a non-empty cache from the second on (chunked prefill, then decoding), and
+/// returns the concatenated outputs.
+fn in_chunks(x: &Tensor, mut step: impl FnMut(&Tensor) -> Tensor) -> Tensor {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for len in [3, 2, 1, 1] {
+        parts.push(step(&x.narrow(1, start, len).unwrap()));
+        start += len;
+    }
+    assert_eq!(start, x.dim(1).unwrap());
+    Tensor::cat(&parts, 1).unwrap()
+}
+
+fn chunked_prefill_after_a_cache_matches_full_forward(dev: &Device) {
+    // Several new positions after a non-empty cache need the causal mask shifted by the
+    // cache length: position `offset + i` sees keys `0..=offset + i`. One-token decode steps
+    // cannot show a wrong offset (a single query sees every key), so the chunks here are longer.
+    for (heads, kv_heads, what) in [(8, 8, "mha"), (8, 2, "gqa"), (8, 1, "mqa")] {
+        let cfg = LlamaConfig { num_attention_heads: heads, num_key_value_heads: Some(kv_heads), ..llama_cfg() };
+        let x = randn(2, "x", (2, 7, 64), DType::F32, dev).unwrap();
+
+        let attn = Attention::new(&cfg.attention_config(), SeededInit::var_builder(1, DType::F32, dev)).unwrap();
+        let mut cache = KvCache::new();
+        let chunked = in_chunks(&x, |c| attn.forward_with(c, None, Some(&mut cache)).unwrap());
+        assert_eq!(cache.len(), 7);
+        let d = max_diff(&attn.forward(&x).unwrap(), &chunked);
+        assert!(d < 1e-5, "{what} attention: chunked prefill differs by {d}");
+
+        let layer = LlamaDecoderLayer::new(&cfg, SeededInit::var_builder(2, DType::F32, dev)).unwrap();
+        let mut cache = KvCache::new();
+        let chunked = in_chunks(&x, |c| layer.forward_with(c, Some(&mut cache)).unwrap());
+        let d = max_diff(&layer.forward(&x).unwrap(), &chunked);
+        assert!(d < 1e-5, "{what} decoder layer: chunked prefill differs by {d}");
+
+        let model = Llama::new(&cfg, SeededInit::var_builder(3, DType::F32, dev)).unwrap();
+        let ids = random_ids(4, "ids", (2, 7), 50, dev).unwrap();
+        let mut caches = vec![KvCache::new(); cfg.num_hidden_layers];
+        let chunked = in_chunks(&ids, |c| model.forward_with(c, Some(&mut caches)).unwrap());
+        assert!(caches.iter().all(|c| c.len() == 7));
+        let d = max_diff(&model.forward(&ids).unwrap(), &chunked);
+        assert!(d < 1e-4, "{what} model: chunked prefill differs by {d}");
+    }
 }
 
 fn causal_outputs_ignore_the_future(dev: &Device) {
@@ -102,6 +147,8 @@ fn grouped_query_equals_repeated_heads(dev: &Device) {
     let d = max_diff(&gqa.forward(&x).unwrap(), &mha.forward(&x).unwrap());
     let dr = max_diff(&gqa.forward_reference(&x).unwrap(), &mha.forward_reference(&x).unwrap());
     assert!(d < 1e-5, "fast {d} reference {dr}");
+    // The twins compute in float64 and must agree to its precision, not just the fast paths.
+    assert!(dr < 1e-12, "reference {dr}");
 }
 
 fn attention_rows_are_convex_combinations(dev: &Device) {
@@ -123,6 +170,7 @@ fn attention_rows_are_convex_combinations(dev: &Device) {
 
 per_device!(
     kv_cache_decoding_matches_full_forward,
+    chunked_prefill_after_a_cache_matches_full_forward,
     causal_outputs_ignore_the_future,
     padding_is_invisible_to_real_tokens,
     grouped_query_equals_repeated_heads,
