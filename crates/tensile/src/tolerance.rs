@@ -93,6 +93,57 @@ mod tests {
     }
 
     #[test]
+    fn atol_is_absolute_and_rtol_scales_with_the_expected_value() {
+        // atol ≠ rtol and |e| ≠ 1, so swapping the two terms changes the verdict both ways.
+        let tol = Tolerance { atol: 1e-3, rtol: 1e-1, min_pcc: 0.0, min_cosine: 0.0 };
+        // Bound at e = 100: 1e-3 + 1e-1·100 = 10.001 (swapped: 1e-1 + 1e-3·100 = 0.2).
+        assert_eq!(tol.first_violation(&[109.0], &[100.0]), None);
+        assert_eq!(tol.first_violation(&[110.01], &[100.0]), Some(0));
+        // Bound at e = 0: only atol, 1e-3 (swapped: 1e-1).
+        assert_eq!(tol.first_violation(&[5e-4], &[0.0]), None);
+        assert_eq!(tol.first_violation(&[5e-2], &[0.0]), Some(0));
+        // A negative expected value counts by its magnitude, and the sign of the error is irrelevant.
+        assert_eq!(tol.first_violation(&[-91.0, -109.0], &[-100.0, -100.0]), None);
+        assert_eq!(tol.first_violation(&[-100.0, -111.0], &[-100.0, -100.0]), Some(1));
+    }
+
+    #[test]
+    fn the_bound_itself_passes() {
+        // |a − e| exactly equal to atol + rtol·|e| passes (≤, as torch.testing.assert_close).
+        // Powers of two keep every value and the bound exact in binary.
+        let tol = Tolerance { atol: 0.25, rtol: 0.5, min_pcc: 0.0, min_cosine: 0.0 };
+        assert_eq!(tol.first_violation(&[4.0 + 0.25 + 2.0], &[4.0]), None);
+        assert_eq!(tol.first_violation(&[4.0 - 0.25 - 2.0], &[4.0]), None);
+        assert_eq!(tol.first_violation(&[4.0 + 0.25 + 2.0 + 2f64.powi(-40)], &[4.0]), Some(0));
+        // With zero tolerances identical values pass and the smallest difference fails.
+        let exact = Tolerance { atol: 0.0, rtol: 0.0, min_pcc: 1.0 - 1e-12, min_cosine: 1.0 - 1e-12 };
+        let v = [1.5, -2.0, 0.0, 1e30];
+        assert_eq!(exact.first_violation(&v, &v), None);
+        assert_eq!(exact.first_violation(&[1.5, -2.0, 2f64.powi(-1074)], &[1.5, -2.0, 0.0]), Some(2));
+        let cmp = compare_slices(&v, &v, DType::F64);
+        assert!(exact.failures(&cmp, &v, &v).is_empty(), "{:?}", exact.failures(&cmp, &v, &v));
+        // The first violation is reported, not a later one.
+        assert_eq!(exact.first_violation(&[0.0, 1.0, 1.0], &[0.0, 2.0, 2.0]), Some(1));
+    }
+
+    #[test]
+    fn one_number_sets_both_terms_and_a_correlation_floor() {
+        // 1 − 10·tol, clamped to [0.99, 0.99999].
+        let t = Tolerance::from(1e-4);
+        assert_eq!((t.atol, t.rtol), (1e-4, 1e-4));
+        assert!((t.min_pcc - 0.999).abs() < 1e-15 && t.min_cosine == t.min_pcc, "{t:?}");
+        assert_eq!(Tolerance::from(1e-9).min_pcc, 0.99999);
+        assert_eq!(Tolerance::from(0.5).min_cosine, 0.99);
+    }
+
+    #[test]
+    fn float64_defaults_are_tighter_than_float32() {
+        let (f64t, f32t) = (Tolerance::for_dtype(DType::F64), Tolerance::for_dtype(DType::F32));
+        assert!(f64t.atol < 1e-8 && f64t.rtol < 1e-8 && f64t.min_pcc > f32t.min_pcc && f64t.min_cosine > f32t.min_cosine, "{f64t:?}");
+        assert_eq!(Tolerance::for_dtype(DType::U32), f32t, "other dtypes get the float32 thresholds");
+    }
+
+    #[test]
     fn failures_name_each_violated_threshold() {
         let tol = Tolerance::for_dtype(DType::F32);
         let (a, e) = ([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]);
