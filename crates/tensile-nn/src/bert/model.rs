@@ -98,9 +98,10 @@ impl Block for Bert {
         vec![batch, seq]
     }
 
+    /// The embeddings and every layer: what [`Module::forward`] runs (the pooler is not).
     fn cost(&self, shape: &[usize]) -> Cost {
         let hidden = [shape[0], shape[1], self.cfg.hidden_size];
-        self.layers.iter().fold(Cost::default(), |acc, l| acc + l.cost(&hidden))
+        self.layers.iter().fold(self.embeddings.cost(shape), |acc, l| acc + l.cost(&hidden))
     }
 
     fn forward_reference(&self, input_ids: &Tensor) -> Result<Tensor> {
