@@ -25,11 +25,28 @@ fn assert_cost(what: &str, got: Cost, flops: f64, bytes: f64) {
 
 fn llama() -> LlamaConfig {
     // 2 query heads of width 2 over 1 K/V head (GQA), one layer.
-    LlamaConfig { vocab_size: 10, hidden_size: 4, intermediate_size: 6, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: Some(1), ..LlamaConfig::default() }
+    LlamaConfig {
+        vocab_size: 10,
+        hidden_size: 4,
+        intermediate_size: 6,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        num_key_value_heads: Some(1),
+        ..LlamaConfig::default()
+    }
 }
 
 fn bert() -> BertConfig {
-    BertConfig { vocab_size: 10, hidden_size: 4, intermediate_size: 6, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 8, type_vocab_size: 2, ..BertConfig::default() }
+    BertConfig {
+        vocab_size: 10,
+        hidden_size: 4,
+        intermediate_size: 6,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        max_position_embeddings: 8,
+        type_vocab_size: 2,
+        ..BertConfig::default()
+    }
 }
 
 #[test]

@@ -46,7 +46,8 @@ fn load(path: &Path) -> Case {
 }
 
 fn cases() -> Vec<Case> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir("golden")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(dir("golden")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
     paths.sort();
     assert!(paths.len() >= 11, "only {} golden cases", paths.len());
     paths.iter().map(|p| load(p)).collect()
