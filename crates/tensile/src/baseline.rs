@@ -176,8 +176,14 @@ pub fn path(dir: &Path, name: &str) -> Result<PathBuf> {
 /// The commit being measured: `TENSILE_COMMIT`, `GITHUB_SHA` or `CI_COMMIT_SHA` when set, else
 /// `git rev-parse HEAD` in the working directory, else none.
 pub fn detect_commit() -> Option<String> {
-    for var in ["TENSILE_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA"] {
-        if let Ok(v) = std::env::var(var) {
+    commit_from(|name| std::env::var(name).ok())
+}
+
+/// [`detect_commit`] reading the environment through `var`, so tests need not change the
+/// process's environment (which other tests running in parallel read).
+fn commit_from(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    for name in ["TENSILE_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA"] {
+        if let Some(v) = var(name) {
             if !v.trim().is_empty() {
                 return Some(v.trim().to_string());
             }
@@ -453,5 +459,83 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         b.save(dir.path()).unwrap();
         assert_eq!(Baseline::load(dir.path(), "w").unwrap().entries, b.entries);
+    }
+
+    #[test]
+    fn the_commit_comes_from_the_first_non_blank_variable() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        assert_eq!(commit_from(env(&[("GITHUB_SHA", "  abc123 \n"), ("CI_COMMIT_SHA", "zzz")])).as_deref(), Some("abc123"));
+        assert_eq!(commit_from(env(&[("TENSILE_COMMIT", "mine"), ("GITHUB_SHA", "abc")])).as_deref(), Some("mine"));
+        // A blank variable is passed over, not taken as an empty commit.
+        assert_eq!(commit_from(env(&[("TENSILE_COMMIT", "  "), ("CI_COMMIT_SHA", "c1")])).as_deref(), Some("c1"));
+        // With none set: git's HEAD in a checkout, nothing elsewhere; never an empty string.
+        if let Some(sha) = commit_from(env(&[("TENSILE_COMMIT", " ")])) {
+            assert!(sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()), "{sha:?}");
+        }
+    }
+
+    #[test]
+    fn constant_samples_give_an_exact_slowdown_and_the_threshold_itself_is_no_regression() {
+        // Every resample of constant series has the same ratio, 3 / 2, exactly.
+        let (new, old) = (vec![3.0; 20], vec![2.0; 20]);
+        let c = compare(&new, &old, 0.5);
+        assert_eq!((c.baseline_median_ms, c.slowdown, c.low, c.high), (2.0, 0.5, 0.5, 0.5));
+        assert!(!c.regression, "a slowdown exactly at the threshold does not clear it");
+        assert!(compare(&new, &old, 0.25).regression);
+        let faster = compare(&old, &new, 0.0);
+        assert!(!faster.regression && (faster.slowdown + 1.0 / 3.0).abs() < 1e-15, "{faster:?}");
+        let none = compare(&[], &old, 0.0);
+        assert!(!none.regression && none.slowdown.is_nan(), "no samples is no regression: {none:?}");
+    }
+
+    /// Applies baseline series (`old`, `old_work`) to an outcome with (`new`, `new_work`) at
+    /// threshold 0.25, returning the outcome.
+    fn applied(old: &str, old_work: Option<&str>, new: &[f64], new_work: &[f64]) -> CheckOutcome {
+        let b = Baseline::from_slice(file_with(old, old_work).as_bytes(), Path::new("x.json")).unwrap();
+        let info = CaseInfo {
+            index: 0,
+            name: "tiny::norm".into(),
+            module: "llama.rms_norm".into(),
+            dtype: "f32".into(),
+            device: "cpu".into(),
+            input_shape: vec![1, 8, 64],
+        };
+        let mut outcome = CheckOutcome::pass(Default::default());
+        outcome.series.insert(Series::SamplesMs, new.to_vec());
+        outcome.series.insert(Series::WorkSamplesMs, new_work.to_vec());
+        b.apply(&info, &mut outcome, 0.25);
+        outcome
+    }
+
+    #[test]
+    fn apply_compares_one_thread_runs_only_when_both_sides_have_them() {
+        let slowdown = |o: &CheckOutcome| o.metrics[&Metric::Slowdown];
+        // Both sides have one-thread runs: those are compared (1.5 / 1 at the fastest tenth),
+        // not the multi-threaded medians (equal here).
+        let both = applied("[2.0, 2.0]", Some("[1.0, 1.0]"), &[2.0, 2.0], &[1.5, 1.5]);
+        assert_eq!(slowdown(&both), 0.5);
+        assert!(!both.passed && both.errors[0].contains("(one-thread runs, fastest tenth)"), "{:?}", both.errors);
+        // The baseline has none: medians (3 / 2), whatever the new run has.
+        let old_has_none = applied("[2.0, 2.0]", None, &[3.0, 3.0], &[10.0]);
+        assert_eq!(slowdown(&old_has_none), 0.5);
+        assert!(old_has_none.errors[0].contains("(median)"), "{:?}", old_has_none.errors);
+        // The new run has none: medians too.
+        let new_has_none = applied("[2.0, 2.0]", Some("[1.0]"), &[2.0, 2.0], &[]);
+        assert_eq!(slowdown(&new_has_none), 0.0);
+        assert!(new_has_none.passed && new_has_none.errors.is_empty());
+        assert_eq!(new_has_none.metrics[&Metric::RegressionThreshold], 0.25);
+        assert_eq!(new_has_none.metrics[&Metric::Regression], 0.0);
+        assert_eq!(both.metrics[&Metric::Regression], 1.0);
+    }
+
+    #[test]
+    fn the_writer_records_the_machine_of_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = BaselineWriter::new(dir.path(), "m");
+        let machine = Machine { host: "h".into(), os: "linux".into(), cpus: 3, tensile_version: "0".into() };
+        w.on_event(&Event::RunStarted { cases: 0, checks: 0, machine: machine.clone(), devices: vec![], coverage: Default::default() });
+        w.finish().unwrap();
+        assert_eq!(w.written.as_deref(), Some(dir.path().join("m.json").as_path()));
+        assert_eq!(Baseline::load(dir.path(), "m").unwrap().machine, Some(machine));
     }
 }
