@@ -31,8 +31,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def stable(name: str) -> str:
-    """`file:line:col: what` → `file: what`, which survives edits above the mutant."""
+    """`file:line:col: what` → `file: what`: how the summary and the reasons file name a mutant."""
     return re.sub(r"^([^:]+):\d+:\d+:", r"\1:", name)
+
+
+def key(m: dict) -> tuple:
+    """Identifies a mutant across runs: its file, function, description and position relative to
+    the start of its function, which survive edits elsewhere in the file (absolute line
+    numbers do not, and one function can hold several mutants with the same description)."""
+    f = m.get("function") or {}
+    origin = (f.get("span") or {}).get("start", {"line": 0})["line"]
+    at = m["span"]["start"]
+    return (m["file"], f.get("function_name"), stable(m["name"]), at["line"] - origin, at["column"])
 
 
 def load_reasons() -> dict[str, str]:
@@ -60,22 +70,22 @@ def merge(set_dir: str):
         for o in json.load(open(os.path.join(d, "outcomes.json")))["outcomes"]:
             m = o["scenario"].get("Mutant") if isinstance(o["scenario"], dict) else None
             if m and o["summary"] in OUTCOME:
-                outcome[stable(m["name"])] = OUTCOME[o["summary"]]
+                outcome[key(m)] = OUTCOME[o["summary"]]
     universe = json.load(open(os.path.join(hist, runs[-1], "universe.json")))
     per_file = defaultdict(lambda: defaultdict(int))
     missed = []
     for m in universe:
         name = stable(m["name"])
-        result = outcome.get(name, "untested")
+        result = outcome.get(key(m), "untested")
         per_file[m["file"]][result] += 1
-        if result in ("missed", "untested", "timeout"):
+        if result in ("missed", "timeout"):
             missed.append((name, result))
     return meta, per_file, missed
 
 
-def rate(c) -> float:
+def rate(c) -> str:
     tested = c["caught"] + c["missed"] + c["timeout"]
-    return c["caught"] / tested if tested else 1.0
+    return f"{c['caught'] / tested:.1%}" if tested else "—"
 
 
 def render(root: str) -> tuple[str, bool]:
@@ -87,34 +97,32 @@ def render(root: str) -> tuple[str, bool]:
             continue
         meta, per_file, missed = merged
         lines.append(f"### {TITLES[name]}\n")
-        full = [m for m in meta if not m["iterate"]]
-        first = full[-1] if full else meta[0]
-        later = [m for m in meta[meta.index(first) + 1:]]
-        run_words = f"Full run on {first['date']} at commit `{first['commit']}`"
-        if later:
-            run_words += "; then " + ", ".join(f"`--iterate` on {m['date']} at `{m['commit']}`" for m in later)
-            run_words += " (re-testing only what earlier runs had not caught)"
-        lines.append(run_words + f"; cargo-mutants {first['cargo_mutants']}, {first['machine']}. "
-                     f"Tests run per mutant: `{first['tests']}`. Wall time of the full run: {first['minutes']:.0f} min.\n")
-        lines.append("| file | mutants | caught | missed | timed out | unviable | caught / tested |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|")
+        lines.append("Runs, oldest first; each mutant counts with the outcome of the latest run that tested it:\n")
+        for m in meta:
+            mode = " `--iterate`" if m["iterate"] else ""
+            lines.append(f"- {m['date']}, commit `{m['commit']}`: `{m['group']}`{mode}, {m['minutes']} min, tests `{m['tests']}` "
+                         f"(cargo-mutants {m['cargo_mutants']}, {m['machine']})")
+        lines.append("")
+        lines.append("| file | mutants | caught | missed | timed out | unviable | not tested | caught / tested |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         total = defaultdict(int)
         for f in sorted(per_file):
             c = per_file[f]
             for k in ("caught", "missed", "timeout", "unviable", "untested"):
                 total[k] += c[k]
             n = sum(c.values())
-            lines.append(f"| `{f}` | {n} | {c['caught']} | {c['missed'] + c['untested']} | {c['timeout']} | {c['unviable']} | {rate(c):.1%} |")
+            lines.append(f"| `{f}` | {n} | {c['caught']} | {c['missed']} | {c['timeout']} | {c['unviable']} | {c['untested']} | {rate(c)} |")
         n = sum(total.values())
-        r = rate(total)
+        tested = total["caught"] + total["missed"] + total["timeout"]
+        r = total["caught"] / tested if tested else 0.0
         ok = r >= BARS[name] and total["untested"] == 0
         all_ok &= ok
-        lines.append(f"| **all** | **{n}** | **{total['caught']}** | **{total['missed'] + total['untested']}** | **{total['timeout']}** | **{total['unviable']}** | **{r:.1%}** |\n")
+        lines.append(f"| **all** | **{n}** | **{total['caught']}** | **{total['missed']}** | **{total['timeout']}** | **{total['unviable']}** | **{total['untested']}** | **{r:.1%}** |\n")
         lines.append(f"Bar: {BARS[name]:.0%} caught; {'met' if ok else 'NOT met'}."
                      + (f" {total['untested']} mutants were never tested." if total["untested"] else "") + "\n")
         if missed:
             lines.append("Not caught, each with why it cannot change behaviour:\n")
-            for m, result in sorted(missed):
+            for m, result in sorted(set(missed)):
                 why = reasons.get(m)
                 if why is None:
                     all_ok = False
