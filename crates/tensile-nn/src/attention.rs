@@ -305,9 +305,9 @@ impl Block for Attention {
         let c = &self.cfg;
         let (b, s) = (shape[0] as f64, shape[1] as f64);
         let (h, d) = (c.num_attention_heads as f64, c.head_dim as f64);
-        let mut q_shape = shape.to_vec();
-        q_shape[2] = c.num_attention_heads * c.head_dim;
-        let proj = self.q_proj.cost(shape) + self.k_proj.cost(shape) + self.v_proj.cost(shape) + self.o_proj.cost(&q_shape);
+        // A linear layer's cost reads only the token count from a shape, and o_proj sees as
+        // many tokens as the input.
+        let proj = self.q_proj.cost(shape) + self.k_proj.cost(shape) + self.v_proj.cost(shape) + self.o_proj.cost(shape);
         let scores = b * h * s * s;
         let masked = c.causal && s > 1.0;
         let passes = if masked { 8.0 } else { 6.0 };

@@ -72,6 +72,9 @@ impl Block for Linear {
         vec![batch, seq, self.features().0]
     }
 
+    /// `2·n·in·out` flops over `n` tokens, and the bytes of input, output and weight. Only the
+    /// token count is read from `shape` (every dimension but the last); the widths are the
+    /// weight's.
     fn cost(&self, shape: &[usize]) -> Cost {
         let (n, (i, o)) = (tokens(shape), self.features());
         let (i, o) = (i as f64, o as f64);

@@ -63,11 +63,11 @@ impl Block for SwiGlu {
 
     fn cost(&self, shape: &[usize]) -> Cost {
         let (n, i) = (tokens(shape), self.gate_proj.features().1 as f64);
-        let mut inner = shape.to_vec();
-        *inner.last_mut().unwrap_or(&mut 0) = i as usize;
         // Activation and product: a handful of flops and one extra intermediate per element.
         let pointwise = Cost { flops: 6.0 * n * i, bytes: bytes_of(2.0 * n * i, self.gate_proj.weight().dtype()) };
-        self.gate_proj.cost(shape) + self.up_proj.cost(shape) + self.down_proj.cost(&inner) + pointwise
+        // A linear layer's cost reads only the token count from a shape: down_proj sees as many
+        // tokens as the input, `i` wide.
+        self.gate_proj.cost(shape) + self.up_proj.cost(shape) + self.down_proj.cost(shape) + pointwise
     }
 
     fn forward_reference(&self, xs: &Tensor) -> Result<Tensor> {
