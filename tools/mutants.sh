@@ -82,9 +82,13 @@ run_group() {
     # which the summary reports; anything else is a failure of the run itself.
     cargo mutants --dir "$src" --copy-target=true --package "$package" "${args[@]}" --profile mutants \
         --jobs "${MUTANTS_JOBS:-2}" --minimum-test-timeout 60 --output "$out" "${cargo_args[@]}" "$@" || rc=$?
+    # Anything else means the run stopped early (interrupted, or a broken tree): what it
+    # tested so far is kept as a run that did not finish, and `--iterate` resumes it.
+    local complete=true
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ] && [ "$rc" -ne 3 ]; then
-        echo "mutants.sh: cargo mutants failed on $group (exit $rc)" >&2
-        exit "$rc"
+        echo "mutants.sh: cargo mutants stopped on $group (exit $rc); keeping what it tested" >&2
+        complete=false
+        [ -f "$out/mutants.out/outcomes.json" ] || exit "$rc"
     fi
     # Keep this run beside the earlier ones: the summary merges every run of the set.
     local n=1
@@ -93,7 +97,7 @@ run_group() {
     cp "$out/mutants.out/outcomes.json" "$hist/$n/"
     mv "$universe" "$hist/$n/universe.json"
     cat >"$hist/$n/run.json" <<JSON
-{"group": "$group", "commit": "$commit", "date": "$(date -u +%Y-%m-%d)", "iterate": $iterate,
+{"group": "$group", "commit": "$commit", "date": "$(date -u +%Y-%m-%d)", "iterate": $iterate, "complete": $complete,
  "cargo_mutants": "$(cargo mutants --version | cut -d' ' -f2)", "machine": "$(nproc) cores, $(uname -m)",
  "tests": "cargo test -p $package ${tests[*]:-(all targets)}", "minutes": $(( ($(date +%s) - start) / 60 ))}
 JSON

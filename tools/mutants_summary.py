@@ -100,6 +100,8 @@ def render(root: str) -> tuple[str, bool]:
         lines.append("Runs, oldest first; each mutant counts with the outcome of the latest run that tested it:\n")
         for m in meta:
             mode = " `--iterate`" if m["iterate"] else ""
+            if not m.get("complete", True):
+                mode += " (stopped before the end)"
             lines.append(f"- {m['date']}, commit `{m['commit']}`: `{m['group']}`{mode}, {m['minutes']} min, tests `{m['tests']}` "
                          f"(cargo-mutants {m['cargo_mutants']}, {m['machine']})")
         lines.append("")

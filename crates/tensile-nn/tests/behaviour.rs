@@ -201,6 +201,15 @@ fn llama3_8b_config_json_parses_with_hugging_face_names() {
 }
 
 #[test]
+fn rope_scaling_fields_left_out_take_transformers_defaults() {
+    // transformers' Llama-3 defaults: low 1, high 4, original context 8192; `type` is the
+    // older name of `rope_type`.
+    let cfg: LlamaConfig = serde_json::from_str(r#"{"rope_scaling": {"type": "llama3", "factor": 8.0}}"#).unwrap();
+    let s = cfg.rope_scaling.unwrap();
+    assert_eq!((s.rope_type.as_str(), s.factor, s.low_freq_factor, s.high_freq_factor, s.original_max_position_embeddings), ("llama3", 8.0, 1.0, 4.0, 8192));
+}
+
+#[test]
 fn invalid_configs_name_their_field() {
     let bad = LlamaConfig { num_key_value_heads: Some(3), ..llama_cfg() };
     assert!(bad.validate().unwrap_err().to_string().contains("num_key_value_heads"));
