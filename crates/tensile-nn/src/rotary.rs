@@ -153,6 +153,20 @@ mod tests {
     }
 
     #[test]
+    fn llama3_scaling_matches_numpy_with_every_factor_set() {
+        // Band edges 128/8 = 16 and 128/2 = 64: wavelength 2π is kept, 32.4 interpolated,
+        // 167 and longer divided by 8. Values from tools/golden/numpy_check.py's inv_freq.
+        let s = RopeScaling { rope_type: "llama3".into(), factor: 8.0, low_freq_factor: 2.0, high_freq_factor: 8.0, original_max_position_embeddings: 128 };
+        let f = inverse_frequencies(16, 500_000.0, Some(&s));
+        for (got, want) in f.iter().zip([1.0, 0.0794030091792082, 0.004700753866357992, 0.0009115830921521386]) {
+            assert!((got - want).abs() <= 1e-15 * want, "{got} vs {want}");
+        }
+        // Another rope_type leaves the frequencies alone.
+        let other = RopeScaling { rope_type: "linear".into(), ..s };
+        assert_eq!(inverse_frequencies(16, 500_000.0, Some(&other)), inverse_frequencies(16, 500_000.0, None));
+    }
+
+    #[test]
     fn llama3_scaling_keeps_high_and_divides_low_frequencies() {
         let s = RopeScaling { rope_type: "llama3".into(), factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
         let plain = inverse_frequencies(128, 500_000.0, None);
