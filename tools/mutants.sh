@@ -115,9 +115,11 @@ find "$src" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
 git archive HEAD | tar -x -C "$src"
 [ -d test-data ] && ln -s "$PWD/test-data" "$src/test-data"
 echo "mutants.sh: warming the build of $commit in $src/target" >&2
-# One build per package, as cargo-mutants builds them: the packages named on one command line
-# decide which features of shared dependencies are built, so a joint build would not be reused.
-(cd "$src" && cargo test --profile mutants --no-run -p tensile --locked >/dev/null 2>&1 && cargo test --profile mutants --no-run -p tensile-nn --locked >/dev/null 2>&1) || {
+# One build per package, as cargo-mutants builds them (the packages named on one command line
+# decide which features of shared dependencies are built), and with the rustc flag it adds
+# (flags are part of every crate's fingerprint): otherwise nothing of this build is reused.
+warm() { (cd "$src" && CARGO_ENCODED_RUSTFLAGS="--cap-lints=warn" cargo test --profile mutants --no-run --locked "$@" >/dev/null 2>&1); }
+{ warm -p tensile && warm -p tensile-nn; } || {
     echo "mutants.sh: the unmutated tree does not build; run cargo test first" >&2
     exit 2
 }
