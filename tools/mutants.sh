@@ -119,10 +119,13 @@ echo "mutants.sh: warming the build of $commit in $src/target" >&2
 # decide which features of shared dependencies are built), and with the rustc flag it adds
 # (flags are part of every crate's fingerprint): otherwise nothing of this build is reused.
 warm() { (cd "$src" && CARGO_ENCODED_RUSTFLAGS="--cap-lints=warn" cargo test --profile mutants --no-run --locked "$@" >/dev/null 2>&1); }
-{ warm -p tensile && warm -p tensile-nn; } || {
-    echo "mutants.sh: the unmutated tree does not build; run cargo test first" >&2
-    exit 2
-}
+packages=()
+case "$set_name" in all) packages=(tensile tensile-nn) ;; blocks) packages=(tensile-nn) ;; *) packages=(tensile) ;; esac
+for p in "${packages[@]}"; do warm -p "$p" || {
+        echo "mutants.sh: the unmutated tree does not build; run cargo test first" >&2
+        exit 2
+    }
+done
 
 for group in $(groups_of "$set_name"); do
     run_group "$group" "$@"
