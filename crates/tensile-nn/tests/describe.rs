@@ -92,3 +92,11 @@ fn layers_and_models() {
         0,
     );
 }
+
+#[test]
+fn models_expose_their_layers_and_layers_their_config() {
+    // Presets and suites reach into a model through these to test each layer on its own.
+    assert_eq!(Llama::new(&llama(), vb()).unwrap().layers().len(), 2);
+    assert_eq!(Bert::new(&bert(), false, vb()).unwrap().layers().len(), 3);
+    assert_eq!(LlamaDecoderLayer::new(&llama(), vb()).unwrap().config(), &llama());
+}
