@@ -538,4 +538,20 @@ mod tests {
         assert_eq!(w.written.as_deref(), Some(dir.path().join("m.json").as_path()));
         assert_eq!(Baseline::load(dir.path(), "m").unwrap().machine, Some(machine));
     }
+
+    #[test]
+    fn an_entry_belongs_to_one_name_dtype_device_and_shape() {
+        let b = Baseline::from_slice(file_with("[1.0]", None).as_bytes(), Path::new("x.json")).unwrap();
+        let case =
+            CaseInfo { index: 3, name: "tiny::norm".into(), module: "other".into(), dtype: "f32".into(), device: "cpu".into(), input_shape: vec![1, 8, 64] };
+        assert!(b.entry(&case).is_some(), "the index and the module name do not matter");
+        for other in [
+            CaseInfo { name: "tiny::mlp".into(), ..case.clone() },
+            CaseInfo { dtype: "bf16".into(), ..case.clone() },
+            CaseInfo { device: "cuda:0".into(), ..case.clone() },
+            CaseInfo { input_shape: vec![1, 16, 64], ..case.clone() },
+        ] {
+            assert!(b.entry(&other).is_none(), "{other:?}");
+        }
+    }
 }
