@@ -78,7 +78,8 @@ fn chunked_prefill_after_a_cache_matches_full_forward(dev: &Device) {
 
         let attn = Attention::new(&cfg.attention_config(), SeededInit::var_builder(1, DType::F32, dev)).unwrap();
         let mut cache = KvCache::new();
-        assert!(cache.is_empty() && cache.len() == 0);
+        assert!(cache.is_empty());
+        assert_eq!(cache.len(), 0);
         let chunked = in_chunks(&x, |c| attn.forward_with(c, None, Some(&mut cache)).unwrap());
         assert!(!cache.is_empty() && cache.len() == 7);
         let d = max_diff(&attn.forward(&x).unwrap(), &chunked);
