@@ -141,6 +141,16 @@ def run(kind, cfg, W, x):
     raise ValueError(kind)
 
 
+def read_case(path):
+    """A case file's header, weights and input (widened to float64) and stored output."""
+    with safe_open(path, framework="np") as f:
+        case = json.loads(f.metadata()["tensile.case"])
+        T = {k: f.get_tensor(k) for k in f.keys()}
+    x = T.pop("input").astype(np.float64)
+    y = T.pop("output")
+    return case, {k: v.astype(np.float64) for k, v in T.items()}, x, y
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("dir", nargs="?", default=DEFAULT_DIR)
@@ -150,12 +160,7 @@ def main(argv=None) -> int:
     for fn in sorted(os.listdir(a.dir)):
         if not fn.endswith(".safetensors"):
             continue
-        with safe_open(os.path.join(a.dir, fn), framework="np") as f:
-            case = json.loads(f.metadata()["tensile.case"])
-            T = {k: f.get_tensor(k) for k in f.keys()}
-        x = T.pop("input").astype(np.float64)
-        y = T.pop("output")
-        W = {k: v.astype(np.float64) for k, v in T.items()}
+        case, W, x, y = read_case(os.path.join(a.dir, fn))
         y2 = run(case["module"], case["config"], W, x)
         err = float(np.abs(y2 - y).max())
         ok = err <= a.tol
