@@ -370,6 +370,18 @@ mod tests {
         )
     }
 
+    /// The case that [`file_with`]'s entry was measured on.
+    fn entry_case() -> CaseInfo {
+        CaseInfo {
+            index: 0,
+            name: "tiny::norm".into(),
+            module: "llama.rms_norm".into(),
+            dtype: "f32".into(),
+            device: "cpu".into(),
+            input_shape: vec![1, 8, 64],
+        }
+    }
+
     fn load_error(text: &str) -> String {
         Baseline::from_slice(text.as_bytes(), Path::new("dir/x.json")).unwrap_err().to_string()
     }
@@ -492,18 +504,10 @@ mod tests {
     /// threshold 0.25, returning the outcome.
     fn applied(old: &str, old_work: Option<&str>, new: &[f64], new_work: &[f64]) -> CheckOutcome {
         let b = Baseline::from_slice(file_with(old, old_work).as_bytes(), Path::new("x.json")).unwrap();
-        let info = CaseInfo {
-            index: 0,
-            name: "tiny::norm".into(),
-            module: "llama.rms_norm".into(),
-            dtype: "f32".into(),
-            device: "cpu".into(),
-            input_shape: vec![1, 8, 64],
-        };
         let mut outcome = CheckOutcome::pass(Default::default());
         outcome.series.insert(Series::SamplesMs, new.to_vec());
         outcome.series.insert(Series::WorkSamplesMs, new_work.to_vec());
-        b.apply(&info, &mut outcome, 0.25);
+        b.apply(&entry_case(), &mut outcome, 0.25);
         outcome
     }
 
@@ -542,8 +546,7 @@ mod tests {
     #[test]
     fn an_entry_belongs_to_one_name_dtype_device_and_shape() {
         let b = Baseline::from_slice(file_with("[1.0]", None).as_bytes(), Path::new("x.json")).unwrap();
-        let case =
-            CaseInfo { index: 3, name: "tiny::norm".into(), module: "other".into(), dtype: "f32".into(), device: "cpu".into(), input_shape: vec![1, 8, 64] };
+        let case = CaseInfo { index: 3, module: "other".into(), ..entry_case() };
         assert!(b.entry(&case).is_some(), "the index and the module name do not matter");
         for other in [
             CaseInfo { name: "tiny::mlp".into(), ..case.clone() },
