@@ -25,6 +25,13 @@ pub const MARKER: &str = "@tensile-event ";
 pub(crate) const POLL: Duration = Duration::from_millis(50);
 /// Lines of the child's stderr kept for the failure message.
 const STDERR_LINES: usize = 6;
+/// The line a parent writes to its child's stdin to ask it to stop at its next check boundary.
+///
+/// A pipe rather than a signal: a SIGINT that reaches a child before it has installed its
+/// handler (while it is still starting up or loading the spec) would kill it, and the case
+/// would be reported as failed instead of interrupted. A line in the pipe waits until the
+/// child reads it.
+const STOP_LINE: &[u8] = b"stop\n";
 
 /// Starts the child process that runs the case with the given plan index.
 #[derive(Clone)]
@@ -132,9 +139,9 @@ enum Message {
 /// child after `timeout`.
 ///
 /// The child runs in a process group of its own, so a Ctrl-C at the terminal reaches only
-/// the parent, which passes it on once: the child then stops at its next check boundary
-/// instead of dying mid-check. The child's stdin is a pipe the parent holds open; a child
-/// whose parent is gone sees it close and exits ([`exit_with_parent`]).
+/// the parent, which passes it on once through the child's stdin ([`STOP_LINE`]): the child
+/// then stops at its next check boundary instead of dying mid-check. The parent holds that
+/// pipe open; a child whose parent is gone sees it close and exits ([`exit_with_parent`]).
 pub fn run_in_child(index: usize, name: &str, timeout: Option<Duration>, launcher: &Launcher, mut on_check: impl FnMut(&CheckResult)) -> ChildRun {
     let mut command = (launcher.0)(index);
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -145,7 +152,7 @@ pub fn run_in_child(index: usize, name: &str, timeout: Option<Duration>, launche
         Err(e) => return ChildRun { failure: Some(format!("could not start the case's process: {e}")), ..ChildRun::default() },
     };
     // Held until the child has been reaped: closing it tells the child its parent is gone.
-    let stdin = child.stdin.take();
+    let mut stdin = child.stdin.take();
     let (tx, rx) = mpsc::channel::<Message>();
     let stdout = child.stdout.take().map(|out| {
         std::thread::spawn(move || {
@@ -191,7 +198,7 @@ pub fn run_in_child(index: usize, name: &str, timeout: Option<Duration>, launche
     loop {
         if crate::interrupt::requested() && !forwarded_interrupt {
             forwarded_interrupt = true;
-            forward_interrupt(child.id());
+            forward_interrupt(stdin.as_mut());
         }
         // Whatever has arrived counts, even at the deadline.
         let wait = deadline.map_or(POLL, |d| d.saturating_duration_since(Instant::now()).min(POLL));
@@ -261,14 +268,20 @@ pub fn run_in_child(index: usize, name: &str, timeout: Option<Duration>, launche
     ChildRun { checks, finished: None, failure: Some(reason) }
 }
 
-/// Child side: exits the process (code [`crate::exit::INTERRUPTED`]) when stdin closes,
-/// which is how a child learns that its parent is gone (killed outright, or after its own
-/// second signal); otherwise an isolated case would go on running unsupervised.
+/// Child side: requests a stop ([`crate::interrupt::request`]) when the parent writes
+/// [`STOP_LINE`] to stdin, and exits the process (code [`crate::exit::INTERRUPTED`]) when
+/// stdin closes, which is how a child learns that its parent is gone (killed outright, or
+/// after its own second signal); otherwise an isolated case would go on running unsupervised.
 pub fn exit_with_parent() {
     std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        let mut stdin = std::io::stdin();
-        while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+        let mut stdin = std::io::stdin().lock();
+        let mut line = Vec::new();
+        while matches!(stdin.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            if line == STOP_LINE {
+                crate::interrupt::request();
+            }
+            line.clear();
+        }
         std::process::exit(i32::from(crate::exit::INTERRUPTED));
     });
 }
@@ -284,17 +297,12 @@ fn is_backtrace(line: &str) -> bool {
         || t.split_once(": ").is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// Passes a stop request on to the child, which stops at its next check boundary and reports.
-fn forward_interrupt(pid: u32) {
-    #[cfg(unix)]
-    {
-        // SAFETY: kill(2) with a pid this process spawned and has not yet reaped.
-        unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGINT);
-        }
+/// Passes a stop request on to the child through its stdin; the child stops at its next
+/// check boundary and reports. A child that already exited cannot take it, and needs not.
+fn forward_interrupt(stdin: Option<&mut std::process::ChildStdin>) {
+    if let Some(pipe) = stdin {
+        let _ = pipe.write_all(STOP_LINE).and_then(|()| pipe.flush());
     }
-    #[cfg(not(unix))]
-    let _ = pid;
 }
 
 /// Why a child ended without reporting its case.
@@ -350,6 +358,21 @@ mod tests {
         assert_eq!(duration_text(Duration::from_millis(250)), "250ms");
         assert_eq!(duration_text(Duration::from_secs(120)), "2m");
         assert_eq!(duration_text(Duration::from_secs_f64(1.5)), "1.5s");
+    }
+
+    /// The stop request travels through the pipe and waits there for a child that has not
+    /// started reading yet (here `head`, which reads only after it has started up).
+    #[cfg(unix)]
+    #[test]
+    fn a_stop_request_reaches_the_child_through_its_stdin() {
+        let mut child = Command::new("head").arg("-n1").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take();
+        forward_interrupt(stdin.as_mut());
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.stdout, STOP_LINE);
+        // A child without a stdin pipe: nothing to write to, and no panic.
+        forward_interrupt(None);
     }
 
     #[cfg(unix)]
