@@ -80,8 +80,8 @@ run_group() {
     for t in "${tests[@]}"; do cargo_args+=(--cargo-arg "$t"); done
     # Exit code 2 means "some mutants were missed" and 3 "some timed out": both are results,
     # which the summary reports; anything else is a failure of the run itself.
-    cargo mutants --dir "$src" --copy-target=true --package "$package" "${args[@]}" --profile mutants \
-        --jobs "${MUTANTS_JOBS:-2}" --minimum-test-timeout 60 --output "$out" "${cargo_args[@]}" "$@" || rc=$?
+    cargo mutants --dir "$src" --in-place --package "$package" "${args[@]}" --profile mutants \
+        --minimum-test-timeout 60 --output "$out" "${cargo_args[@]}" "$@" || rc=$?
     # Anything else means the run stopped early (interrupted, or a broken tree): what it
     # tested so far is kept as a run that did not finish, and `--iterate` resumes it.
     local complete=true
@@ -103,10 +103,13 @@ run_group() {
 JSON
 }
 
-# cargo-mutants copies the tree it mutates once per job. It mutates a clean export of the
-# committed HEAD (target/mutants-src; uncommitted changes are not measured), whose own
-# target/ holds a warm build in the mutants profile: the copies start from it instead of
-# building every dependency again (the export keeps its target/ from run to run).
+# cargo-mutants mutates a clean export of the committed HEAD in place (target/mutants-src;
+# uncommitted changes are not measured), one mutant at a time, restoring each file after its
+# mutant. The export's own target/ holds a warm build in the mutants profile, kept from run
+# to run, so each mutant costs an incremental rebuild of one crate (a few seconds) and its
+# tests. In place rather than in copies (--jobs): cargo-mutants copies a tree without its
+# files' modification times, which makes cargo rebuild every dependency in every copy, about
+# five minutes of both cores per group and job, more than a second job wins back.
 groups_of "$set_name" >/dev/null
 commit="$(git rev-parse --short HEAD)"
 src="$PWD/target/mutants-src"
