@@ -41,11 +41,19 @@ pub enum BlockKind {
     BertLayer,
     /// `BertModel`.
     Bert,
+    /// The first position's state ([`crate::PoolingMode::Cls`]).
+    PoolingCls,
+    /// The masked mean over positions.
+    PoolingMean,
+    /// The masked element-wise maximum over positions.
+    PoolingMax,
+    /// Learned attention pooling over positions.
+    PoolingAttention,
 }
 
 impl BlockKind {
     /// Every kind, in a stable order.
-    pub const ALL: [BlockKind; 13] = [
+    pub const ALL: [BlockKind; 17] = [
         Self::LlamaAttention,
         Self::Attention,
         Self::LlamaMlp,
@@ -59,6 +67,10 @@ impl BlockKind {
         Self::Llama,
         Self::BertLayer,
         Self::Bert,
+        Self::PoolingCls,
+        Self::PoolingMean,
+        Self::PoolingMax,
+        Self::PoolingAttention,
     ];
 
     /// The kinds [`BlockKind::build`] accepts, in [`BlockKind::ALL`]'s order; reference case
@@ -81,6 +93,10 @@ impl BlockKind {
             Self::Llama => "llama",
             Self::BertLayer => "bert.layer",
             Self::Bert => "bert",
+            Self::PoolingCls => "pooling.cls",
+            Self::PoolingMean => "pooling.mean",
+            Self::PoolingMax => "pooling.max",
+            Self::PoolingAttention => "pooling.attention",
         }
     }
 

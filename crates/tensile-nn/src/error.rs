@@ -60,6 +60,25 @@ pub enum Error {
         /// The underlying error.
         source: serde_json::Error,
     },
+    /// An evaluation metric cannot be computed from its inputs (empty, of different lengths,
+    /// not finite, or data for which the metric is undefined).
+    #[error("cannot compute {metric}: {reason}")]
+    Metric {
+        /// The metric, e.g. `roc_auc`.
+        metric: &'static str,
+        /// Why not.
+        reason: String,
+    },
+    /// An operation was given inputs it cannot compute on: a loss (shapes that differ, a
+    /// target outside the classes, a smoothing outside [0, 1]) or a pooling (a mask of the
+    /// wrong shape, a sequence with every position masked).
+    #[error("invalid input to {op}: {reason}")]
+    InvalidInput {
+        /// The operation, e.g. `cross_entropy`.
+        op: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The tokenizer failed to load or to encode.
     #[error("tokenizer error: {0}")]
     Tokenizer(String),

@@ -169,6 +169,10 @@ fn every_block_reports_its_kind() {
         (Box::new(Llama::new(&l, vb()).unwrap()), "llama"),
         (Box::new(bert_layer.clone()), "bert.layer"),
         (Box::new(Bert::new(&b, false, vb()).unwrap()), "bert"),
+        (Box::new(Pooling::new(PoolingMode::Cls, 4, vb()).unwrap()), "pooling.cls"),
+        (Box::new(Pooling::new(PoolingMode::Mean, 4, vb()).unwrap()), "pooling.mean"),
+        (Box::new(Pooling::new(PoolingMode::Max, 4, vb()).unwrap()), "pooling.max"),
+        (Box::new(Pooling::new(PoolingMode::Attention, 4, vb()).unwrap()), "pooling.attention"),
     ];
     assert_eq!(blocks.len(), BlockKind::ALL.len(), "one block of every kind");
     for (block, name) in &blocks {
