@@ -23,9 +23,10 @@ command -v cargo-mutants >/dev/null || { echo "mutants.sh: cargo-mutants is not 
 
 # Mutant groups: files and the test targets that exercise them. Each group runs only the
 # tests that can catch its mutants: every integration test target costs a second compile of
-# tensile (as a library) and a link per mutant. The slow scaling test (planted_scaling,
-# ~10 s) is left out because it would double the checks' group, whose unit tests cover the
-# scaling arithmetic.
+# tensile (as a library) and a link per mutant. The checks' group adds `alloc`, the one binary
+# that installs the counting allocator, without which the memory check only skips. The slow
+# scaling test (planted_scaling, ~10 s) is left out because it would double the checks'
+# group, whose unit tests cover the scaling arithmetic.
 group_set() { case "$1" in core.*) echo core ;; *) echo blocks ;; esac; }
 group_files() {
     case "$1" in
@@ -39,7 +40,7 @@ group_tests() {
     case "$1" in
         core.stats) echo --lib --test statistics_reference --test baseline_statistics ;;
         core.metrics) echo --lib ;;
-        core.checks) echo --lib --test planted_faults ;;
+        core.checks) echo --lib --test planted_faults --test alloc ;;
         blocks) echo "" ;; # every test target of tensile-nn
     esac
 }

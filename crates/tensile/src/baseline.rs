@@ -533,14 +533,25 @@ mod tests {
     }
 
     #[test]
-    fn the_writer_records_the_machine_of_the_run() {
+    fn the_writer_records_the_machine_and_every_finished_case_of_the_run() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = BaselineWriter::new(dir.path(), "m");
         let machine = Machine { host: "h".into(), os: "linux".into(), cpus: 3, tensile_version: "0".into() };
-        w.on_event(&Event::RunStarted { cases: 0, checks: 0, machine: machine.clone(), devices: vec![], coverage: Default::default() });
+        w.on_event(&Event::RunStarted { cases: 2, checks: 2, machine: machine.clone(), devices: vec![], coverage: Default::default() });
+        let case = |name: &str, ms: f64| {
+            let mut outcome = CheckOutcome::default();
+            outcome.series.insert(Series::SamplesMs, vec![ms, ms]);
+            let check = crate::event::CheckResult { check: Check::Performance, outcome, elapsed_s: 0.0, repeat: None };
+            CaseResult::new(CaseInfo { name: name.into(), ..entry_case() }, vec![check])
+        };
+        w.on_event(&Event::CaseFinished(case("a", 1.0)));
+        w.on_event(&Event::CaseFinished(case("b", 2.0)));
         w.finish().unwrap();
         assert_eq!(w.written.as_deref(), Some(dir.path().join("m.json").as_path()));
-        assert_eq!(Baseline::load(dir.path(), "m").unwrap().machine, Some(machine));
+        let saved = Baseline::load(dir.path(), "m").unwrap();
+        assert_eq!(saved.machine, Some(machine));
+        let entries: Vec<(&str, &[f64])> = saved.entries.iter().map(|e| (e.name.as_str(), e.samples_ms.as_slice())).collect();
+        assert_eq!(entries, [("a", &[1.0, 1.0][..]), ("b", &[2.0, 2.0][..])]);
     }
 
     #[test]

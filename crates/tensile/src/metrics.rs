@@ -193,6 +193,38 @@ mod tests {
         assert_eq!(ulp_distance(1.0, 1.0 + 1.0 / 1024.0, DType::F16), 1);
         // Across zero: the smallest positive and negative subnormals are two steps apart.
         assert_eq!(ulp_distance(f64::from(f32::from_bits(1)), -f64::from(f32::from_bits(1)), DType::F32), 2);
+        // Negative values and zero crossings in every dtype: the sign bit is handled on both
+        // sides, so the order of the arguments does not matter.
+        let below = |ulp: f64| -(1.0 + ulp);
+        for (dtype, ulp, tiny) in [
+            (DType::F64, f64::EPSILON, f64::from_bits(1)),
+            (DType::BF16, 1.0 / 128.0, f64::from(half::bf16::from_bits(1))),
+            (DType::F16, 1.0 / 1024.0, f64::from(half::f16::from_bits(1))),
+        ] {
+            assert_eq!(ulp_distance(-1.0, below(ulp), dtype), 1, "{dtype:?}");
+            assert_eq!(ulp_distance(below(ulp), -1.0, dtype), 1, "{dtype:?}");
+            assert_eq!(ulp_distance(tiny, -tiny, dtype), 2, "{dtype:?}");
+            assert_eq!(ulp_distance(-tiny, tiny, dtype), 2, "{dtype:?}");
+        }
+    }
+
+    #[test]
+    fn tensors_of_any_dtype_compare_by_their_values() {
+        let a = Tensor::new(&[1.0f32, 2.0, -3.0], &Device::Cpu).unwrap().to_dtype(DType::BF16).unwrap();
+        assert_eq!(to_f64_vec(&a).unwrap(), vec![1.0, 2.0, -3.0]);
+        let e = Tensor::new(&[1.0f64, 2.5, -3.0], &Device::Cpu).unwrap();
+        let c = compare(&a, &e).unwrap();
+        assert_eq!((c.numel, c.max_abs, c.max_rel, c.mean_abs), (3, 0.5, 0.2, 0.5 / 3.0));
+        // 2.0 and 2.5 are 32 bf16 steps apart (the step is 2⁻⁶ between 2 and 4).
+        assert_eq!(c.max_ulp, 32);
+    }
+
+    #[test]
+    fn a_nan_anywhere_makes_the_relative_error_nan() {
+        for (a, e) in [([f64::NAN, 1.0], [1.0, 1.0]), ([1.0, f64::NAN], [1.0, 1.0]), ([1.0, 1.0], [f64::NAN, 1.0])] {
+            let c = compare_slices(&a, &e, DType::F32);
+            assert!(c.max_rel.is_nan() && c.max_abs.is_nan() && !c.all_finite, "{a:?} vs {e:?}: {c:?}");
+        }
     }
 
     #[test]

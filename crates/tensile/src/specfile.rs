@@ -148,7 +148,8 @@ fn field_path(path: &serde_path_to_error::Path) -> String {
         .iter()
         .filter_map(|s| match s {
             Segment::Map { key } if !key.starts_with("$__") => Some(key.as_str()),
-            Segment::Enum { variant } => Some(variant.as_str()),
+            // Sequence indices are left out (the column says which element); so are enum
+            // variants, which the schema has none of: its enums deserialize themselves.
             _ => None,
         })
         .collect();
@@ -318,6 +319,34 @@ checks = ["correctness", "gradients"]
 
     /// The head of a valid MLP test, to which each case appends one line.
     const HEAD: &str = "[[test]]\nname = \"a\"\nmodule = \"llama.mlp\"\nconfig = { hidden_size = 64, intermediate_size = 128 }\n";
+
+    #[test]
+    fn a_zero_dimension_is_refused_at_its_field() {
+        let e = err(&format!("{HEAD}input_shape = [1, 0, 64]\n"));
+        assert!(e.contains(":5:15:") && e.contains("field `input_shape`: dimension 0 must be positive"), "{e}");
+    }
+
+    #[test]
+    fn a_position_inside_a_character_is_reported_at_that_character() {
+        let loc = Locator { path: Path::new("x.toml"), text: "a = 1\nb = \"é\"\n" };
+        // Byte 12 is the second byte of `é` (bytes 11..13), which is at line 2, column 6.
+        let Error::SpecFile { line, col, .. } = loc.err(12..13, "m") else { panic!("a spec-file error") };
+        assert_eq!((line, col), (2, 6));
+        // A span past the end points at the end.
+        let Error::SpecFile { line, col, .. } = loc.err(99..100, "m") else { panic!("a spec-file error") };
+        assert_eq!((line, col), (3, 1));
+    }
+
+    #[test]
+    fn load_reads_the_file_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("specs.toml");
+        std::fs::write(&path, GOOD).unwrap();
+        let tests = load(&path).unwrap();
+        assert_eq!(tests.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), parse(GOOD, &path).unwrap().iter().map(|t| t.name.as_str()).collect::<Vec<_>>());
+        assert_eq!(tests.len(), 2);
+        assert!(load(&dir.path().join("missing.toml")).is_err());
+    }
 
     #[test]
     fn type_errors_name_their_field() {

@@ -315,6 +315,37 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_holds_the_order_statistics_and_the_mean() {
+        // The mean (4) is not the median (2.5), so neither can stand in for the other.
+        let s = Summary::of(&[10.0, 2.0, 1.0, 3.0]);
+        assert_eq!((s.n, s.median, s.mean, s.min, s.max), (4, 2.5, 4.0, 1.0, 10.0));
+        assert!((s.p10 - 1.3).abs() < 1e-12 && (s.p90 - 7.9).abs() < 1e-12, "{s:?}");
+        assert!(s.ci_low <= s.median && s.median <= s.ci_high, "{s:?}");
+        let empty = Summary::of(&[]);
+        assert_eq!(empty.n, 0);
+        assert!([empty.median, empty.mean, empty.min, empty.max, empty.ci_low].iter().all(|v| v.is_nan()), "{empty:?}");
+    }
+
+    #[test]
+    fn a_ratio_with_an_empty_side_is_nan() {
+        for (new, old) in [(&[][..], &[1.0, 2.0][..]), (&[1.0, 2.0][..], &[][..]), (&[][..], &[][..])] {
+            let (r, lo, hi) = bootstrap_ratio_ci(new, old, 0.5, 0.95, 100, 1);
+            assert!(r.is_nan() && lo.is_nan() && hi.is_nan(), "{new:?} / {old:?}");
+        }
+    }
+
+    #[test]
+    fn the_bootstrap_starts_at_two_samples() {
+        // Two samples are resampled: the resample medians are 1, 2 and 3 with probabilities
+        // 1/4, 1/2 and 1/4, so the 95% interval spans both samples.
+        assert_eq!(bootstrap_median_ci(&[1.0, 3.0], 0.95, 2000, 5), (1.0, 3.0));
+        // One sample has no spread to resample, and none has no median.
+        assert_eq!(bootstrap_median_ci(&[4.0], 0.95, 2000, 5), (4.0, 4.0));
+        let (lo, hi) = bootstrap_median_ci(&[], 0.95, 2000, 5);
+        assert!(lo.is_nan() && hi.is_nan());
+    }
+
+    #[test]
     fn t_quantile_matches_scipy() {
         // SciPy 1.17 `stats.t.ppf(0.975, df)`: in the table, at its end, past it and far out.
         for (df, t) in [
@@ -371,6 +402,11 @@ mod tests {
         // The first point sits under the overhead (noise) and is left out; the rest grow as x.
         let Growth::Fitted(fit) = fit_growth(&xs, &[0.99, 1.256, 1.512, 2.024], 1.0) else { panic!("grows") };
         assert!((fit.exponent - 1.0).abs() < 1e-9, "{fit:?}");
+        // A point exactly at the overhead has no growth to take a logarithm of: left out too.
+        let Growth::Fitted(fit) = fit_growth(&[1.0, 2.0, 4.0, 8.0], &[1.0, 1.5, 2.0, 3.0], 1.0) else { panic!("grows") };
+        assert!((fit.exponent - 1.0).abs() < 1e-12, "{fit:?}");
+        // The floor is a share of the time at the longest length: 5 of 100 is under a tenth.
+        assert_eq!(fit_growth(&[1.0, 2.0, 4.0], &[96.0, 98.0, 100.0], 95.0), Growth::Flat);
         assert_eq!(fit_growth(&[], &[], 0.0), Growth::Flat);
         assert_eq!(Growth::Flat.exponent(), 0.0, "flat growth is judged as exponent 0");
         assert_eq!(fit_growth(&xs, &[f64::NAN; 4], 0.0), Growth::Flat);

@@ -139,6 +139,17 @@ mod tests {
         assert_eq!(number_and_unit("lots"), None);
     }
 
+    #[test]
+    fn every_limit_is_inclusive() {
+        assert_eq!(dim(MAX_DIM), Ok(MAX_DIM));
+        assert_eq!(dim(1), Ok(1));
+        assert!(shape(&[1, 2]).is_ok() && shape(&[1; MAX_RANK]).is_ok());
+        assert!(shape(&[1; MAX_RANK + 1]).is_err());
+        let most: Vec<usize> = (1..=MAX_SWEEP_LENGTHS).collect();
+        assert!(sweep(&most).is_ok());
+        assert!(sweep(&(1..=MAX_SWEEP_LENGTHS + 1).collect::<Vec<_>>()).is_err());
+    }
+
     proptest! {
         #[test]
         fn accepted_values_satisfy_the_rule(v in proptest::num::f64::ANY) {

@@ -28,3 +28,24 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     let errors = ctx.case.tolerance.failures(&cmp, &a, &b).into_iter().map(|f| format!("row-by-row vs batched: {f}")).collect();
     Ok(CheckOutcome::from_errors(metrics, errors))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::performance::test_support as ts;
+    use crate::keys::Metric;
+    use crate::spec::{Check, Spec};
+
+    #[test]
+    fn a_batch_of_one_is_widened_to_two_rows_and_row_wise_blocks_match_bitwise() {
+        for batch in [1, 3] {
+            let c = ts::case(ts::rms_norm(64), vec![batch, 8, 64], Check::BatchInvariance, Spec::default());
+            let o = ts::run(super::run, &c).unwrap();
+            assert!(o.passed, "{:?}", o.errors);
+            // One row cannot show rows leaking into each other, so it is checked on two.
+            assert_eq!(o.metrics[&Metric::Batch], batch.max(2) as f64);
+            // RMSNorm normalises each row alone: the same arithmetic in either layout.
+            assert_eq!(o.metrics[&Metric::BitwiseEqual], 1.0);
+            assert_eq!(o.metrics[&Metric::MaxAbs], 0.0);
+        }
+    }
+}

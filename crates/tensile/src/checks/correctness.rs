@@ -82,3 +82,37 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     outcome.notes = notes;
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::performance::test_support as ts;
+    use crate::keys::Metric;
+    use crate::module::NnModule;
+    use crate::spec::{Check, Reference, Spec};
+    use candle_core::{DType, Device};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_healthy_block_reports_every_comparison_metric() {
+        let c = ts::case(ts::rms_norm(64), vec![1, 8, 64], Check::Correctness, Spec::default());
+        let o = ts::run(super::run, &c).unwrap();
+        assert!(o.passed, "{:?}", o.errors);
+        let keys: Vec<Metric> = o.metrics.keys().copied().collect();
+        for k in [Metric::MaxAbs, Metric::MaxRel, Metric::MeanAbs, Metric::Pcc, Metric::Cosine, Metric::MaxUlp] {
+            assert!(keys.contains(&k), "{k:?} missing from {keys:?}");
+        }
+        assert!(o.metrics[&Metric::Pcc] > 0.9999 && o.metrics[&Metric::MaxAbs] < 1e-5, "{:?}", o.metrics);
+    }
+
+    #[test]
+    fn a_reference_of_another_shape_fails_on_the_shape_without_comparing() {
+        let vb = tensile_nn::init::SeededInit::var_builder(0, DType::F32, &Device::Cpu);
+        let narrower = Arc::new(NnModule::new(tensile_nn::Linear::new(64, 32, false, vb).unwrap()));
+        let spec = Spec { reference: Reference::Module(narrower), ..Spec::default() };
+        let c = ts::case(ts::rms_norm(64), vec![1, 8, 64], Check::Correctness, spec);
+        let o = ts::run(super::run, &c).unwrap();
+        assert!(!o.passed);
+        assert_eq!(o.errors, vec!["output shape [1, 8, 64], expected [1, 8, 32]".to_string()]);
+        assert!(o.metrics.is_empty(), "{:?}", o.metrics);
+    }
+}

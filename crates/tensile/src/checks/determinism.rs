@@ -27,3 +27,18 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     }
     Ok(CheckOutcome::from_errors(metrics, errors))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::performance::test_support as ts;
+    use crate::keys::Metric;
+    use crate::spec::{Check, Spec};
+
+    #[test]
+    fn a_deterministic_block_differs_nowhere_and_by_nothing() {
+        let c = ts::case(ts::rms_norm(64), vec![2, 8, 64], Check::Determinism, Spec::default());
+        let o = ts::run(super::run, &c).unwrap();
+        assert!(o.passed && o.errors.is_empty(), "{:?}", o.errors);
+        assert_eq!((o.metrics[&Metric::DifferingElements], o.metrics[&Metric::MaxAbsDiff]), (0.0, 0.0));
+    }
+}

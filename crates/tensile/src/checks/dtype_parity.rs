@@ -35,3 +35,30 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     }
     Ok(CheckOutcome::from_errors(metrics, errors))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::performance::test_support as ts;
+    use crate::keys::Metric;
+    use crate::spec::{Check, Spec};
+    use candle_core::DType;
+
+    #[test]
+    fn each_half_precision_is_reported_under_its_own_name() {
+        let c = ts::case(ts::rms_norm(64), vec![1, 8, 64], Check::DtypeParity, Spec::default());
+        let o = ts::run(super::run, &c).unwrap();
+        assert!(o.passed, "{:?}", o.errors);
+        // bf16 keeps 8 significant bits and f16 11: bf16's error is the larger one.
+        let (bf16, f16) = (o.metrics[&Metric::Bf16MaxAbs], o.metrics[&Metric::F16MaxAbs]);
+        assert!(bf16 > f16 && f16 > 0.0, "bf16 {bf16}, f16 {f16}");
+        assert!(o.metrics[&Metric::Bf16Pcc] > 0.99 && o.metrics[&Metric::F16Pcc] > 0.99);
+    }
+
+    #[test]
+    fn a_half_precision_case_is_compared_in_its_own_dtype_only() {
+        let mut c = ts::case(ts::rms_norm(64), vec![1, 8, 64], Check::DtypeParity, Spec::default());
+        c.dtype = DType::BF16;
+        let o = ts::run(super::run, &c).unwrap();
+        assert!(o.metrics.contains_key(&Metric::Bf16MaxAbs) && !o.metrics.contains_key(&Metric::F16MaxAbs), "{:?}", o.metrics);
+    }
+}

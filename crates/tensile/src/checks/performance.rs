@@ -44,13 +44,8 @@ pub fn measure(device: &Device, profile: &Profile, mut f: impl FnMut() -> Result
         }
     }
     synchronize(device)?;
-    let per_run = if warmup_runs > 1 { after_first.elapsed().as_secs_f64() / (warmup_runs - 1) as f64 } else { started.elapsed().as_secs_f64() };
-    // A fixed count of zero would leave no samples and a NaN median that passes every target,
-    // so at least one timed run is made.
-    let n = match profile.iterations {
-        Some(n) => n.max(1),
-        None => (profile.budget.as_secs_f64() / per_run.max(1e-9)).clamp(5.0, 1000.0) as usize,
-    };
+    let per_run = per_run_estimate(started.elapsed().as_secs_f64(), after_first.elapsed().as_secs_f64(), warmup_runs);
+    let n = timed_runs(profile, per_run);
     let flush = CacheFlush::new(device, profile.flush_cache_mib)?;
     let mut samples_ms = Vec::with_capacity(n);
     for _ in 0..n {
@@ -62,6 +57,26 @@ pub fn measure(device: &Device, profile: &Profile, mut f: impl FnMut() -> Result
         samples_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(Timings { samples_ms, warmup_runs })
+}
+
+/// Seconds per run from the warm-up: the runs after the first (`since_first` seconds for
+/// `warmup_runs − 1` runs), or the one run's `total` when there was only one.
+fn per_run_estimate(total: f64, since_first: f64, warmup_runs: usize) -> f64 {
+    if warmup_runs > 1 {
+        since_first / (warmup_runs - 1) as f64
+    } else {
+        total
+    }
+}
+
+/// How many runs to time: the profile's fixed count, or as many runs of `per_run` seconds as
+/// fit in its budget, between 5 and 1000. A fixed count of zero would leave no samples and a
+/// NaN median that passes every target, so at least one timed run is made.
+fn timed_runs(profile: &Profile, per_run: f64) -> usize {
+    match profile.iterations {
+        Some(n) => n.max(1),
+        None => (profile.budget.as_secs_f64() / per_run.max(1e-9)).clamp(5.0, 1000.0) as usize,
+    }
 }
 
 /// A buffer larger than the caches, overwritten before each timed run when the profile asks
@@ -235,6 +250,20 @@ mod tests {
     use super::*;
     use crate::spec::{latency_ms, Check, Spec};
     use std::time::Duration;
+
+    #[test]
+    fn the_timed_loop_is_sized_from_the_runs_after_the_first() {
+        // Four warm-up runs in 1.0 s, of which the last three took 0.75 s: 0.25 s per run.
+        assert_eq!(per_run_estimate(1.0, 0.75, 4), 0.25);
+        assert_eq!(per_run_estimate(0.25, 0.0, 1), 0.25, "a single run is all there is");
+        let budget = |s: f64| Profile { budget: Duration::from_secs_f64(s), iterations: None, ..Profile::default() };
+        assert_eq!(timed_runs(&budget(2.0), 0.25), 8);
+        assert_eq!(timed_runs(&budget(2.0), 1.0), 5, "at least five runs");
+        assert_eq!(timed_runs(&budget(2.0), 1e-6), 1000, "at most a thousand");
+        assert_eq!(timed_runs(&budget(2.0), 0.0), 1000, "an instant run is not a division by zero");
+        assert_eq!(timed_runs(&Profile { iterations: Some(7), ..budget(2.0) }, 0.1), 7);
+        assert_eq!(timed_runs(&Profile { iterations: Some(0), ..budget(2.0) }, 0.1), 1);
+    }
 
     #[test]
     fn judge_fails_slow_and_stale_and_notes_gpu_targets_on_cpu() {
