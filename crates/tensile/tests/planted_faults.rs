@@ -155,6 +155,8 @@ fn determinism_catches_a_non_deterministic_block() {
 fn gradients_catch_a_wrong_backward() {
     let (_, errors) = healthy_and_faulty(Check::Gradients, Fault::WrongGradient, spec(&[Check::Gradients]));
     assert!(errors[0].contains("autograd") && errors[0].contains("finite difference"), "{errors:?}");
+    // Every sampled coordinate disagrees; five are named, the metrics say the rest.
+    assert_eq!(errors.len(), 5, "{errors:?}");
 }
 
 #[test]

@@ -19,6 +19,18 @@ const EPS: f64 = 1e-6;
 /// Coordinates sampled per tensor.
 const SAMPLES: usize = 6;
 
+/// Disagreeing coordinates reported by message; the metrics cover the rest.
+const MAX_MESSAGES: usize = 5;
+
+/// The absolute and relative difference of one coordinate's gradients, and whether they
+/// agree: within 1e-6 absolute plus 1e-4 of the larger magnitude (a NaN never agrees).
+fn score(analytic: f64, numeric: f64) -> (f64, f64, bool) {
+    let err = (analytic - numeric).abs();
+    let scale = analytic.abs().max(numeric.abs());
+    let rel = if scale > 0.0 { err / scale } else { 0.0 };
+    (err, rel, err <= 1e-6 + 1e-4 * scale)
+}
+
 pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     // A short sequence keeps the float64 reference cheap; gradients are local properties.
     let mut shape = ctx.case.input_shape.clone();
@@ -95,16 +107,80 @@ pub fn gradient_check(module: &dyn ModuleUnderTest, shape: &[usize], seed: u64) 
             };
             let numeric = (eval(EPS)? - eval(-EPS)?) / (2.0 * EPS);
             let analytic = grad[i];
-            let err = (analytic - numeric).abs();
-            let scale = analytic.abs().max(numeric.abs());
+            let (err, rel, agrees) = score(analytic, numeric);
             max_abs = max_abs.max(err);
-            max_rel = max_rel.max(if scale > 0.0 { err / scale } else { 0.0 });
+            max_rel = max_rel.max(rel);
             checked += 1;
-            if !(err <= 1e-6 + 1e-4 * scale) && errors.len() < 5 {
+            if !agrees && errors.len() < MAX_MESSAGES {
                 errors.push(format!("`{name}` element {i}: autograd {analytic:.6e} vs finite difference {numeric:.6e}"));
             }
         }
     }
     let metrics = BTreeMap::from([(Metric::MaxAbsErr, max_abs), (Metric::MaxRelErr, max_rel), (Metric::Coordinates, checked as f64)]);
     Ok(CheckOutcome::from_errors(metrics, errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::module::NnModule;
+    use candle_core::Result as CandleResult;
+
+    #[test]
+    fn a_coordinate_agrees_within_an_absolute_and_a_relative_margin() {
+        assert_eq!(score(2.0, 1.0), (1.0, 0.5, false));
+        assert_eq!(score(-1.0, -4.0), (3.0, 0.75, false));
+        assert_eq!(score(0.0, 0.0), (0.0, 0.0, true));
+        // The margin is 1e-6 + 1e-4 · 1000 = 0.100001 at magnitude 1000.
+        assert!(score(1000.0, 1000.1).2 && !score(1000.0, 1000.2).2);
+        // At magnitude 1e-3 the absolute part dominates: 1e-6 + 1e-7.
+        assert!(score(1e-3, 1e-3 + 1e-6).2 && !score(1e-3, 1e-3 + 2e-6).2);
+        assert!(!score(f64::NAN, 1.0).2);
+    }
+
+    /// `x²`, with or without a parameter it cannot be rebuilt with.
+    struct Square {
+        parameter: Option<Tensor>,
+    }
+
+    impl ModuleUnderTest for Square {
+        fn kind(&self) -> &str {
+            "square"
+        }
+        fn forward(&self, x: &Tensor) -> CandleResult<Tensor> {
+            x.sqr()
+        }
+        fn forward_reference(&self, x: &Tensor) -> Option<CandleResult<Tensor>> {
+            Some(x.to_dtype(DType::F64).and_then(|x| x.sqr()))
+        }
+        fn parameters(&self) -> Vec<(String, Tensor)> {
+            self.parameter.iter().map(|p| ("scale".to_string(), p.clone())).collect()
+        }
+    }
+
+    #[test]
+    fn a_module_without_parameters_is_differentiated_as_it_is() {
+        let o = gradient_check(&Square { parameter: None }, &[1, 3, 4], 0).unwrap();
+        assert!(o.passed && o.skipped.is_none(), "{:?} {:?}", o.errors, o.skipped);
+        assert_eq!(o.metrics[&Metric::Coordinates], SAMPLES as f64, "the input's samples");
+    }
+
+    #[test]
+    fn a_module_with_parameters_it_cannot_be_rebuilt_with_is_skipped() {
+        let parameter = Some(Tensor::ones(4, DType::F32, &Device::Cpu).unwrap());
+        let o = gradient_check(&Square { parameter }, &[1, 3, 4], 0).unwrap();
+        assert_eq!(o.skipped.as_deref(), Some("the module cannot be rebuilt with float64 parameters"));
+    }
+
+    #[test]
+    fn a_healthy_block_agrees_everywhere_and_says_how_closely() {
+        let vb = tensile_nn::init::SeededInit::var_builder(0, DType::F32, &Device::Cpu);
+        let norm = NnModule::new(tensile_nn::RmsNorm::new(8, 1e-6, vb).unwrap());
+        let o = gradient_check(&norm, &[1, 3, 8], 0).unwrap();
+        assert!(o.passed, "{:?}", o.errors);
+        // The weight's and the input's samples.
+        assert_eq!(o.metrics[&Metric::Coordinates], 2.0 * SAMPLES as f64);
+        let (abs, rel) = (o.metrics[&Metric::MaxAbsErr], o.metrics[&Metric::MaxRelErr]);
+        assert!(abs > 0.0 && abs < 1e-6 && rel > 0.0 && rel < 1e-4, "abs {abs:e}, rel {rel:e}");
+    }
 }

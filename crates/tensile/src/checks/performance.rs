@@ -279,6 +279,9 @@ mod tests {
         assert!(n[0].contains("GPU-class"));
         let (e, _, _) = judge("median", 60.0, "ms", t.latency_ms.as_ref(), &t, 128, &cpu);
         assert!(e.is_empty(), "within the margin: {e:?}");
+        // Both bounds are inclusive: exactly the target, and exactly target / margin, pass.
+        assert!(judge("median", 500.0, "ms", t.latency_ms.as_ref(), &t, 128, &cpu).0.is_empty());
+        assert!(judge("median", 50.0, "ms", t.latency_ms.as_ref(), &t, 128, &cpu).0.is_empty());
         let per_seq = latency_ms(crate::spec::Target::PerSeqLen(std::sync::Arc::new(|s| s as f64 / 100.0)));
         // Target seq/100 ms: 2.56 ms at 256 (met by 2 ms), 1.28 ms at 128 (missed).
         assert!(judge("median", 2.0, "ms", per_seq.latency_ms.as_ref(), &per_seq, 256, &cpu).0.is_empty());
