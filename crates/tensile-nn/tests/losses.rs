@@ -91,7 +91,7 @@ fn losses_are_stable_for_huge_logits(dev: &Device) {
     let want = (2e4 + std::f64::consts::LN_2) / 2.0;
     close(scalar(&loss), want, 1e-6, "huge cross-entropy");
     close(scalar(&ce.forward_reference(x.as_tensor(), &[1, 0]).unwrap()), want, 1e-12, "huge twin");
-    let grad = rows(&loss.backward().unwrap().get(x.as_tensor()).unwrap());
+    let grad = rows(loss.backward().unwrap().get(x.as_tensor()).unwrap());
     assert!(grad.iter().flatten().all(|g| g.is_finite()), "{grad:?}");
     close(grad[0][0], 0.5, 1e-6, "saturated gradient");
 
@@ -101,7 +101,7 @@ fn losses_are_stable_for_huge_logits(dev: &Device) {
     let want = (2e4 + std::f64::consts::LN_2 + 5e3) / 6.0;
     close(scalar(&bce), want, 1e-6, "huge bce");
     close(scalar(&loss::bce_with_logits_reference(x.as_tensor(), &y).unwrap()), want, 1e-12, "huge bce twin");
-    let grad = rows(&bce.backward().unwrap().get(x.as_tensor()).unwrap());
+    let grad = rows(bce.backward().unwrap().get(x.as_tensor()).unwrap());
     assert!(grad.iter().flatten().all(|g| g.is_finite()), "{grad:?}");
 }
 
@@ -110,7 +110,7 @@ fn bce_and_mse_agree_with_their_twins_and_gradients(dev: &Device) {
     let y = Tensor::new(&[[1f64, 0.0, 0.3], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.5, 0.9, 0.1]], dev).unwrap();
     let bce = loss::bce_with_logits(x.as_tensor(), &y).unwrap();
     close(scalar(&bce), scalar(&loss::bce_with_logits_reference(x.as_tensor(), &y).unwrap()), 1e-12, "bce twin");
-    let grad = rows(&bce.backward().unwrap().get(x.as_tensor()).unwrap());
+    let grad = rows(bce.backward().unwrap().get(x.as_tensor()).unwrap());
     let (xv, yv) = (rows(x.as_tensor()), rows(&y));
     for r in 0..4 {
         for c in 0..3 {
@@ -122,7 +122,7 @@ fn bce_and_mse_agree_with_their_twins_and_gradients(dev: &Device) {
     let want: f64 = xv.iter().flatten().zip(yv.iter().flatten()).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / 12.0;
     close(scalar(&mse), want, 1e-12, "mse");
     close(scalar(&loss::mse_loss_reference(x.as_tensor(), &y).unwrap()), want, 1e-12, "mse twin");
-    let grad = rows(&mse.backward().unwrap().get(x.as_tensor()).unwrap());
+    let grad = rows(mse.backward().unwrap().get(x.as_tensor()).unwrap());
     for r in 0..4 {
         for c in 0..3 {
             close(grad[r][c], 2.0 * (xv[r][c] - yv[r][c]) / 12.0, 1e-12, "mse gradient");

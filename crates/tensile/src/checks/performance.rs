@@ -138,7 +138,7 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     // while rayon's workers sleep: right after multi-threaded runs they spin for a while, and
     // with another process on the second core one-thread runs then measured 2× slow.
     let work = if ctx.device.is_cpu() {
-        let profile = Profile { budget: spec.profile.budget / 3, warmup_runs: Some(1), ..spec.profile };
+        let profile = one_thread_profile(&spec.profile);
         let (work, _) = super::serial::on_one_thread(|| {
             measure(ctx.device, &profile, || {
                 ctx.module.forward(ctx.input)?;
@@ -163,14 +163,7 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         (Metric::CiHighMs, s.ci_high),
         (Metric::Iterations, s.n as f64),
     ]);
-    let cost = ctx.module.cost(&ctx.case.input_shape);
-    let seconds = s.median / 1e3;
-    if cost.flops > 0.0 {
-        metrics.insert(Metric::Gflops, cost.flops / seconds / 1e9);
-    }
-    if cost.bytes > 0.0 {
-        metrics.insert(Metric::Gbps, cost.bytes / seconds / 1e9);
-    }
+    metrics.extend(throughput(ctx.module.cost(&ctx.case.input_shape), s.median));
     let (errors, notes, target) = judge("median", s.median, "ms", spec.targets.latency_ms.as_ref(), &spec.targets, ctx.case.seq_len, ctx.device);
     if let Some(t) = target {
         metrics.insert(Metric::TargetMs, t);
@@ -185,6 +178,19 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         outcome.series.insert(Series::WorkSamplesMs, w);
     }
     Ok(outcome)
+}
+
+/// The profile of the one-thread timing on a CPU: a third of the budget after a single
+/// warm-up run (the multi-threaded timing that follows warms up by time).
+fn one_thread_profile(p: &Profile) -> Profile {
+    Profile { budget: p.budget / 3, warmup_runs: Some(1), ..*p }
+}
+
+/// GFLOP/s and GB/s of a forward of `cost` taking `median_ms`, each left out when the module
+/// does not count it (zero).
+fn throughput(cost: crate::module::Cost, median_ms: f64) -> Vec<(Metric, f64)> {
+    let seconds = median_ms / 1e3;
+    [(Metric::Gflops, cost.flops), (Metric::Gbps, cost.bytes)].into_iter().filter(|(_, n)| *n > 0.0).map(|(m, n)| (m, n / seconds / 1e9)).collect()
 }
 
 /// The profile for each point of a sweep: the spec's warm-up, and a third of its timing budget,
@@ -250,6 +256,22 @@ mod tests {
     use super::*;
     use crate::spec::{latency_ms, Check, Spec};
     use std::time::Duration;
+
+    #[test]
+    fn the_one_thread_timing_gets_a_third_of_the_budget_after_one_warm_up_run() {
+        let p = Profile { budget: Duration::from_secs(3), warmup_runs: None, iterations: Some(9), ..Profile::default() };
+        let one = one_thread_profile(&p);
+        assert_eq!((one.budget, one.warmup_runs, one.iterations, one.warmup), (Duration::from_secs(1), Some(1), Some(9), p.warmup));
+    }
+
+    #[test]
+    fn throughput_is_work_over_the_median_time() {
+        let cost = crate::module::Cost { flops: 4e9, bytes: 2e9 };
+        // 4 GFLOP and 2 GB in 500 ms: 8 GFLOP/s and 4 GB/s.
+        assert_eq!(throughput(cost, 500.0), vec![(Metric::Gflops, 8.0), (Metric::Gbps, 4.0)]);
+        assert_eq!(throughput(crate::module::Cost { flops: 0.0, bytes: 2e9 }, 1000.0), vec![(Metric::Gbps, 2.0)]);
+        assert!(throughput(crate::module::Cost::default(), 1.0).is_empty(), "an uncounted cost gives no rate");
+    }
 
     #[test]
     fn the_timed_loop_is_sized_from_the_runs_after_the_first() {
