@@ -237,6 +237,9 @@ mod tests {
         assert!(ms[0] < ms[3], "eight times the tokens must take longer: {ms:?}");
         // The lib test binary has no counting allocator, so no memory exponent is claimed.
         assert!(!m.contains_key("memory_exponent"));
+        // The probe ran, the cost grows and the sweep ran on one thread: nothing to note but,
+        // perhaps, repeated sweeps.
+        assert!(linear.notes.iter().all(|n| n.starts_with("measured in ")), "{:?}", linear.notes);
 
         let quadratic = run_check(run, &timed_sweep_case(Scaling::Quadratic)).unwrap();
         assert!(!quadratic.passed, "a linear block declared quadratic must fail: {:?}", quadratic.metrics);
@@ -250,6 +253,43 @@ mod tests {
         let from_cost = run_check(run, &sweep_case(Scaling::FromCost, once)).unwrap();
         let m = &from_cost.metrics;
         assert_eq!((m["expected_exponent"], m["tolerance"], m["cost_degree_low"], m["cost_degree_high"]), (1.0, 0.3, 1.0, 1.0), "{m:?}");
+        assert!(from_cost.notes.iter().all(|n| n.starts_with("measured in ")), "{:?}", from_cost.notes);
+    }
+
+    /// `2x`, with no cost model, refusing inputs of one position when `refuses_one` is set.
+    struct Doubler {
+        refuses_one: bool,
+    }
+
+    impl crate::ModuleUnderTest for Doubler {
+        fn kind(&self) -> &str {
+            "doubler"
+        }
+        fn forward(&self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+            if self.refuses_one && x.dim(1)? == 1 {
+                candle_core::bail!("needs two positions");
+            }
+            x * 2.0
+        }
+    }
+
+    #[test]
+    fn notes_say_what_the_sweep_could_not_do() {
+        let once = Profile { warmup_runs: Some(1), iterations: Some(1), ..Profile::default() };
+        let outcome = |refuses_one: bool, expect: Scaling| {
+            let spec = Spec { sweep: Some(Sweep { seq_lengths: vec![64, 128, 256], expect }), profile: once, ..Spec::default() };
+            run_check(run, &case(std::sync::Arc::new(Doubler { refuses_one }), vec![1, 64, 8], Check::Scaling, spec)).unwrap()
+        };
+        let has = |o: &CheckOutcome, text: &str| o.notes.iter().any(|n| n.contains(text));
+        let (probe, cost) = ("does not run at sequence length 1", "cost model does not grow with the sequence length");
+        let refused = outcome(true, Scaling::Linear);
+        assert!(has(&refused, probe) && !has(&refused, cost), "{:?}", refused.notes);
+        assert_eq!(refused.metrics[&Metric::OverheadMs], 0.0, "no probe, no overhead");
+        let from_cost = outcome(false, Scaling::FromCost);
+        assert!(has(&from_cost, cost) && !has(&from_cost, probe), "{:?}", from_cost.notes);
+        assert_eq!(from_cost.metrics[&Metric::ExpectedExponent], 1.0);
+        let linear = outcome(false, Scaling::Linear);
+        assert!(!has(&linear, cost), "a declared exponent needs no cost model: {:?}", linear.notes);
     }
 
     #[test]
