@@ -128,7 +128,7 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         sweeps += 1;
         let overhead = if probe_runs { best[0] } else { 0.0 };
         let growth = fit_growth(&xs, &best[1..], overhead);
-        if (growth.exponent() - expected).abs() <= tolerance || sweeps == SWEEPS {
+        if settled(growth.exponent(), expected, tolerance, sweeps) {
             break (overhead, growth);
         }
     };
@@ -157,8 +157,8 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         metrics.insert(Metric::MemoryExponent, m.exponent);
     }
     let mut series = BTreeMap::from([(Series::SeqLen, xs), (Series::GrowthMs, times.iter().map(|t| t - overhead).collect()), (Series::Ms, times)]);
-    if mems.len() == lengths.len() {
-        series.insert(Series::Mb, mems.iter().map(|b| b / (1024.0 * 1024.0)).collect());
+    if let Some(mb) = mebibytes(&mems, lengths.len()) {
+        series.insert(Series::Mb, mb);
     }
     let mut errors = Vec::new();
     // Written as "not within" so that a NaN exponent fails instead of slipping through.
@@ -170,6 +170,23 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         errors.push(format!("{measured} above a fixed overhead of {overhead:.3} ms; expected seq^{expected:.2} ± {tolerance:.2}"));
     }
     Ok(CheckOutcome { series, notes, ..CheckOutcome::from_errors(metrics, errors) })
+}
+
+/// Whether the sweep is done after `sweeps` sweeps: the growth meets the declaration, or the
+/// last sweep allowed has run.
+fn settled(exponent: f64, expected: f64, tolerance: f64, sweeps: usize) -> bool {
+    (exponent - expected).abs() <= tolerance || sweeps == SWEEPS
+}
+
+/// The peak of every length in MiB, when every length has one (a binary without the counting
+/// allocator measures none).
+fn mebibytes(peaks: &[f64], lengths: usize) -> Option<Vec<f64>> {
+    (peaks.len() == lengths).then(|| peaks.iter().map(|b| b / (1024.0 * 1024.0)).collect())
+}
+
+/// Memory is measured in the first pass only, for every length but the overhead probe.
+fn measures_memory(pass: usize, index: usize) -> bool {
+    pass == 0 && index > 0
 }
 
 /// Times every input (index 0 is the overhead probe, skipped when it cannot run) in
@@ -187,7 +204,7 @@ fn time_sweep(ctx: &Ctx, inputs: &[candle_core::Tensor], profile: &Profile, prob
                 Ok(())
             })?;
             times[i] = t.samples_ms.iter().copied().fold(times[i], f64::min);
-            if pass == 0 && i > 0 {
+            if measures_memory(pass, i) {
                 if let Ok(Ok(peak)) = super::memory::peak_bytes(ctx.device, || ctx.module.forward(x)) {
                     mems.push(peak.max(1) as f64);
                 }
@@ -246,6 +263,8 @@ mod tests {
         let msg = &quadratic.errors[0];
         assert!(msg.starts_with("time grows as seq^") && msg.contains("(95% CI ") && msg.contains("above a fixed overhead of "), "{msg}");
         assert!(msg.ends_with("; expected seq^2.00 ± 0.30"), "{msg}");
+        // A declaration that stays wrong is measured in every sweep allowed, and says so.
+        assert!(quadratic.notes.iter().any(|n| n.starts_with(&format!("measured in {SWEEPS} sweeps"))), "{:?}", quadratic.notes);
 
         // The cost model of the MLP is exactly linear in the tokens, so `FromCost` expects 1 ±
         // 0.3; the expectation does not depend on the timings, so one run per length will do.
@@ -274,6 +293,19 @@ mod tests {
     }
 
     #[test]
+    fn a_sweep_settles_on_a_met_declaration_or_its_last_pass() {
+        assert!(settled(1.25, 1.0, 0.25, 1), "the tolerance is inclusive");
+        assert!(settled(-1.0, -1.2, 0.3, 1) && settled(0.8, 1.0, 0.3, 1));
+        assert!(!settled(1.5, 1.0, 0.3, 1) && !settled(0.5, 1.0, 0.3, SWEEPS - 1));
+        assert!(settled(1.5, 1.0, 0.3, SWEEPS), "the last sweep ends it either way");
+        assert!(!settled(f64::NAN, 1.0, 0.3, 1));
+        assert_eq!(mebibytes(&[1048576.0, 3145728.0], 2), Some(vec![1.0, 3.0]));
+        assert_eq!(mebibytes(&[], 2), None, "no peaks, no series");
+        assert!(measures_memory(0, 1) && measures_memory(0, 4));
+        assert!(!measures_memory(0, 0) && !measures_memory(1, 1));
+    }
+
+    #[test]
     fn notes_say_what_the_sweep_could_not_do() {
         let once = Profile { warmup_runs: Some(1), iterations: Some(1), ..Profile::default() };
         let outcome = |refuses_one: bool, expect: Scaling| {
@@ -290,6 +322,10 @@ mod tests {
         assert_eq!(from_cost.metrics[&Metric::ExpectedExponent], 1.0);
         let linear = outcome(false, Scaling::Linear);
         assert!(!has(&linear, cost), "a declared exponent needs no cost model: {:?}", linear.notes);
+        // Any growth meets this declaration: one sweep, nothing repeated.
+        let anything = outcome(false, Scaling::Exponent { value: 0.0, tolerance: 100.0 });
+        assert!(!has(&anything, "measured in"), "{:?}", anything.notes);
+        assert!(!anything.series.contains_key(&Series::Mb), "no counting allocator here, so no memory series");
     }
 
     #[test]

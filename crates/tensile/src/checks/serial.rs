@@ -30,34 +30,68 @@ pub(crate) fn on_one_thread<R: Send>(f: impl FnOnce() -> R + Send) -> (R, bool) 
 /// the only switch candle offers; it is set for the sweeps in flight (counted, so concurrent
 /// sweeps keep it) and the previous value is restored after the last one. Rust's own reads of
 /// the environment, candle's included, are synchronised with this write.
-struct SerialGemm;
+struct SerialGemm {
+    state: &'static Gate,
+    var: &'static str,
+}
 
 /// Sweeps in flight, and the variable's value before the first of them.
-static SERIAL_GEMM: std::sync::Mutex<(usize, Option<std::ffi::OsString>)> = std::sync::Mutex::new((0, None));
+type Gate = std::sync::Mutex<(usize, Option<std::ffi::OsString>)>;
+
+static SERIAL_GEMM: Gate = std::sync::Mutex::new((0, None));
 
 const RAYON_NUM_THREADS: &str = "RAYON_NUM_THREADS";
 
 impl SerialGemm {
     fn enter() -> Self {
-        let mut state = SERIAL_GEMM.lock().unwrap_or_else(|p| p.into_inner());
-        if state.0 == 0 {
-            state.1 = std::env::var_os(RAYON_NUM_THREADS);
-            std::env::set_var(RAYON_NUM_THREADS, "1");
+        Self::enter_with(&SERIAL_GEMM, RAYON_NUM_THREADS)
+    }
+
+    /// Sets `var` to 1 for as long as any guard of `state` lives (tests use a variable of
+    /// their own, which no kernel reads and no other test sets).
+    fn enter_with(state: &'static Gate, var: &'static str) -> Self {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0 == 0 {
+            s.1 = std::env::var_os(var);
+            std::env::set_var(var, "1");
         }
-        state.0 += 1;
-        SerialGemm
+        s.0 += 1;
+        SerialGemm { state, var }
     }
 }
 
 impl Drop for SerialGemm {
     fn drop(&mut self) {
-        let mut state = SERIAL_GEMM.lock().unwrap_or_else(|p| p.into_inner());
-        state.0 -= 1;
-        if state.0 == 0 {
-            match state.1.take() {
-                Some(v) => std::env::set_var(RAYON_NUM_THREADS, v),
-                None => std::env::remove_var(RAYON_NUM_THREADS),
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.0 -= 1;
+        if s.0 == 0 {
+            match s.1.take() {
+                Some(v) => std::env::set_var(self.var, v),
+                None => std::env::remove_var(self.var),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_variable_is_one_while_any_guard_lives_and_then_restored() {
+        static GATE: Gate = std::sync::Mutex::new((0, None));
+        const VAR: &str = "TENSILE_SERIAL_GEMM_UNIT_TEST";
+        let value = || std::env::var_os(VAR).map(|v| v.to_string_lossy().into_owned());
+        std::env::set_var(VAR, "7");
+        {
+            let _outer = SerialGemm::enter_with(&GATE, VAR);
+            assert_eq!(value().as_deref(), Some("1"));
+            drop(SerialGemm::enter_with(&GATE, VAR));
+            assert_eq!(value().as_deref(), Some("1"), "an inner guard leaves it to the outer one");
+        }
+        assert_eq!(value().as_deref(), Some("7"), "the previous value comes back");
+        std::env::remove_var(VAR);
+        drop(SerialGemm::enter_with(&GATE, VAR));
+        assert_eq!(value(), None, "an unset variable is unset again");
     }
 }
