@@ -42,15 +42,7 @@ pub fn pcc(a: &[f64], e: &[f64]) -> f64 {
     if a.is_empty() {
         return 1.0;
     }
-    let n = a.len() as f64;
-    let (ma, me) = (a.iter().sum::<f64>() / n, e.iter().sum::<f64>() / n);
-    let (mut cov, mut va, mut ve) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(e) {
-        let (dx, dy) = (x - ma, y - me);
-        cov += dx * dy;
-        va += dx * dx;
-        ve += dy * dy;
-    }
+    let (cov, va, ve) = tensile_nn::metrics::centred_sums(a, e);
     match (va == 0.0, ve == 0.0) {
         (true, true) => f64::from(u8::from(a == e)),
         (true, false) | (false, true) => 0.0,

@@ -11,7 +11,7 @@ mod classification;
 mod regression;
 
 pub use classification::{accuracy, argmax_rows, precision_recall_f1, Average, ConfusionMatrix, Scores};
-pub use regression::{mae, mse, pearson, roc_auc, spearman};
+pub use regression::{centred_sums, mae, mse, pearson, roc_auc, spearman};
 
 use crate::{Error, Result};
 

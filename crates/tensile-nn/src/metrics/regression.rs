@@ -72,26 +72,29 @@ fn pair(metric: &'static str, predicted: &[f64], truth: &[f64]) -> Result<()> {
     check_finite(metric, "target", truth)
 }
 
-/// Pearson's coefficient, from centred sums (two passes: the one-pass formula loses every
-/// digit when the mean is large against the spread).
+/// Pearson's coefficient from [`centred_sums`].
 fn correlation(metric: &'static str, x: &[f64], y: &[f64]) -> Result<f64> {
     if x.len() < 2 {
         return Err(metric_err(metric, "needs at least two values"));
     }
-    let n = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (a, b) in x.iter().zip(y) {
-        let (dx, dy) = (a - mx, b - my);
-        sxy += dx * dy;
-        sxx += dx * dx;
-        syy += dy * dy;
-    }
+    let (sxy, sxx, syy) = centred_sums(x, y);
     if sxx == 0.0 || syy == 0.0 {
         return Err(metric_err(metric, "an input is constant, so the correlation is undefined"));
     }
     // Rounding can push a perfect correlation a hair past ±1.
     Ok((sxy / (sxx.sqrt() * syy.sqrt())).clamp(-1.0, 1.0))
+}
+
+/// `(Σ dx·dy, Σ dx², Σ dy²)` with `dx = x − x̄`, `dy = y − ȳ`, summed over equally long
+/// non-empty samples: the moments of a correlation, from centred values (two passes) because
+/// the one-pass formula loses every digit when the mean is large against the spread.
+pub fn centred_sums(x: &[f64], y: &[f64]) -> (f64, f64, f64) {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    x.iter().zip(y).fold((0.0, 0.0, 0.0), |(sxy, sxx, syy), (a, b)| {
+        let (dx, dy) = (a - mx, b - my);
+        (sxy + dx * dy, sxx + dx * dx, syy + dy * dy)
+    })
 }
 
 /// Ranks from 1, tied values sharing the mean of the ranks they span.
