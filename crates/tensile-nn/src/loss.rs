@@ -8,7 +8,7 @@
 //! `max(x, 0) − x·y + ln(1 + e^−|x|)`, whose exponential never exceeds 1.
 
 use crate::{Error, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 
 /// PyTorch's default `ignore_index`, which Hugging Face uses to mark padded and unlabelled
 /// token positions.
@@ -178,5 +178,5 @@ fn same_shape(loss: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
 }
 
 fn flat_f64(t: &Tensor) -> Result<Vec<f64>> {
-    Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
+    Ok(crate::to_f64_cpu(t)?.flatten_all()?.to_vec1::<f64>()?)
 }

@@ -69,8 +69,7 @@ impl Pooling {
             }
             PoolingMode::Max => masked_fill_lowest(xs, &m.unsqueeze(D::Minus1)?.broadcast_as(xs.shape())?)?.max(1)?,
             PoolingMode::Attention => {
-                let attention = self.attention.as_ref().ok_or_else(|| crate::error::config_err("pooling", "attention pooling without its weights"))?;
-                let scores = attention.forward(xs)?.squeeze(D::Minus1)?; // (b, s)
+                let scores = self.attention()?.forward(xs)?.squeeze(D::Minus1)?; // (b, s)
                 let weights = masked_softmax(&scores, &m)?.unsqueeze(1)?; // (b, 1, s)
                 weights.matmul(&xs.contiguous()?)?.reshape((b, self.hidden_size))?
             }
@@ -85,11 +84,14 @@ impl Pooling {
         let (b, _, h) = xs.dims3()?;
         let m = crate::to_f64_cpu(&self.mask(xs, mask)?)?.to_vec2::<f64>()?;
         let x = crate::to_f64_cpu(xs)?.to_vec3::<f64>()?;
-        let score_map = match &self.attention {
-            Some(a) => {
-                Some((crate::to_f64_cpu(a.weight())?.flatten_all()?.to_vec1::<f64>()?, a.bias().map(|t| crate::to_f64_cpu(t)?.to_vec1::<f64>()).transpose()?))
+        // Attention pooling's score weights and bias, read once (empty for the other modes).
+        let (w, bias) = match self.mode {
+            PoolingMode::Attention => {
+                let a = self.attention()?;
+                let bias = a.bias().map(|t| crate::to_f64_cpu(t)?.to_vec1::<f64>()).transpose()?;
+                (crate::to_f64_cpu(a.weight())?.flatten_all()?.to_vec1::<f64>()?, bias.map_or(0.0, |b| b[0]))
             }
-            None => None,
+            _ => (Vec::new(), 0.0),
         };
         let mut out = Vec::with_capacity(b * h);
         for (seq, keep) in x.iter().zip(&m) {
@@ -99,9 +101,7 @@ impl Pooling {
                 PoolingMode::Mean => (0..h).map(|j| kept.iter().map(|v| v[j]).sum::<f64>() / kept.len() as f64).collect(),
                 PoolingMode::Max => (0..h).map(|j| kept.iter().map(|v| v[j]).fold(f64::NEG_INFINITY, f64::max)).collect(),
                 PoolingMode::Attention => {
-                    let (w, bias) = score_map.as_ref().ok_or_else(|| crate::error::config_err("pooling", "attention pooling without its weights"))?;
-                    let bias = bias.as_ref().map_or(0.0, |b| b[0]);
-                    let scores: Vec<f64> = kept.iter().map(|v| v.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias).collect();
+                    let scores: Vec<f64> = kept.iter().map(|v| v.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() + bias).collect();
                     let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     let e: Vec<f64> = scores.iter().map(|v| (v - max).exp()).collect();
                     let z: f64 = e.iter().sum();
@@ -111,6 +111,11 @@ impl Pooling {
             out.extend(pooled);
         }
         Ok(Tensor::from_vec(out, (b, h), &Device::Cpu)?)
+    }
+
+    /// The scoring map of attention pooling, which [`Self::new`] always loads for that mode.
+    fn attention(&self) -> Result<&Linear> {
+        self.attention.as_ref().ok_or_else(|| crate::error::config_err("pooling", "attention pooling without its weights"))
     }
 
     /// The mask as 0/1 in `xs`' dtype and device, after checking its shape and that every

@@ -6,7 +6,7 @@ use crate::event::CheckOutcome;
 use crate::keys::Metric;
 use std::collections::BTreeMap;
 
-const MIB: f64 = 1024.0 * 1024.0;
+pub(super) const MIB: f64 = 1024.0 * 1024.0;
 
 /// Peak bytes of one forward of `f` on `device`: the counting allocator on the CPU, the CUDA
 /// memory pool's high-water mark on a GPU ([`crate::device_memory`]). `Err` carries the reason

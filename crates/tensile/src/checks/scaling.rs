@@ -161,8 +161,7 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         series.insert(Series::Mb, mb);
     }
     let mut errors = Vec::new();
-    // Written as "not within" so that a NaN exponent fails instead of slipping through.
-    if !((exponent - expected).abs() <= tolerance) {
+    if !meets(exponent, expected, tolerance) {
         let measured = match &growth {
             Growth::Fitted(f) => format!("time grows as seq^{:.2} (95% CI {:.2}–{:.2})", f.exponent, f.ci_low, f.ci_high),
             Growth::Flat => "time grows as seq^0.00 (less than a tenth of the time at the longest length grows)".to_string(),
@@ -175,13 +174,19 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
 /// Whether the sweep is done after `sweeps` sweeps: the growth meets the declaration, or the
 /// last sweep allowed has run.
 fn settled(exponent: f64, expected: f64, tolerance: f64, sweeps: usize) -> bool {
-    (exponent - expected).abs() <= tolerance || sweeps == SWEEPS
+    meets(exponent, expected, tolerance) || sweeps == SWEEPS
+}
+
+/// Whether the growth `exponent` is within `tolerance` of the declared one; a NaN exponent
+/// never is (the comparison is written as "within", which NaN fails).
+fn meets(exponent: f64, expected: f64, tolerance: f64) -> bool {
+    (exponent - expected).abs() <= tolerance
 }
 
 /// The peak of every length in MiB, when every length has one (a binary without the counting
 /// allocator measures none).
 fn mebibytes(peaks: &[f64], lengths: usize) -> Option<Vec<f64>> {
-    (peaks.len() == lengths).then(|| peaks.iter().map(|b| b / (1024.0 * 1024.0)).collect())
+    (peaks.len() == lengths).then(|| peaks.iter().map(|b| b / super::memory::MIB).collect())
 }
 
 /// Memory is measured in the first pass only, for every length but the overhead probe.
