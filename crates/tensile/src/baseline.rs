@@ -190,8 +190,14 @@ fn commit_from(var: impl Fn(&str) -> Option<String>) -> Option<String> {
         }
     }
     let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
-    let sha = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (out.status.success() && !sha.is_empty()).then_some(sha)
+    git_sha(out.status.success(), out.stdout)
+}
+
+/// The commit in `git rev-parse HEAD`'s output: none when git failed (no checkout) or printed
+/// nothing but blanks.
+fn git_sha(success: bool, stdout: Vec<u8>) -> Option<String> {
+    let sha = String::from_utf8(stdout).ok()?.trim().to_string();
+    (success && !sha.is_empty()).then_some(sha)
 }
 
 /// The samples a baseline file keeps of a series: the finite, positive ones (a timer cannot
@@ -484,6 +490,30 @@ mod tests {
         if let Some(sha) = commit_from(env(&[("TENSILE_COMMIT", " ")])) {
             assert!(sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()), "{sha:?}");
         }
+    }
+
+    #[test]
+    fn git_output_gives_a_commit_only_when_git_succeeded_with_one() {
+        assert_eq!(git_sha(true, b"0123abc\n".to_vec()).as_deref(), Some("0123abc"));
+        assert_eq!(git_sha(false, b"0123abc\n".to_vec()), None, "a failed git names no commit");
+        assert_eq!(git_sha(true, b" \n".to_vec()), None, "nor does blank output");
+        assert_eq!(git_sha(true, vec![0xff, 0xfe]), None, "nor output that is not text");
+    }
+
+    #[test]
+    fn the_detected_commit_is_the_environment_s_or_git_s() {
+        // The oracle is git itself (or the variable CI sets), asked directly.
+        let from_env = ["TENSILE_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA"].iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()));
+        let expected = match from_env {
+            Some(v) => Some(v.trim().to_string()),
+            None => std::process::Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        };
+        assert_eq!(detect_commit(), expected);
     }
 
     #[test]
