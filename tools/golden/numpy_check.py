@@ -125,6 +125,69 @@ def bert_layer(x, W, cfg):
     return layer_norm(o + h, g("output.LayerNorm.weight"), g("output.LayerNorm.bias"), eps)
 
 
+def modernbert_pattern(cfg):
+    """(half window or None, rope base) of the case's layer, as transformers decides them."""
+    i = cfg.get("layer_idx", 0)
+    local = i % cfg["global_attn_every_n_layers"] != 0
+    if local:
+        return cfg["local_attention"] // 2, float(cfg.get("local_rope_theta") or cfg["global_rope_theta"])
+    return None, float(cfg["global_rope_theta"])
+
+
+def modernbert_attention(x, W, cfg, p="", keep=None):
+    """keep: (b, s) padding mask, 1 = token (None = no padding)."""
+    b, s, hsz = x.shape
+    nh = cfg["num_attention_heads"]
+    hd = hsz // nh
+    half, theta = modernbert_pattern(cfg)
+    qkv = linear(x, W[p + "Wqkv.weight"], W.get(p + "Wqkv.bias")).reshape(b, s, 3, nh, hd)
+    q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+    inv = 1.0 / theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd)
+    ang = np.arange(s, dtype=np.float64)[:, None] * inv[None, :]
+    ang = np.concatenate([ang, ang], axis=-1)
+    q, k = rope(q, np.cos(ang), np.sin(ang)), rope(k, np.cos(ang), np.sin(ang))
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(hd)
+    hide = np.zeros((b, 1, s, s), bool)
+    if half is not None:
+        idx = np.arange(s)
+        hide |= (np.abs(idx[:, None] - idx[None, :]) > half)[None, None]
+    if keep is not None:
+        hide |= (keep == 0)[:, None, None, :]
+    scores = np.where(hide, -np.inf, scores)
+    o = (softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(b, s, hsz)
+    return linear(o, W[p + "Wo.weight"], W.get(p + "Wo.bias"))
+
+
+def modernbert_mlp(x, W, cfg, p=""):
+    h = linear(x, W[p + "Wi.weight"], W.get(p + "Wi.bias"))
+    i = cfg["intermediate_size"]
+    return linear(act(cfg["hidden_activation"], h[..., :i]) * h[..., i:], W[p + "Wo.weight"], W.get(p + "Wo.bias"))
+
+
+def modernbert_norm(x, W, name, cfg):
+    w = W[name + ".weight"]
+    return layer_norm(x, w, W.get(name + ".bias", np.zeros_like(w)), cfg["norm_eps"])
+
+
+def modernbert_layer(x, W, cfg, p="", keep=None):
+    normed = x if cfg.get("layer_idx", 0) == 0 else modernbert_norm(x, W, p + "attn_norm", cfg)
+    h = x + modernbert_attention(normed, W, cfg, p + "attn.", keep)
+    return h + modernbert_mlp(modernbert_norm(h, W, p + "mlp_norm", cfg), W, cfg, p + "mlp.")
+
+
+def head(kind, cfg, W, x):
+    """A classification head on hidden states, weights named from the model's root."""
+    if cfg["model_type"] == "bert":
+        if kind == "head.sequence_classification":
+            x = np.tanh(linear(x[:, 0], W["bert.pooler.dense.weight"], W["bert.pooler.dense.bias"]))
+        return linear(x, W["classifier.weight"], W["classifier.bias"])
+    if kind == "head.sequence_classification":
+        x = x.mean(axis=1) if cfg.get("classifier_pooling") == "mean" else x[:, 0]
+    h = act(cfg["classifier_activation"] if "classifier_activation" in cfg else "gelu", linear(x, W["head.dense.weight"], W.get("head.dense.bias")))
+    h = modernbert_norm(h, W, "head.norm", cfg)
+    return linear(h, W["classifier.weight"], W["classifier.bias"])
+
+
 def run(kind, cfg, W, x):
     if kind == "llama.rms_norm":
         return rms_norm(x, W["weight"], cfg["rms_norm_eps"])
@@ -138,6 +201,14 @@ def run(kind, cfg, W, x):
         return h + llama_mlp(rms_norm(h, W["post_attention_layernorm.weight"], eps), W, cfg, "mlp.")
     if kind == "bert.layer":
         return bert_layer(x, W, cfg)
+    if kind == "modernbert.attention":
+        return modernbert_attention(x, W, cfg)
+    if kind == "modernbert.mlp":
+        return modernbert_mlp(x, W, cfg)
+    if kind == "modernbert.layer":
+        return modernbert_layer(x, W, cfg)
+    if kind in ("head.sequence_classification", "head.token_classification"):
+        return head(kind, cfg, W, x)
     raise ValueError(kind)
 
 

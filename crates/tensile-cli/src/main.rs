@@ -3,6 +3,7 @@
 mod bench;
 mod coverage;
 mod embed;
+mod forward;
 mod golden;
 mod report;
 mod run;
@@ -41,6 +42,11 @@ enum Command {
     Coverage(coverage::CoverageArgs),
     /// Sentence embeddings from a sentence-transformers BERT directory.
     Embed(embed::EmbedArgs),
+    /// Run a Hugging Face model directory (LLaMA, BERT, ModernBERT, with or without a
+    /// classification head) on token ids from a JSON file.
+    Forward(forward::ForwardArgs),
+    /// Classify texts with a sequence-classification model directory and its tokenizer.
+    Classify(forward::ClassifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
         Command::Coverage(args) => coverage::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Embed(args) => embed::run(&args),
+        Command::Forward(args) => forward::run_forward(&args),
+        Command::Classify(args) => forward::run_classify(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -5,7 +5,9 @@
 use crate::bert::{BertConfig, BertLayer};
 use crate::block::Block;
 use crate::error::{config_err, Error};
+use crate::heads::{ClassificationHead, HeadTarget, TaskConfig};
 use crate::llama::{LlamaConfig, LlamaDecoderLayer};
+use crate::modernbert::{ModernBertAttention, ModernBertConfig, ModernBertLayer, ModernBertMlp};
 use crate::{Attention, RmsNorm, SwiGlu};
 use candle_nn::VarBuilder;
 use std::fmt;
@@ -49,11 +51,29 @@ pub enum BlockKind {
     PoolingMax,
     /// Learned attention pooling over positions.
     PoolingAttention,
+    /// `ModernBertEmbeddings`: token vectors and their norm.
+    ModernBertEmbeddings,
+    /// `ModernBertAttention`: fused QKV, RoPE, global or sliding-window attention.
+    ModernBertAttention,
+    /// `ModernBertMLP`: GeGLU.
+    ModernBertMlp,
+    /// `ModernBertEncoderLayer`.
+    ModernBertLayer,
+    /// `ModernBertModel`.
+    ModernBert,
+    /// A sequence-classification head (pooling, transform, `classifier`) on hidden states.
+    HeadSequenceClassification,
+    /// A token-classification head on hidden states.
+    HeadTokenClassification,
+    /// `BertFor{Sequence,Token}Classification`.
+    BertWithHead,
+    /// `ModernBertFor{Sequence,Token}Classification`.
+    ModernBertWithHead,
 }
 
 impl BlockKind {
     /// Every kind, in a stable order.
-    pub const ALL: [BlockKind; 17] = [
+    pub const ALL: [BlockKind; 26] = [
         Self::LlamaAttention,
         Self::Attention,
         Self::LlamaMlp,
@@ -71,11 +91,31 @@ impl BlockKind {
         Self::PoolingMean,
         Self::PoolingMax,
         Self::PoolingAttention,
+        Self::ModernBertEmbeddings,
+        Self::ModernBertAttention,
+        Self::ModernBertMlp,
+        Self::ModernBertLayer,
+        Self::ModernBert,
+        Self::HeadSequenceClassification,
+        Self::HeadTokenClassification,
+        Self::BertWithHead,
+        Self::ModernBertWithHead,
     ];
 
     /// The kinds [`BlockKind::build`] accepts, in [`BlockKind::ALL`]'s order; reference case
     /// files and spec files name one of these.
-    pub const BUILDABLE: [BlockKind; 5] = [Self::LlamaAttention, Self::LlamaMlp, Self::LlamaRmsNorm, Self::LlamaDecoderLayer, Self::BertLayer];
+    pub const BUILDABLE: [BlockKind; 10] = [
+        Self::LlamaAttention,
+        Self::LlamaMlp,
+        Self::LlamaRmsNorm,
+        Self::LlamaDecoderLayer,
+        Self::BertLayer,
+        Self::ModernBertAttention,
+        Self::ModernBertMlp,
+        Self::ModernBertLayer,
+        Self::HeadSequenceClassification,
+        Self::HeadTokenClassification,
+    ];
 
     /// The kind's name, e.g. `llama.attention`.
     pub fn name(self) -> &'static str {
@@ -97,6 +137,15 @@ impl BlockKind {
             Self::PoolingMean => "pooling.mean",
             Self::PoolingMax => "pooling.max",
             Self::PoolingAttention => "pooling.attention",
+            Self::ModernBertEmbeddings => "modernbert.embeddings",
+            Self::ModernBertAttention => "modernbert.attention",
+            Self::ModernBertMlp => "modernbert.mlp",
+            Self::ModernBertLayer => "modernbert.layer",
+            Self::ModernBert => "modernbert",
+            Self::HeadSequenceClassification => "head.sequence_classification",
+            Self::HeadTokenClassification => "head.token_classification",
+            Self::BertWithHead => "bert.with_head",
+            Self::ModernBertWithHead => "modernbert.with_head",
         }
     }
 
@@ -120,6 +169,22 @@ impl BlockKind {
             Self::LlamaMlp => llama_config(config)?.validate_mlp(),
             Self::LlamaRmsNorm => llama_config(config)?.validate_rms_norm(),
             Self::LlamaDecoderLayer => llama_config(config)?.validate(),
+            Self::ModernBertAttention => {
+                layer_idx(config)?;
+                modernbert_config(config)?.validate_attention()
+            }
+            Self::ModernBertMlp => modernbert_config(config)?.validate_mlp(),
+            Self::ModernBertLayer => {
+                layer_idx(config)?;
+                modernbert_config(config)?.validate_layer()
+            }
+            Self::HeadSequenceClassification | Self::HeadTokenClassification => {
+                task_config(config)?.validate()?;
+                match head_family(config)? {
+                    HeadFamily::Bert => crate::limits::dim("hidden_size", bert_config(config)?.hidden_size),
+                    HeadFamily::ModernBert => modernbert_config(config)?.validate_layer(),
+                }
+            }
             kind => Err(Error::NotBuildable { kind }),
         }
     }
@@ -131,6 +196,16 @@ impl BlockKind {
         self.validate_config(config)?;
         Ok(match self {
             Self::BertLayer => Box::new(BertLayer::new(&bert_config(config)?, vb)?),
+            Self::ModernBertAttention => Box::new(ModernBertAttention::new(&modernbert_config(config)?, layer_idx(config)?, vb)?),
+            Self::ModernBertMlp => Box::new(ModernBertMlp::new(&modernbert_config(config)?, vb)?),
+            Self::ModernBertLayer => Box::new(ModernBertLayer::new(&modernbert_config(config)?, layer_idx(config)?, vb)?),
+            Self::HeadSequenceClassification | Self::HeadTokenClassification => {
+                let (task, target) = (task_config(config)?, if self == Self::HeadTokenClassification { HeadTarget::Token } else { HeadTarget::Sequence });
+                Box::new(match head_family(config)? {
+                    HeadFamily::Bert => ClassificationHead::bert(&bert_config(config)?, &task, target, vb)?,
+                    HeadFamily::ModernBert => ClassificationHead::modernbert(&modernbert_config(config)?, &task, target, vb)?,
+                })
+            }
             Self::LlamaAttention | Self::LlamaMlp | Self::LlamaRmsNorm | Self::LlamaDecoderLayer => {
                 let cfg = llama_config(config)?;
                 match self {
@@ -149,6 +224,11 @@ impl BlockKind {
     pub fn hidden_size(self, config: &serde_json::Value) -> crate::Result<usize> {
         Ok(match self {
             Self::BertLayer => bert_config(config)?.hidden_size,
+            Self::ModernBertAttention | Self::ModernBertMlp | Self::ModernBertLayer => modernbert_config(config)?.hidden_size,
+            Self::HeadSequenceClassification | Self::HeadTokenClassification => match head_family(config)? {
+                HeadFamily::Bert => bert_config(config)?.hidden_size,
+                HeadFamily::ModernBert => modernbert_config(config)?.hidden_size,
+            },
             kind if kind.buildable() => llama_config(config)?.hidden_size,
             kind => return Err(Error::NotBuildable { kind }),
         })
@@ -161,6 +241,48 @@ fn llama_config(config: &serde_json::Value) -> crate::Result<LlamaConfig> {
 
 fn bert_config(config: &serde_json::Value) -> crate::Result<BertConfig> {
     serde_json::from_value(config.clone()).map_err(|e| config_err("config", format!("not a BertConfig: {e}")))
+}
+
+fn modernbert_config(config: &serde_json::Value) -> crate::Result<ModernBertConfig> {
+    serde_json::from_value(config.clone()).map_err(|e| config_err("config", format!("not a ModernBertConfig: {e}")))
+}
+
+fn task_config(config: &serde_json::Value) -> crate::Result<TaskConfig> {
+    serde_json::from_value(config.clone()).map_err(|e| config_err("config", format!("not a task config (id2label, label2id, problem_type): {e}")))
+}
+
+/// Which family's head layout a head kind builds.
+enum HeadFamily {
+    Bert,
+    ModernBert,
+}
+
+/// The head family from `model_type`: `bert` (the default) or `modernbert`.
+fn head_family(config: &serde_json::Value) -> crate::Result<HeadFamily> {
+    match config.get("model_type").map(|v| v.as_str()) {
+        None | Some(Some("bert")) => Ok(HeadFamily::Bert),
+        Some(Some("modernbert")) => Ok(HeadFamily::ModernBert),
+        Some(other) => Err(config_err(
+            "model_type",
+            format!("{} has no classification head here (supported: bert, modernbert)", other.map_or("a non-string".into(), |s| format!("`{s}`"))),
+        )),
+    }
+}
+
+/// The layer a ModernBERT layer-level kind stands for: `layer_idx` in the config (tensile's
+/// own field, default 0), which decides global or sliding-window attention and whether the
+/// layer has an `attn_norm`. It must be below `num_hidden_layers` when that is given.
+fn layer_idx(config: &serde_json::Value) -> crate::Result<usize> {
+    let idx = match config.get("layer_idx") {
+        None => 0,
+        Some(v) => v.as_u64().ok_or_else(|| config_err("layer_idx", format!("{v} is not a layer index (a whole number from 0)")))? as usize,
+    };
+    if let Some(n) = config.get("num_hidden_layers").and_then(|v| v.as_u64()) {
+        if idx as u64 >= n {
+            return Err(config_err("layer_idx", format!("{idx} is past num_hidden_layers {n}")));
+        }
+    }
+    Ok(idx)
 }
 
 impl fmt::Display for BlockKind {

@@ -4,8 +4,10 @@
 
 use candle_core::{DType, Device};
 use tensile_nn::bert::{Bert, BertConfig, BertLayer};
+use tensile_nn::heads::{ClassificationHead, EncoderWithHead, HeadTarget, TaskConfig};
 use tensile_nn::init::SeededInit;
 use tensile_nn::llama::{Llama, LlamaConfig, LlamaDecoderLayer};
+use tensile_nn::modernbert::{ModernBert, ModernBertConfig, ModernBertEmbeddings, ModernBertLayer};
 use tensile_nn::*;
 
 fn vb() -> candle_nn::VarBuilder<'static> {
@@ -149,12 +151,57 @@ fn bert_names_and_paths() {
     assert_eq!(paths(&model), expected);
 }
 
+fn modernbert_cfg() -> ModernBertConfig {
+    ModernBertConfig {
+        vocab_size: 16,
+        hidden_size: 8,
+        intermediate_size: 12,
+        num_hidden_layers: 3,
+        num_attention_heads: 2,
+        pad_token_id: 0,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn modernbert_names_and_paths() {
+    let cfg = modernbert_cfg();
+    let core = ["attn.Wqkv.weight", "attn.Wo.weight", "mlp_norm.weight", "mlp.Wi.weight", "mlp.Wo.weight"];
+    // Layer 0 has no attn_norm: the embeddings' norm comes right before it.
+    assert_eq!(names(&ModernBertLayer::new(&cfg, 0, vb()).unwrap()), core);
+    let mut later = vec!["attn_norm.weight"];
+    later.extend(core);
+    assert_eq!(names(&ModernBertLayer::new(&cfg, 1, vb()).unwrap()), later);
+    let biased = ModernBertConfig { norm_bias: true, attention_bias: true, mlp_bias: true, ..cfg.clone() };
+    assert_eq!(names(&ModernBertLayer::new(&biased, 1, vb()).unwrap()).len(), 2 * later.len());
+    let model = ModernBert::new(&cfg, vb()).unwrap();
+    let mut expected = vec!["embeddings.tok_embeddings.weight".to_string(), "embeddings.norm.weight".to_string()];
+    expected.extend(under("layers.0", &core));
+    expected.extend(under("layers.1", &later));
+    expected.extend(under("layers.2", &later));
+    expected.push("final_norm.weight".into());
+    assert_eq!(names(&model), expected);
+    // A head's weights sit at the checkpoint's root, beside `model.` or `bert.`.
+    let task = TaskConfig::with_labels(&["x", "y"]);
+    let with_head = EncoderWithHead::modernbert(&cfg, &task, HeadTarget::Sequence, vb()).unwrap();
+    let all = names(&with_head);
+    assert!(all.iter().take(expected.len()).zip(&expected).all(|(a, e)| *a == format!("model.{e}")), "{all:?}");
+    assert_eq!(&all[expected.len()..], ["head.dense.weight", "head.norm.weight", "classifier.weight", "classifier.bias"]);
+    let bert = EncoderWithHead::bert(&bert_cfg(), &task, HeadTarget::Sequence, vb()).unwrap();
+    let all = names(&bert);
+    assert_eq!(&all[all.len() - 4..], ["bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"]);
+    assert!(all.iter().all(|n| n.starts_with("bert.") || n.starts_with("classifier.")), "{all:?}");
+}
+
 #[test]
 fn every_block_reports_its_kind() {
     let l = llama_cfg(false);
     let layer = LlamaDecoderLayer::new(&l, vb()).unwrap();
     let b = bert_cfg();
     let bert_layer = BertLayer::new(&b, vb()).unwrap();
+    let m = modernbert_cfg();
+    let modern_layer = ModernBertLayer::new(&m, 1, vb()).unwrap();
+    let task = TaskConfig::with_labels(&["a", "b", "c"]);
     let blocks: Vec<(Box<dyn Block>, &str)> = vec![
         (Box::new(layer.self_attn().clone()), "llama.attention"),
         (Box::new(bert_layer.attention().clone()), "attention"),
@@ -173,6 +220,15 @@ fn every_block_reports_its_kind() {
         (Box::new(Pooling::new(PoolingMode::Mean, 4, vb()).unwrap()), "pooling.mean"),
         (Box::new(Pooling::new(PoolingMode::Max, 4, vb()).unwrap()), "pooling.max"),
         (Box::new(Pooling::new(PoolingMode::Attention, 4, vb()).unwrap()), "pooling.attention"),
+        (Box::new(ModernBertEmbeddings::new(&m, vb()).unwrap()), "modernbert.embeddings"),
+        (Box::new(modern_layer.attention().clone()), "modernbert.attention"),
+        (Box::new(modern_layer.mlp().clone()), "modernbert.mlp"),
+        (Box::new(modern_layer.clone()), "modernbert.layer"),
+        (Box::new(ModernBert::new(&m, vb()).unwrap()), "modernbert"),
+        (Box::new(ClassificationHead::modernbert(&m, &task, HeadTarget::Sequence, vb()).unwrap()), "head.sequence_classification"),
+        (Box::new(ClassificationHead::bert(&b, &task, HeadTarget::Token, vb()).unwrap()), "head.token_classification"),
+        (Box::new(EncoderWithHead::bert(&b, &task, HeadTarget::Sequence, vb()).unwrap()), "bert.with_head"),
+        (Box::new(EncoderWithHead::modernbert(&m, &task, HeadTarget::Token, vb()).unwrap()), "modernbert.with_head"),
     ];
     assert_eq!(blocks.len(), BlockKind::ALL.len(), "one block of every kind");
     for (block, name) in &blocks {

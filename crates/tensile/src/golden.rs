@@ -70,8 +70,10 @@ impl GoldenCase {
         let mut take = |name: &str| weights.remove(name).ok_or_else(|| Error::MissingTensor { path: path.to_path_buf(), name: name.to_string() });
         let input = take("input")?;
         let output = take("output")?;
-        if input.rank() != 3 || input.dims() != output.dims() {
-            return Err(invalid(format!("`input` {:?} and `output` {:?} must both be (batch, seq, hidden)", input.dims(), output.dims())));
+        // A head's output is (batch, labels) or (batch, seq, labels); every other block keeps
+        // the input's shape. Whether the output fits the block is checked when it runs.
+        if input.rank() != 3 || output.rank() == 0 || output.dims()[0] != input.dims()[0] {
+            return Err(invalid(format!("`input` {:?} must be (batch, seq, hidden) and `output` {:?} start with the same batch", input.dims(), output.dims())));
         }
         let hidden = kind.hidden_size(&meta.config).map_err(|source| Error::Block { context: path.display().to_string(), source })?;
         if input.dims()[2] != hidden {

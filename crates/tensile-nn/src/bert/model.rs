@@ -29,6 +29,11 @@ impl Bert {
         Ok(Self { embeddings, layers, pooler, cfg: cfg.clone() })
     }
 
+    /// The configuration.
+    pub fn config(&self) -> &BertConfig {
+        &self.cfg
+    }
+
     /// The encoder layers.
     pub fn layers(&self) -> &[BertLayer] {
         &self.layers

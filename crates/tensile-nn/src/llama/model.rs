@@ -45,6 +45,11 @@ impl Llama {
         self.lm_head.as_ref().map_or(self.embed_tokens.weight(), |l| l.weight())
     }
 
+    /// The configuration.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
     /// The decoder layers.
     pub fn layers(&self) -> &[LlamaDecoderLayer] {
         &self.layers
