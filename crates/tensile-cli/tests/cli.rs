@@ -422,7 +422,7 @@ fn list_prints_every_preset() {
     let o = tensile(&["list"]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0));
-    for p in ["tiny-llama", "tiny-bert", "llama3-8b", "llama2-7b", "bert-base", "minilm-l6"] {
+    for p in ["tiny-llama", "tiny-bert", "llama3-8b", "llama2-7b", "bert-base", "minilm-l6", "tiny-modernbert", "modernbert-base"] {
         assert!(out.lines().any(|l| l.starts_with(p)), "{p} missing:\n{out}");
     }
     assert!(out.contains("llama3-8b::attention") && out.contains("[1, 2048, 4096]") && out.contains("GPU-class"));
@@ -483,4 +483,19 @@ fn spec_errors_name_the_field_and_print_no_raw_control_characters() {
     // A path is printed escaped too.
     let o = tensile(&["run", "--spec", "/nonexistent/\u{1b}[2Jspec\u{7}.toml"]);
     assert_usage_error(&o, "/nonexistent/\\u{1b}[2Jspec\\u{7}.toml");
+}
+
+#[test]
+fn the_modernbert_example_spec_passes_and_its_kinds_are_covered() {
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/specs/modernbert.toml");
+    let o = tensile(&["run", "--spec", spec]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("5 cases: 5 passed, 0 failed"), "{}", stdout(&o));
+    let cov = tensile(&["coverage", "--spec", spec]);
+    let out = stdout(&cov);
+    for kind in ["modernbert.attention", "modernbert.layer", "head.sequence_classification"] {
+        assert!(out.lines().any(|l| l.starts_with(kind)), "{kind} missing:\n{out}");
+    }
+    // The ModernBERT presets' modules are known to coverage, uncovered by this spec's shapes.
+    assert!(out.contains("tiny-modernbert::attention  modernbert.attention"), "{out}");
 }

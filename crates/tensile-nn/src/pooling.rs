@@ -76,41 +76,29 @@ impl Pooling {
         })
     }
 
-    /// The same pooling in float64 on the CPU, sequence by sequence from the definition.
+    /// The same pooling in float64 on the CPU, from the definition in differentiable tensor
+    /// operations (so gradient checks can differentiate it): masked positions get weight 0 in
+    /// the mean and in attention's softmax, and −∞'s stand-in −1e300 in the maximum.
     ///
     /// # Errors
     /// As [`Self::forward_masked`].
     pub fn forward_masked_reference(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, _, h) = xs.dims3()?;
-        let m = crate::to_f64_cpu(&self.mask(xs, mask)?)?.to_vec2::<f64>()?;
-        let x = crate::to_f64_cpu(xs)?.to_vec3::<f64>()?;
-        // Attention pooling's score weights and bias, read once (empty for the other modes).
-        let (w, bias) = match self.mode {
+        let x = crate::to_f64_cpu(xs)?; // (b, s, h)
+        let m = crate::to_f64_cpu(&self.mask(xs, mask)?)?.unsqueeze(2)?; // (b, s, 1), 1 = kept
+        let hidden_out = match self.mode {
+            PoolingMode::Cls => x.narrow(1, 0, 1)?.squeeze(1)?,
+            PoolingMode::Mean => (x.broadcast_mul(&m)?.sum(1)?.broadcast_div(&m.sum(1)?))?,
+            PoolingMode::Max => x.broadcast_add(&((m - 1.0)? * 1e300)?)?.max(1)?,
             PoolingMode::Attention => {
                 let a = self.attention()?;
-                let bias = a.bias().map(|t| crate::to_f64_cpu(t)?.to_vec1::<f64>()).transpose()?;
-                (crate::to_f64_cpu(a.weight())?.flatten_all()?.to_vec1::<f64>()?, bias.map_or(0.0, |b| b[0]))
+                let scores = a.forward_reference(&x)?; // (b, s, 1): x·w + b
+                let scores = scores.broadcast_add(&((&m - 1.0)? * 1e300)?)?;
+                let e = scores.broadcast_sub(&scores.max_keepdim(1)?)?.exp()?; // masked: exp(−1e300) = 0
+                let alpha = e.broadcast_div(&e.sum_keepdim(1)?)?;
+                x.broadcast_mul(&alpha)?.sum(1)?
             }
-            _ => (Vec::new(), 0.0),
         };
-        let mut out = Vec::with_capacity(b * h);
-        for (seq, keep) in x.iter().zip(&m) {
-            let kept: Vec<&Vec<f64>> = seq.iter().zip(keep).filter(|(_, &k)| k != 0.0).map(|(v, _)| v).collect();
-            let pooled: Vec<f64> = match self.mode {
-                PoolingMode::Cls => seq[0].clone(),
-                PoolingMode::Mean => (0..h).map(|j| kept.iter().map(|v| v[j]).sum::<f64>() / kept.len() as f64).collect(),
-                PoolingMode::Max => (0..h).map(|j| kept.iter().map(|v| v[j]).fold(f64::NEG_INFINITY, f64::max)).collect(),
-                PoolingMode::Attention => {
-                    let scores: Vec<f64> = kept.iter().map(|v| v.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() + bias).collect();
-                    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let e: Vec<f64> = scores.iter().map(|v| (v - max).exp()).collect();
-                    let z: f64 = e.iter().sum();
-                    (0..h).map(|j| kept.iter().zip(&e).map(|(v, a)| a / z * v[j]).sum()).collect()
-                }
-            };
-            out.extend(pooled);
-        }
-        Ok(Tensor::from_vec(out, (b, h), &Device::Cpu)?)
+        Ok(hidden_out)
     }
 
     /// The scoring map of attention pooling, which [`Self::new`] always loads for that mode.

@@ -15,6 +15,7 @@ use crate::suite::Suite;
 use candle_core::{DType, Device};
 use tensile_nn::bert::{BertConfig, BertLayer};
 use tensile_nn::llama::{LlamaConfig, LlamaDecoderLayer};
+use tensile_nn::modernbert::{ModernBertConfig, ModernBertLayer};
 use tensile_nn::{Activation, RopeScaling};
 
 /// A built-in preset.
@@ -94,7 +95,7 @@ pub fn find(name: &str) -> Result<&'static Preset> {
         .ok_or_else(|| Error::UnknownPreset { name: name.to_string(), known: PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ") })
 }
 
-static PRESETS: [Preset; 6] = [
+static PRESETS: [Preset; 8] = [
     Preset {
         name: "tiny-llama",
         description: "LLaMA-style layer, hidden 256, 8 heads / 2 KV heads, MLP 688 (seconds on a CPU)",
@@ -111,6 +112,18 @@ static PRESETS: [Preset; 6] = [
     Preset { name: "llama2-7b", description: "Llama-2-7B layer: hidden 4096, 32 heads, MLP 11008, rope θ 10000", seq_len: 2048, build: llama2_7b },
     Preset { name: "bert-base", description: "BERT-base layer: hidden 768, 12 heads, FFN 3072, GELU", seq_len: 512, build: bert_base },
     Preset { name: "minilm-l6", description: "all-MiniLM-L6-v2 layer: hidden 384, 12 heads, FFN 1536, GELU", seq_len: 256, build: minilm_l6 },
+    Preset {
+        name: "tiny-modernbert",
+        description: "ModernBERT local layer, hidden 128, 4 heads, GeGLU 192, window 64 (seconds on a CPU)",
+        seq_len: 128,
+        build: tiny_modernbert,
+    },
+    Preset {
+        name: "modernbert-base",
+        description: "ModernBERT-base local layer: hidden 768, 12 heads, GeGLU 1152, window 128, rope θ 10000",
+        seq_len: 512,
+        build: modernbert_base,
+    },
 ];
 
 /// Checks for every module; gradients only where the float64 reference is cheap.
@@ -244,4 +257,25 @@ fn bert_base(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
 fn minilm_l6(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
     let cfg = BertConfig { hidden_size: 384, num_attention_heads: 12, intermediate_size: 1536, hidden_act: Activation::Gelu, ..BertConfig::default() };
     bert_suite("minilm-l6", cfg, false, batch, seq, w)
+}
+
+/// A ModernBERT preset tests layer 1: a sliding-window layer with its `attn_norm`, the kind
+/// two of every three layers are (layer 0, global and without `attn_norm`, is the exception).
+fn modernbert_suite(name: &str, cfg: ModernBertConfig, gradients: bool, batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
+    let layer = ModernBertLayer::new(&cfg, 1, w.var_builder()).map_err(|source| Error::Block { context: name.to_string(), source })?;
+    let mut s = Suite::new(&layer).name(name).batch_size(batch).seq_len(seq);
+    s.test(layer.attention()).name("attention").checks(checks(gradients)).seq_lengths(attention_sweep(seq)).expect_scaling(Scaling::FromCost);
+    s.test(layer.mlp()).name("mlp").checks(checks(gradients)).seq_lengths(mlp_sweep(seq)).expect_scaling(Scaling::Linear);
+    s.test(layer.mlp_norm()).name("norm").checks(checks(gradients));
+    s.test(&layer).name("layer").checks(checks(gradients));
+    Ok(w.finish(&layer, s.module_tests()?))
+}
+
+fn tiny_modernbert(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
+    let cfg = ModernBertConfig { hidden_size: 128, num_attention_heads: 4, intermediate_size: 192, local_attention: 64, ..ModernBertConfig::default() };
+    modernbert_suite("tiny-modernbert", cfg, true, batch, seq, w)
+}
+
+fn modernbert_base(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
+    modernbert_suite("modernbert-base", ModernBertConfig::default(), false, batch, seq, w)
 }
