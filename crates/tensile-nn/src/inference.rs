@@ -104,18 +104,7 @@ impl Classifier {
         if !model.architecture().ends_with("ForSequenceClassification") {
             return Err(input_err(&config_path, format!("{} has no sequence-classification head to classify with", model.architecture())));
         }
-        let tokenizer_path = dir.join("tokenizer.json");
-        let mut tokenizer = crate::tokenizer::from_bytes(&files::read(&tokenizer_path, files::MAX_JSON_BYTES)?, &tokenizer_path)?;
-        let vocab = match model.block().input_kind() {
-            InputKind::TokenIds { vocab } => vocab,
-            InputKind::Hidden => usize::MAX,
-        };
-        if let Some(id) = tokenizer.get_vocab(true).into_values().max().filter(|&id| id as usize >= vocab) {
-            return Err(input_err(&tokenizer_path, format!("token id {id} is past vocab_size {vocab} in {}", config_path.display())));
-        }
-        let max_length = model.max_positions();
-        tokenizer.with_truncation(Some(TruncationParams { max_length, ..Default::default() })).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, pad_id: model.pad_token_id(), ..Default::default() }));
+        let tokenizer = load_tokenizer(dir, &model)?;
         Ok(Self { model, tokenizer, device: device.clone() })
     }
 
@@ -126,11 +115,7 @@ impl Classifier {
 
     /// Predictions for `texts`, in one padded batch.
     pub fn classify(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
-        let encodings = crate::tokenizer::encode_batch(&self.tokenizer, texts.to_vec())?;
-        let ids: Vec<Vec<u32>> = encodings.iter().map(|e| e.get_ids().to_vec()).collect();
-        let mask: Vec<Vec<u32>> = encodings.iter().map(|e| e.get_attention_mask().to_vec()).collect();
-        let ids = Tensor::new(ids, &self.device)?;
-        let mask = Tensor::new(mask, &self.device)?;
+        let (ids, mask) = encode(&self.tokenizer, texts, &self.device)?;
         let logits = self.model.forward(&ids, Some(&mask))?.to_dtype(DType::F64)?.to_device(&Device::Cpu)?;
         let task = self.model.task().cloned().unwrap_or_default();
         let problem = task.problem_type_for(true);
@@ -142,6 +127,35 @@ impl Classifier {
         let (logits, probabilities) = (logits.to_vec2::<f64>()?, probabilities.to_vec2::<f64>()?);
         Ok(texts.iter().zip(logits).zip(probabilities).map(|((text, l), p)| predict(&task, problem, text, l, p)).collect())
     }
+}
+
+/// The directory's `tokenizer.json`, checked against `model`'s vocabulary, truncating to its
+/// `max_position_embeddings` and padding batches to the longest with its `pad_token_id`.
+pub fn load_tokenizer(dir: &Path, model: &PretrainedModel) -> Result<Tokenizer> {
+    let config_path = dir.join("config.json");
+    let tokenizer_path = dir.join("tokenizer.json");
+    let mut tokenizer = crate::tokenizer::from_bytes(&files::read(&tokenizer_path, files::MAX_JSON_BYTES)?, &tokenizer_path)?;
+    let vocab = match model.block().input_kind() {
+        InputKind::TokenIds { vocab } => vocab,
+        InputKind::Hidden => usize::MAX,
+    };
+    // An id past the embedding table would fail as an index error deep in the forward.
+    if let Some(id) = tokenizer.get_vocab(true).into_values().max().filter(|&id| id as usize >= vocab) {
+        return Err(input_err(&tokenizer_path, format!("token id {id} is past vocab_size {vocab} in {}", config_path.display())));
+    }
+    tokenizer
+        .with_truncation(Some(TruncationParams { max_length: model.max_positions(), ..Default::default() }))
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, pad_id: model.pad_token_id(), ..Default::default() }));
+    Ok(tokenizer)
+}
+
+/// `texts` as one padded batch: ids and attention mask, each `(batch, longest)` u32.
+pub fn encode(tokenizer: &Tokenizer, texts: &[&str], device: &Device) -> Result<(Tensor, Tensor)> {
+    let encodings = crate::tokenizer::encode_batch(tokenizer, texts.to_vec())?;
+    let ids: Vec<Vec<u32>> = encodings.iter().map(|e| e.get_ids().to_vec()).collect();
+    let mask: Vec<Vec<u32>> = encodings.iter().map(|e| e.get_attention_mask().to_vec()).collect();
+    Ok((Tensor::new(ids, device)?, Tensor::new(mask, device)?))
 }
 
 fn predict(task: &TaskConfig, problem: ProblemType, text: &str, logits: Vec<f64>, p: Vec<f64>) -> Prediction {

@@ -28,6 +28,7 @@ mod attention;
 pub mod bert;
 mod block;
 pub mod catalog;
+pub mod corpus;
 mod embedding;
 mod error;
 pub mod files;

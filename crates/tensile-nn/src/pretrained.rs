@@ -52,6 +52,18 @@ enum Model {
 }
 
 impl PretrainedModel {
+    /// An encoder with a head built in code (a head trained on a loaded encoder, say), to be
+    /// saved with [`save_pretrained`]; `config` holds the fields to write beyond the model's
+    /// own (those of the encoder's source `config.json`, for instance).
+    pub fn with_head(model: EncoderWithHead, config: Value) -> Self {
+        Self { model: Model::WithHead(model), source_config: config }
+    }
+
+    /// The `config.json` the model was loaded from.
+    pub fn source_config(&self) -> &Value {
+        &self.source_config
+    }
+
     /// Transformers' class name (what `architectures` holds).
     pub fn architecture(&self) -> &'static str {
         match &self.model {

@@ -99,6 +99,11 @@ fn gradients_match_finite_differences_of_the_twins(dev: &Device) {
             let out = pool.forward_masked_reference(&x, Some(&mask.to_device(&Device::Cpu).unwrap())).unwrap();
             out.mul(&probe.to_device(&Device::Cpu).unwrap()).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
         };
+        // The twin is differentiable too (gradient checks and training differentiate it).
+        let xc = Var::from_tensor(&xs.to_device(&Device::Cpu).unwrap()).unwrap();
+        let twin = pool.forward_masked_reference(xc.as_tensor(), Some(&mask.to_device(&Device::Cpu).unwrap())).unwrap();
+        let twin_grad = twin.mul(&probe.to_device(&Device::Cpu).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+        let twin_grad = twin_grad.get(xc.as_tensor()).expect("a gradient reaches the twin's input").flatten_all().unwrap().to_vec1::<f64>().unwrap();
         let h = 1e-6;
         for i in 0..base.len() {
             let (mut up, mut down) = (base.clone(), base.clone());
@@ -106,6 +111,7 @@ fn gradients_match_finite_differences_of_the_twins(dev: &Device) {
             down[i] -= h;
             let numeric = (twin_loss(&up) - twin_loss(&down)) / (2.0 * h);
             assert!((grad[i] - numeric).abs() < 1e-6, "{mode:?} element {i}: autograd {} vs finite difference {numeric}", grad[i]);
+            assert!((twin_grad[i] - numeric).abs() < 1e-6, "{mode:?} element {i}: twin's autograd {} vs finite difference {numeric}", twin_grad[i]);
         }
     }
 }

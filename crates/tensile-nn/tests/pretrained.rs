@@ -232,3 +232,99 @@ fn bad_directories_are_one_line_errors_naming_the_file_and_the_field_or_tensor()
         assert!(!e.contains('\n'), "{e}");
     }
 }
+
+#[test]
+fn token_classification_models_save_and_load_as_their_architecture() {
+    use tensile_nn::heads::{EncoderWithHead, HeadTarget, TaskConfig};
+    let dev = Device::Cpu;
+    let task = TaskConfig::with_labels(&["O", "B-PER", "I-PER"]);
+    let vb = || tensile_nn::init::SeededInit::var_builder(4, DType::F32, &dev);
+    let bert = tensile_nn::bert::BertConfig {
+        vocab_size: 50,
+        hidden_size: 16,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        ..Default::default()
+    };
+    let modern = tensile_nn::modernbert::ModernBertConfig {
+        vocab_size: 50,
+        hidden_size: 16,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 24,
+        pad_token_id: 0,
+        ..Default::default()
+    };
+    let ids = Tensor::new(&[[1u32, 7, 9, 3], [1, 4, 0, 0]], &dev).unwrap();
+    let mask = Tensor::new(&[[1u32, 1, 1, 1], [1, 1, 0, 0]], &dev).unwrap();
+    for (model, arch) in [
+        (EncoderWithHead::bert(&bert, &task, HeadTarget::Token, vb()).unwrap(), "BertForTokenClassification"),
+        (EncoderWithHead::modernbert(&modern, &task, HeadTarget::Token, vb()).unwrap(), "ModernBertForTokenClassification"),
+    ] {
+        let model = PretrainedModel::with_head(model, serde_json::json!({"initializer_range": 0.02}));
+        assert_eq!(model.architecture(), arch);
+        let out = model.forward(&ids, Some(&mask)).unwrap();
+        assert_eq!(out.dims(), [2, 4, 3], "{arch}: one prediction per token");
+        let twin = model.forward_reference(&ids, Some(&mask)).unwrap();
+        assert!(max_diff(&values(&out), &values(&twin)) < 1e-5, "{arch}");
+        let tmp = tempfile::tempdir().unwrap();
+        save_pretrained(&model, tmp.path()).unwrap();
+        let back = load_pretrained(tmp.path(), DType::F32, &dev).unwrap();
+        assert_eq!((back.architecture(), back.task().unwrap().labels()), (arch, vec!["O".to_string(), "B-PER".into(), "I-PER".into()]));
+        assert_eq!(values(&back.forward(&ids, Some(&mask)).unwrap()), values(&out), "{arch}");
+        assert_eq!(back.source_config()["initializer_range"], 0.02);
+    }
+}
+
+#[test]
+fn a_llama_directory_loads_by_model_type_and_takes_right_padding_only() {
+    use tensile_nn::Block;
+    let dev = Device::Cpu;
+    let cfg = tensile_nn::llama::LlamaConfig {
+        vocab_size: 40,
+        hidden_size: 16,
+        intermediate_size: 24,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: Some(2),
+        ..Default::default()
+    };
+    let llama = tensile_nn::llama::Llama::new(&cfg, tensile_nn::init::SeededInit::var_builder(5, DType::F32, &dev)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let params: std::collections::HashMap<String, Tensor> = llama.parameters().into_iter().collect();
+    candle_core::safetensors::save(&params, tmp.path().join("model.safetensors")).unwrap();
+    // No `architectures`: `model_type` alone picks LlamaForCausalLM.
+    let mut config = serde_json::to_value(&cfg).unwrap();
+    config["model_type"] = "llama".into();
+    std::fs::write(tmp.path().join("config.json"), config.to_string()).unwrap();
+    let model = load_pretrained(tmp.path(), DType::F32, &dev).unwrap();
+    assert_eq!((model.architecture(), model.output_name(), model.max_positions()), ("LlamaForCausalLM", "logits", cfg.max_position_embeddings));
+    let ids = Tensor::new(&[[1u32, 5, 9, 2], [3, 4, 0, 0]], &dev).unwrap();
+    let right = Tensor::new(&[[1u32, 1, 1, 1], [1, 1, 0, 0]], &dev).unwrap();
+    let out = model.forward(&ids, Some(&right)).unwrap();
+    assert_eq!(values(&out), values(&candle_core::Module::forward(&llama, &ids).unwrap()), "the mask changes nothing for a causal model");
+    assert!(max_diff(&values(&out), &values(&model.forward_reference(&ids, Some(&right)).unwrap())) < 1e-4);
+    let left = Tensor::new(&[[1u32, 1, 1, 1], [0, 0, 1, 1]], &dev).unwrap();
+    assert!(model.forward(&ids, Some(&left)).unwrap_err().to_string().contains("right padding only"));
+    let wrong = Tensor::new(&[[1u32, 1, 1]], &dev).unwrap();
+    assert!(model.forward(&ids, Some(&wrong)).unwrap_err().to_string().contains("attention_mask has shape"));
+    // Round trip, and the saved config names the architecture.
+    let again = tmp.path().join("again");
+    save_pretrained(&model, &again).unwrap();
+    let back = load_pretrained(&again, DType::F32, &dev).unwrap();
+    assert_eq!(values(&back.forward(&ids, None).unwrap()), values(&out));
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(again.join("config.json")).unwrap()).unwrap();
+    assert_eq!(saved["architectures"], serde_json::json!(["LlamaForCausalLM"]));
+    // A base BERT named by model_type alone, and `architectures` that is not a list of names.
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::copy(tmp.path().join("model.safetensors"), bad.join("model.safetensors")).unwrap();
+    for (cfg, needle) in
+        [(r#"{"architectures": "LlamaForCausalLM"}"#, "must be a list"), (r#"{"hidden_size": 16}"#, "neither `architectures` nor `model_type`")]
+    {
+        std::fs::write(bad.join("config.json"), cfg).unwrap();
+        let e = load_pretrained(&bad, DType::F32, &dev).err().unwrap().to_string();
+        assert!(e.contains(needle) && e.contains("config.json"), "{e}");
+    }
+}
