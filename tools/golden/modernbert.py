@@ -118,6 +118,46 @@ def head_cases():
         print(f"{name:30s} {kind:30s} in {tuple(x.shape)} out {tuple(y.shape)} | ref-hf_f32 {(y - y32).abs().max():.2e}")
 
 
+# Poolings on hidden states without a mask (the golden runner passes none): name, mode, batch,
+# seq. cls, mean and max as sentence-transformers' Pooling computes them; attention pooling as
+# softmax over positions of `attention(x)` (a Linear hidden → 1), weighting the states.
+POOLING_CASES = [
+    ("pooling_cls", "cls", 2, 5),
+    ("pooling_mean", "mean", 2, 7),
+    ("pooling_max", "max", 3, 4),
+    ("pooling_attention", "attention", 2, 6),
+]
+
+
+def pooling_cases():
+    from torch import nn
+
+    for name, mode, batch, seq in POOLING_CASES:
+        gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+        hidden = 32
+        weights = {}
+        if mode == "attention":
+            weights = {f"attention.{k}": v for k, v in random_weights(nn.Linear(hidden, 1), gen).items()}
+        x = torch.randn((batch, seq, hidden), generator=gen, dtype=torch.float32)
+        xd = x.double()
+        if mode == "cls":
+            y = xd[:, 0]
+        elif mode == "mean":
+            y = xd.mean(dim=1)
+        elif mode == "max":
+            y = xd.max(dim=1).values
+        else:
+            scores = xd @ weights["attention.weight"].double().T + weights["attention.bias"].double()  # (b, s, 1)
+            y = (torch.softmax(scores, dim=1) * xd).sum(dim=1)
+        meta = {
+            "tensile.case": json.dumps({"module": f"pooling.{mode}", "config": {"hidden_size": hidden}}, sort_keys=True, separators=(",", ":")),
+            "torch_version": torch.__version__,
+            "transformers_version": transformers.__version__,
+        }
+        write_safetensors(os.path.join(GOLDEN, name + ".safetensors"), dict(weights, input=x, output=y), meta)
+        print(f"{name:30s} pooling.{mode:10s} in {tuple(x.shape)} out {tuple(y.shape)}")
+
+
 def hf_config(cfg: dict, num_layers: int) -> ModernBertConfig:
     fields = {k: v for k, v in cfg.items() if k != "layer_idx"}
     config = ModernBertConfig(num_hidden_layers=num_layers, vocab_size=cfg.get("vocab_size", 128), pad_token_id=0, bos_token_id=1,
@@ -333,6 +373,7 @@ def model_dirs():
 def main() -> int:
     module_cases()
     head_cases()
+    pooling_cases()
     model_dirs()
     return 0
 

@@ -209,6 +209,14 @@ def run(kind, cfg, W, x):
         return modernbert_layer(x, W, cfg)
     if kind in ("head.sequence_classification", "head.token_classification"):
         return head(kind, cfg, W, x)
+    if kind == "pooling.cls":
+        return x[:, 0]
+    if kind == "pooling.mean":
+        return x.mean(axis=1)
+    if kind == "pooling.max":
+        return x.max(axis=1)
+    if kind == "pooling.attention":
+        return (softmax(linear(x, W["attention.weight"], W["attention.bias"])[..., 0])[..., None] * x).sum(axis=1)
     raise ValueError(kind)
 
 

@@ -490,10 +490,10 @@ fn the_modernbert_example_spec_passes_and_its_kinds_are_covered() {
     let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/specs/modernbert.toml");
     let o = tensile(&["run", "--spec", spec]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("5 cases: 5 passed, 0 failed"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("6 cases: 6 passed, 0 failed"), "{}", stdout(&o));
     let cov = tensile(&["coverage", "--spec", spec]);
     let out = stdout(&cov);
-    for kind in ["modernbert.attention", "modernbert.layer", "head.sequence_classification"] {
+    for kind in ["modernbert.attention", "modernbert.layer", "head.sequence_classification", "pooling.attention"] {
         assert!(out.lines().any(|l| l.starts_with(kind)), "{kind} missing:\n{out}");
     }
     // The ModernBERT presets' modules are known to coverage, uncovered by this spec's shapes.

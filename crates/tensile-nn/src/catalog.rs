@@ -8,6 +8,7 @@ use crate::error::{config_err, Error};
 use crate::heads::{ClassificationHead, HeadTarget, TaskConfig};
 use crate::llama::{LlamaConfig, LlamaDecoderLayer};
 use crate::modernbert::{ModernBertAttention, ModernBertConfig, ModernBertLayer, ModernBertMlp};
+use crate::pooling::{Pooling, PoolingMode};
 use crate::{Attention, RmsNorm, SwiGlu};
 use candle_nn::VarBuilder;
 use std::fmt;
@@ -104,12 +105,16 @@ impl BlockKind {
 
     /// The kinds [`BlockKind::build`] accepts, in [`BlockKind::ALL`]'s order; reference case
     /// files and spec files name one of these.
-    pub const BUILDABLE: [BlockKind; 10] = [
+    pub const BUILDABLE: [BlockKind; 14] = [
         Self::LlamaAttention,
         Self::LlamaMlp,
         Self::LlamaRmsNorm,
         Self::LlamaDecoderLayer,
         Self::BertLayer,
+        Self::PoolingCls,
+        Self::PoolingMean,
+        Self::PoolingMax,
+        Self::PoolingAttention,
         Self::ModernBertAttention,
         Self::ModernBertMlp,
         Self::ModernBertLayer,
@@ -178,6 +183,7 @@ impl BlockKind {
                 layer_idx(config)?;
                 modernbert_config(config)?.validate_layer()
             }
+            Self::PoolingCls | Self::PoolingMean | Self::PoolingMax | Self::PoolingAttention => crate::limits::dim("hidden_size", pooling_width(config)?),
             Self::HeadSequenceClassification | Self::HeadTokenClassification => {
                 task_config(config)?.validate()?;
                 match head_family(config)? {
@@ -199,6 +205,15 @@ impl BlockKind {
             Self::ModernBertAttention => Box::new(ModernBertAttention::new(&modernbert_config(config)?, layer_idx(config)?, vb)?),
             Self::ModernBertMlp => Box::new(ModernBertMlp::new(&modernbert_config(config)?, vb)?),
             Self::ModernBertLayer => Box::new(ModernBertLayer::new(&modernbert_config(config)?, layer_idx(config)?, vb)?),
+            Self::PoolingCls | Self::PoolingMean | Self::PoolingMax | Self::PoolingAttention => {
+                let mode = match self {
+                    Self::PoolingCls => PoolingMode::Cls,
+                    Self::PoolingMean => PoolingMode::Mean,
+                    Self::PoolingMax => PoolingMode::Max,
+                    _ => PoolingMode::Attention,
+                };
+                Box::new(Pooling::new(mode, pooling_width(config)?, vb)?)
+            }
             Self::HeadSequenceClassification | Self::HeadTokenClassification => {
                 let (task, target) = (task_config(config)?, if self == Self::HeadTokenClassification { HeadTarget::Token } else { HeadTarget::Sequence });
                 Box::new(match head_family(config)? {
@@ -225,6 +240,7 @@ impl BlockKind {
         Ok(match self {
             Self::BertLayer => bert_config(config)?.hidden_size,
             Self::ModernBertAttention | Self::ModernBertMlp | Self::ModernBertLayer => modernbert_config(config)?.hidden_size,
+            Self::PoolingCls | Self::PoolingMean | Self::PoolingMax | Self::PoolingAttention => pooling_width(config)?,
             Self::HeadSequenceClassification | Self::HeadTokenClassification => match head_family(config)? {
                 HeadFamily::Bert => bert_config(config)?.hidden_size,
                 HeadFamily::ModernBert => modernbert_config(config)?.hidden_size,
@@ -245,6 +261,14 @@ fn bert_config(config: &serde_json::Value) -> crate::Result<BertConfig> {
 
 fn modernbert_config(config: &serde_json::Value) -> crate::Result<ModernBertConfig> {
     serde_json::from_value(config.clone()).map_err(|e| config_err("config", format!("not a ModernBertConfig: {e}")))
+}
+
+/// A pooling's width: `hidden_size` in the config (required: no family default applies).
+fn pooling_width(config: &serde_json::Value) -> crate::Result<usize> {
+    match config.get("hidden_size") {
+        Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| config_err("hidden_size", format!("{v} is not a whole number"))),
+        None => Err(config_err("hidden_size", "a pooling needs the width of the states it pools")),
+    }
 }
 
 fn task_config(config: &serde_json::Value) -> crate::Result<TaskConfig> {
@@ -318,6 +342,36 @@ mod tests {
             assert!(err.contains(k.name()), "{err} should list {k}");
         }
         assert_eq!(BlockKind::Bert.to_string(), "bert");
+    }
+
+    #[test]
+    fn new_kinds_name_the_field_at_fault() {
+        let vb = || crate::init::SeededInit::var_builder(0, candle_core::DType::F32, &candle_core::Device::Cpu);
+        for (kind, cfg, field) in [
+            (BlockKind::PoolingMean, serde_json::json!({}), "hidden_size"),
+            (BlockKind::PoolingAttention, serde_json::json!({"hidden_size": "wide"}), "hidden_size"),
+            (BlockKind::PoolingMax, serde_json::json!({"hidden_size": 0}), "hidden_size"),
+            (BlockKind::ModernBertLayer, serde_json::json!({"hidden_size": 8, "num_attention_heads": 2, "layer_idx": -1}), "layer_idx"),
+            (
+                BlockKind::ModernBertAttention,
+                serde_json::json!({"hidden_size": 8, "num_attention_heads": 2, "layer_idx": 3, "num_hidden_layers": 3}),
+                "layer_idx",
+            ),
+            (BlockKind::HeadSequenceClassification, serde_json::json!({"hidden_size": 8, "model_type": "t5"}), "model_type"),
+            (BlockKind::HeadTokenClassification, serde_json::json!({"hidden_size": 8, "model_type": 3}), "model_type"),
+            (BlockKind::HeadSequenceClassification, serde_json::json!({"hidden_size": 8, "id2label": {"1": "a"}}), "id2label"),
+        ] {
+            let e = kind.build(&cfg, vb()).err().unwrap().to_string();
+            assert!(e.contains(&format!("`{field}`")), "{kind}: {e}");
+        }
+        // layer_idx decides the layer's attention: 1 is local (a window), 0 global.
+        let cfg = |i: usize| serde_json::json!({"hidden_size": 8, "num_attention_heads": 2, "local_attention": 4, "layer_idx": i});
+        let dims = |i: usize| BlockKind::ModernBertLayer.build(&cfg(i), vb()).unwrap().dims();
+        assert!(dims(1).contains(&("local_attention", 4)) && dims(0).contains(&("local_attention", 0)));
+        let head = serde_json::json!({"hidden_size": 8, "num_attention_heads": 2, "model_type": "modernbert", "num_labels": 5});
+        assert_eq!(BlockKind::HeadSequenceClassification.build(&head, vb()).unwrap().dims(), [("hidden_size", 8), ("num_labels", 5)]);
+        assert_eq!(BlockKind::HeadSequenceClassification.hidden_size(&head).unwrap(), 8);
+        assert_eq!(BlockKind::PoolingCls.hidden_size(&serde_json::json!({"hidden_size": 6})).unwrap(), 6);
     }
 
     #[test]

@@ -31,8 +31,12 @@ fn every_committed_case_passes_in_every_dtype() {
         let case = GoldenCase::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         kinds.insert(case.kind);
         assert_eq!(case.input.rank(), 3);
+        let pooling = case.kind.name().starts_with("pooling.");
         let head = matches!(case.kind, BlockKind::HeadSequenceClassification | BlockKind::HeadTokenClassification);
-        if head {
+        if pooling {
+            // One vector per sequence: (batch, hidden).
+            assert_eq!(case.output.dims(), [case.input.dims()[0], case.input.dims()[2]], "{}", path.display());
+        } else if head {
             // Logits: (batch, labels) per sequence, (batch, seq, labels) per token.
             let want = if case.kind == BlockKind::HeadTokenClassification { 3 } else { 2 };
             assert_eq!((case.output.rank(), case.output.dims()[0]), (want, case.input.dims()[0]), "{}", path.display());
@@ -40,7 +44,13 @@ fn every_committed_case_passes_in_every_dtype() {
             assert_eq!(case.input.dims(), case.output.dims());
         }
         assert_eq!(case.output.dtype(), DType::F64, "the reference is float64");
-        assert!(!case.weights().is_empty());
+        // Every case carries weights except the weightless poolings.
+        assert_eq!(
+            case.weights().is_empty(),
+            matches!(case.kind, BlockKind::PoolingCls | BlockKind::PoolingMean | BlockKind::PoolingMax),
+            "{}",
+            path.display()
+        );
         assert!(!case.weights().contains_key("input") && !case.weights().contains_key("output"));
         for dtype in [DType::F32, DType::BF16, DType::F16] {
             let r: GoldenResult = case.check(&Device::Cpu, dtype, None).unwrap_or_else(|e| panic!("{} in {dtype:?}: {e}", path.display()));
