@@ -1,0 +1,10 @@
+//! The model factory: a Hugging Face model directory (`config.json` + `model.safetensors`) to
+//! the right model with its head, and back.
+
+mod load;
+mod model;
+mod save;
+
+pub use load::{load_pretrained, ARCHITECTURES};
+pub use model::PretrainedModel;
+pub use save::save_pretrained;
