@@ -123,9 +123,13 @@ def render(root: str) -> tuple[str, bool]:
         lines.append(f"Bar: {BARS[name]:.0%} caught; {'met' if ok else 'NOT met'}."
                      + (f" {total['untested']} mutants were never tested." if total["untested"] else "") + "\n")
         if missed:
-            lines.append("Not caught, each with why it cannot change behaviour:\n")
+            lines.append("Not caught by an assertion, each with why it cannot change behaviour (or how it is detected):\n")
             for m, result in sorted(set(missed)):
                 why = reasons.get(m)
+                if why is None and result == "timeout":
+                    # Detected, though not by an assertion: the tests hang, and a run with a
+                    # timeout (CI's, cargo-mutants') fails.
+                    why = "detected by hanging: the tests do not finish, which fails any run with a time limit"
                 if why is None:
                     all_ok = False
                     why = "**unexplained**"
