@@ -117,6 +117,11 @@ src="$PWD/target/mutants-src"
 mkdir -p "$src"
 find "$src" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
 git archive HEAD | tar -x -C "$src"
+# git archive stamps every file with the commit's time, older than the artifacts the last run
+# left in the export's target/ (built from its last mutant, or from another commit): cargo
+# would take them as fresh and the baseline would test a stale binary. Newer stamps make the
+# warm build rebuild our crates (not the dependencies) from these sources.
+find "$src" -path "$src/target" -prune -o -type f -exec touch {} +
 [ -d test-data ] && ln -s "$PWD/test-data" "$src/test-data"
 echo "mutants.sh: warming the build of $commit in $src/target" >&2
 # One build per package, as cargo-mutants builds them (the packages named on one command line

@@ -119,3 +119,73 @@ fn layers_and_models_sum_their_parts() {
     let model = Bert::new(&bert(), true, vb()).unwrap().cost(&IDS);
     assert_cost("bert", model, embeddings.0 + bert_layer.0, embeddings.1 + bert_layer.1);
 }
+
+fn modernbert() -> tensile_nn::modernbert::ModernBertConfig {
+    // 2 heads of width 2; layer 0 global, layer 1 local with a window of ±1.
+    tensile_nn::modernbert::ModernBertConfig {
+        vocab_size: 10,
+        hidden_size: 4,
+        intermediate_size: 6,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        global_attn_every_n_layers: 2,
+        local_attention: 2,
+        pad_token_id: 0,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn modernbert_and_heads_sum_their_parts() {
+    use tensile_nn::heads::{ClassificationHead, EncoderWithHead, HeadTarget, TaskConfig};
+    use tensile_nn::modernbert::{ModernBert, ModernBertEmbeddings, ModernBertLayer};
+    let cfg = modernbert();
+    // Attention: Wqkv 4 → 12 (576 flops, 4·(24 + 72 + 48) bytes) and Wo 4 → 4 (192, 4·64), plus
+    // 36 scores: 4·36·2 + 5·36 flops; 6 passes over them globally, 8 and the 3 × 3 mask locally.
+    let proj = (576.0 + 192.0, 576.0 + 256.0);
+    let global = (proj.0 + 468.0, proj.1 + 6.0 * 144.0);
+    let local = (proj.0 + 468.0, proj.1 + 8.0 * 144.0 + 36.0);
+    // GeGLU: Wi 4 → 12 (576, 576), Wo 6 → 4 (288, 4·84), 9 flops and two copies per element of
+    // the 6 × 6 halves.
+    let mlp = (576.0 + 288.0 + 324.0, 576.0 + 336.0 + 288.0);
+    let norm = (192.0, 224.0);
+    let layer0 = (global.0 + norm.0 + mlp.0, global.1 + norm.1 + mlp.1);
+    let layer1 = (local.0 + 2.0 * norm.0 + mlp.0, local.1 + 2.0 * norm.1 + mlp.1);
+    let l0 = ModernBertLayer::new(&cfg, 0, vb()).unwrap();
+    let l1 = ModernBertLayer::new(&cfg, 1, vb()).unwrap();
+    assert_cost("global attention", l0.attention().cost(&X), global.0, global.1);
+    assert_cost("local attention", l1.attention().cost(&X), local.0, local.1);
+    assert_cost("geglu", l0.mlp().cost(&X), mlp.0, mlp.1);
+    assert_cost("layer 0 (no attn_norm)", l0.cost(&X), layer0.0, layer0.1);
+    assert_cost("layer 1", l1.cost(&X), layer1.0, layer1.1);
+    // Embeddings: one lookup (2·6·4 floats) and a norm; the model adds the layers and final_norm.
+    let embeddings = ModernBertEmbeddings::new(&cfg, vb()).unwrap();
+    assert_cost("embeddings", embeddings.cost(&IDS), norm.0, 192.0 + norm.1);
+    assert_eq!((embeddings.input_kind(), embeddings.input_shape(2, 3)), (InputKind::TokenIds { vocab: 10 }, vec![2, 3]));
+    assert_eq!(embeddings.dims(), [("hidden_size", 4), ("vocab_size", 10)]);
+    let model = ModernBert::new(&cfg, vb()).unwrap();
+    let model_cost = (norm.0 + layer0.0 + layer1.0 + norm.0, 192.0 + norm.1 + layer0.1 + layer1.1 + norm.1);
+    assert_cost("modernbert", model.cost(&IDS), model_cost.0, model_cost.1);
+    assert_eq!((model.input_kind(), model.input_shape(2, 3)), (InputKind::TokenIds { vocab: 10 }, vec![2, 3]));
+    assert_eq!(model.dims().last(), Some(&("num_hidden_layers", 2)));
+    assert_eq!(l1.dims().last(), Some(&("local_attention", 2)));
+
+    // Heads over 2 sequences of 3: cls pooling reads 24 values (one flop each); head.dense 4 → 4
+    // on 2 rows (64, 4·32), head.norm on 2 rows (64, 4·24), classifier 4 → 3 (48, 4·26).
+    let task = TaskConfig::with_labels(&["a", "b", "c"]);
+    let head = ClassificationHead::modernbert(&cfg, &task, HeadTarget::Sequence, vb()).unwrap();
+    let head_cost = (24.0 + 64.0 + 64.0 + 48.0, 96.0 + 128.0 + 96.0 + 104.0);
+    assert_cost("modernbert head", head.cost(&X), head_cost.0, head_cost.1);
+    assert_eq!(head.input_shape(2, 3), vec![2, 3, 4]);
+    let with_head = EncoderWithHead::modernbert(&cfg, &task, HeadTarget::Sequence, vb()).unwrap();
+    assert_cost("modernbert with head", with_head.cost(&IDS), model_cost.0 + head_cost.0, model_cost.1 + head_cost.1);
+    assert_eq!((with_head.input_kind(), with_head.input_shape(2, 3)), (InputKind::TokenIds { vocab: 10 }, vec![2, 3]));
+    assert_eq!(with_head.dims().last(), Some(&("num_labels", 3)));
+    // BERT's sequence head: the pooler's tanh costs 10 flops per value; a token head is the
+    // classifier on all 6 tokens (144 flops, 4·(24 + 18 + 12) bytes).
+    let bert_head = ClassificationHead::bert(&bert(), &task, HeadTarget::Sequence, vb()).unwrap();
+    assert_cost("bert head", bert_head.cost(&X), 24.0 + 64.0 + 80.0 + 48.0, 96.0 + 128.0 + 104.0);
+    let token_head = ClassificationHead::bert(&bert(), &task, HeadTarget::Token, vb()).unwrap();
+    assert_cost("bert token head", token_head.cost(&X), 144.0, 216.0);
+    assert_eq!(token_head.target(), HeadTarget::Token);
+}
