@@ -14,20 +14,15 @@ pub struct EmbedArgs {
     /// Text to embed; repeat for several.
     #[arg(long = "text", required = true)]
     texts: Vec<String>,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Dtype of the model: f32, bf16, f16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    #[command(flatten)]
+    placement: crate::placement::Placement,
     /// Print `{"embeddings": [[…], …]}`.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: &EmbedArgs) -> Result<u8> {
-    let device = tensile::device::parse_device(&args.device)?;
-    let dtype = tensile::device::parse_dtype(&args.dtype)?;
+    let (device, dtype) = args.placement.resolve()?;
     let model = SentenceEmbedder::load(&args.model, dtype, &device).with_context(|| format!("failed to load model at {}", args.model.display()))?;
     let texts: Vec<&str> = args.texts.iter().map(String::as_str).collect();
     let embeddings = model.embed(&texts)?;

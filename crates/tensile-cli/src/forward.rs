@@ -14,12 +14,8 @@ pub struct ForwardArgs {
     /// JSON file: {"input_ids": [[…]], "attention_mask": [[…]]} (the mask is optional).
     #[arg(long)]
     inputs: PathBuf,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Dtype of the model: f32, bf16, f16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    #[command(flatten)]
+    placement: crate::placement::Placement,
     /// Print {"model_type", "output_name", "shape", "output"} as JSON.
     #[arg(long)]
     json: bool,
@@ -37,8 +33,7 @@ fn nested(values: &[f64], shape: &[usize]) -> serde_json::Value {
 }
 
 pub fn run_forward(args: &ForwardArgs) -> Result<u8> {
-    let device = tensile::device::parse_device(&args.device)?;
-    let dtype = tensile::device::parse_dtype(&args.dtype)?;
+    let (device, dtype) = args.placement.resolve()?;
     let model = tensile_nn::load_pretrained(&args.model, dtype, &device).with_context(|| format!("failed to load model at {}", args.model.display()))?;
     let inputs = ForwardInputs::load(&args.inputs)?;
     let (ids, mask) = inputs.tensors(&args.inputs, &model, &device)?;
@@ -74,20 +69,15 @@ pub struct ClassifyArgs {
     /// Text to classify; repeat for several.
     #[arg(long = "text", required = true)]
     texts: Vec<String>,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Dtype of the model: f32, bf16, f16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    #[command(flatten)]
+    placement: crate::placement::Placement,
     /// Print {"predictions": [{"text", "label", "scores", "logits"}, …]} as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run_classify(args: &ClassifyArgs) -> Result<u8> {
-    let device = tensile::device::parse_device(&args.device)?;
-    let dtype = tensile::device::parse_dtype(&args.dtype)?;
+    let (device, dtype) = args.placement.resolve()?;
     let classifier = Classifier::load(&args.model, dtype, &device).with_context(|| format!("failed to load model at {}", args.model.display()))?;
     let texts: Vec<&str> = args.texts.iter().map(String::as_str).collect();
     let predictions = classifier.classify(&texts)?;

@@ -5,6 +5,7 @@ mod coverage;
 mod embed;
 mod forward;
 mod golden;
+mod placement;
 mod report;
 mod run;
 mod source;
