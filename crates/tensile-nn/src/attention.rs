@@ -94,7 +94,13 @@ impl KvCache {
 }
 
 /// Additive mask value: large and finite so a fully masked row yields zeros, not NaN.
-const MASKED: f32 = -1e30;
+pub(crate) const MASKED: f32 = -1e30;
+
+/// The additive f32 mask of a key padding mask `(batch, keys)`: 1 keeps a key (0 added), 0
+/// masks it ([`MASKED`] added), as `(1 − p) · MASKED`.
+pub(crate) fn key_padding_mask(p: &Tensor) -> Result<Tensor> {
+    (p.to_dtype(DType::F32)?.affine(-1.0, 1.0))? * f64::from(MASKED)
+}
 
 /// Attention over `x` with query, key, value and output projections, loaded under the
 /// checkpoint's own names for them (`q_proj`, … in LLaMA).
@@ -161,12 +167,7 @@ impl Attention {
             None
         };
         let padding = match padding {
-            Some(p) => {
-                let b = p.dim(0)?;
-                // 1 keeps a key, 0 masks it: (1 - p) · MASKED.
-                let p = ((p.to_dtype(DType::F32)?.affine(-1.0, 1.0))? * f64::from(MASKED))?;
-                Some(p.reshape((b, 1, 1, 1, t))?)
-            }
+            Some(p) => Some(key_padding_mask(p)?.reshape((p.dim(0)?, 1, 1, 1, t))?),
             None => None,
         };
         Ok(match (causal, padding) {

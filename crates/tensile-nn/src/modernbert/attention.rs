@@ -2,15 +2,13 @@
 //! bidirectional attention.
 
 use super::{LayerAttention, ModernBertConfig};
+use crate::attention::{key_padding_mask, MASKED};
 use crate::block::{bytes_of, softmax_reference, to_f64_cpu, Block, Child, Cost};
 use crate::catalog::BlockKind;
 use crate::linear::Linear;
 use crate::rotary::RotaryEmbedding;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
-
-/// Additive mask value: large and finite so a fully masked row yields zeros, not NaN.
-const MASKED: f32 = -1e30;
 
 /// `Wo(softmax(q kᵀ / √d + mask) v)` with `q, k, v` split from `Wqkv(x)` and rotated by RoPE,
 /// loading Hugging Face `ModernBertAttention` names (`Wqkv`, `Wo`).
@@ -75,12 +73,7 @@ impl ModernBertAttention {
             _ => None,
         };
         let padding = match padding {
-            Some(p) => {
-                let b = p.dim(0)?;
-                // 1 keeps a key, 0 masks it: (1 - p) · MASKED.
-                let p = ((p.to_dtype(DType::F32)?.affine(-1.0, 1.0))? * f64::from(MASKED))?;
-                Some(p.reshape((b, 1, 1, s))?)
-            }
+            Some(p) => Some(key_padding_mask(p)?.reshape((p.dim(0)?, 1, 1, s))?),
             None => None,
         };
         Ok(match (window, padding) {
