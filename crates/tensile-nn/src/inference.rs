@@ -5,11 +5,10 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::heads::{ProblemType, TaskConfig};
 use crate::pretrained::{load_pretrained, PretrainedModel};
-use crate::InputKind;
 use candle_core::{DType, Device, Tensor, D};
 use serde::Deserialize;
 use std::path::Path;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::Tokenizer;
 
 /// `{"input_ids": [[…], …], "attention_mask": [[…], …]}`; the mask is optional.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,10 +55,7 @@ impl ForwardInputs {
     /// The ids and mask as `(batch, seq)` u32 tensors, each id checked against the model's
     /// vocabulary.
     pub fn tensors(&self, path: &Path, model: &PretrainedModel, device: &Device) -> Result<(Tensor, Option<Tensor>)> {
-        let vocab = match model.block().input_kind() {
-            InputKind::TokenIds { vocab } => vocab,
-            InputKind::Hidden => usize::MAX,
-        };
+        let vocab = model.vocab_size();
         if let Some(&id) = self.input_ids.iter().flatten().find(|&&id| id < 0 || id as u64 >= vocab as u64) {
             return Err(input_err(path, format!("`input_ids` holds {id}, outside the vocabulary 0..{vocab}")));
         }
@@ -132,22 +128,7 @@ impl Classifier {
 /// The directory's `tokenizer.json`, checked against `model`'s vocabulary, truncating to its
 /// `max_position_embeddings` and padding batches to the longest with its `pad_token_id`.
 pub fn load_tokenizer(dir: &Path, model: &PretrainedModel) -> Result<Tokenizer> {
-    let config_path = dir.join("config.json");
-    let tokenizer_path = dir.join("tokenizer.json");
-    let mut tokenizer = crate::tokenizer::from_bytes(&files::read(&tokenizer_path, files::MAX_JSON_BYTES)?, &tokenizer_path)?;
-    let vocab = match model.block().input_kind() {
-        InputKind::TokenIds { vocab } => vocab,
-        InputKind::Hidden => usize::MAX,
-    };
-    // An id past the embedding table would fail as an index error deep in the forward.
-    if let Some(id) = tokenizer.get_vocab(true).into_values().max().filter(|&id| id as usize >= vocab) {
-        return Err(input_err(&tokenizer_path, format!("token id {id} is past vocab_size {vocab} in {}", config_path.display())));
-    }
-    tokenizer
-        .with_truncation(Some(TruncationParams { max_length: model.max_positions(), ..Default::default() }))
-        .map_err(|e| Error::Tokenizer(e.to_string()))?;
-    tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, pad_id: model.pad_token_id(), ..Default::default() }));
-    Ok(tokenizer)
+    crate::tokenizer::for_model(&dir.join("tokenizer.json"), &dir.join("config.json"), model.vocab_size(), model.max_positions(), model.pad_token_id())
 }
 
 /// `texts` as one padded batch: ids and attention mask, each `(batch, longest)` u32.

@@ -11,8 +11,8 @@ use crate::files;
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use std::path::Path;
+use tokenizers::Tokenizer;
 
 /// How token vectors become one sentence vector (`1_Pooling/config.json`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -133,17 +133,7 @@ impl SentenceEmbedder {
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
         let bert = Bert::new(&cfg, false, vb).map_err(in_weights)?;
 
-        let tokenizer_path: PathBuf = dir.join("tokenizer.json");
-        let tokenizer_bytes = files::read(&tokenizer_path, files::MAX_JSON_BYTES)?;
-        // Through the wrapper that turns the tokenizers crate's panics on malformed files
-        // (found by fuzzing) into errors.
-        let mut tokenizer = crate::tokenizer::from_bytes(&tokenizer_bytes, &tokenizer_path)?;
-        // An id past the embedding table would fail as an index error deep in the forward.
-        if let Some(id) = tokenizer.get_vocab(true).into_values().max().filter(|&id| id as usize >= cfg.vocab_size) {
-            return Err(model_err(&tokenizer_path, format!("token id {id} is past vocab_size {} in {}", cfg.vocab_size, config_path.display())));
-        }
-        tokenizer.with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() })).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, pad_id: cfg.pad_token_id, ..Default::default() }));
+        let tokenizer = crate::tokenizer::for_model(&dir.join("tokenizer.json"), &config_path, cfg.vocab_size, max_len, cfg.pad_token_id)?;
         Ok(Self { bert, tokenizer, pooling, normalize, device: device.clone() })
     }
 

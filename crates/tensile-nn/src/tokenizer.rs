@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
-use tokenizers::{Encoding, Tokenizer};
+use tokenizers::{Encoding, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 /// Parses the bytes of a `tokenizer.json`; `path` names it in errors. A panic inside
 /// `tokenizers` is caught and becomes an error. The panic hook is silenced meanwhile, so
@@ -20,6 +20,20 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Tokenizer> {
         Ok(Err(e)) => Err(Error::Tokenizer(format!("{}: {e}", path.display()))),
         Err(_) => Err(Error::Tokenizer(format!("{}: not a valid tokenizer file (the tokenizers crate could not parse it)", path.display()))),
     }
+}
+
+/// The `tokenizer.json` at `path` made ready for a model: every token id must be below
+/// `vocab_size` (declared in `config_path`, which the error names), inputs are truncated to
+/// `max_length` and batches padded to the longest with `pad_id`.
+pub fn for_model(path: &Path, config_path: &Path, vocab_size: usize, max_length: usize, pad_id: u32) -> Result<Tokenizer> {
+    let mut tokenizer = from_bytes(&crate::files::read(path, crate::files::MAX_JSON_BYTES)?, path)?;
+    // An id past the embedding table would fail as an index error deep in the forward.
+    if let Some(id) = tokenizer.get_vocab(true).into_values().max().filter(|&id| id as usize >= vocab_size) {
+        return Err(Error::Model { path: path.to_path_buf(), reason: format!("token id {id} is past vocab_size {vocab_size} in {}", config_path.display()) });
+    }
+    tokenizer.with_truncation(Some(TruncationParams { max_length, ..Default::default() })).map_err(|e| Error::Tokenizer(e.to_string()))?;
+    tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, pad_id, ..Default::default() }));
+    Ok(tokenizer)
 }
 
 /// Encodes `texts` (with special tokens) as `Tokenizer::encode_batch` does; a panic inside

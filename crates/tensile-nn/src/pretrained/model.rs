@@ -145,6 +145,14 @@ impl PretrainedModel {
         }
     }
 
+    /// The size of the token table every input id must stay below.
+    pub fn vocab_size(&self) -> usize {
+        match self.block().input_kind() {
+            crate::InputKind::TokenIds { vocab } => vocab,
+            crate::InputKind::Hidden => usize::MAX,
+        }
+    }
+
     /// The padding token id: `pad_token_id` in the config, else 0.
     pub fn pad_token_id(&self) -> u32 {
         self.source_config.get("pad_token_id").and_then(Value::as_u64).map_or(0, |v| v as u32)
