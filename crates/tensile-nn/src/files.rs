@@ -1,4 +1,4 @@
-//! Bounded reads of files a user names: model directories here, and, through
+//! Atomic writes ([`write_atomic`]), and bounded reads of files a user names: model directories here, and, through
 //! `tensile::input`, spec files, reference cases and baselines. A FIFO would block forever and
 //! `/dev/zero` would grow memory without bound, so only regular files up to a stated size are
 //! read, and both (and a directory) are refused before a byte is read.
@@ -65,6 +65,28 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>> {
         return Err(refuse(path, format!("grew past the {limit} bytes read from such a file while it was read")));
     }
     Ok(bytes)
+}
+
+/// Replaces `path` with `contents` atomically, so a reader sees the old contents or the new,
+/// never a mix: they go to a temporary file beside the target, are flushed to disk, and replace
+/// it by a rename. The temporary file, in the same folder (a rename
+/// is atomic only within one file system), is removed again if anything fails.
+pub fn write_atomic(path: &Path, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    // Unique per process and call, so concurrent writers of the same target never share one.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}.{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        use std::io::Write;
+        f.write_all(contents.as_ref())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]

@@ -3,32 +3,13 @@
 //! target by a rename. A full disk or a crash mid-write leaves the previous report, baseline
 //! or results file as it was.
 
-use std::io::Write;
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Replaces `path` with `contents` atomically. The temporary file, in the same folder (a rename
-/// is atomic only within one file system), is removed again if anything fails.
-pub fn write(path: &Path, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
-    // Unique per process and call, so concurrent writers of the same target never share one.
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}.{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents.as_ref())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
+/// The one atomic writer of the workspace, shared with tensile-nn (whose model saving uses it).
+pub use tensile_nn::files::write_atomic as write;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
