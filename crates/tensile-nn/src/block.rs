@@ -143,6 +143,19 @@ pub trait Block: Module + Send + Sync {
         self.children().iter().fold(Cost::default(), |acc, c| acc + c.block.cost(shape))
     }
 
+    /// The block as a [`crate::Linear`], if it is one: how [`crate::linears`] finds every linear
+    /// layer of a model to quantize it or attach adapters.
+    fn as_linear(&self) -> Option<&crate::Linear> {
+        None
+    }
+
+    /// Bytes the block's parameters occupy as stored: quantized weights at their packed size,
+    /// adapters included. The sum over children plus the block's own parameters by default.
+    fn storage_bytes(&self) -> usize {
+        let own: usize = self.own_parameters().iter().map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
+        own + self.children().iter().map(|c| c.block.storage_bytes()).sum::<usize>()
+    }
+
     /// The configuration numbers that identify this instance, under Hugging Face names
     /// (`hidden_size`, `num_attention_heads`, …); configuration coverage reports group by them.
     fn dims(&self) -> Vec<(&'static str, usize)> {

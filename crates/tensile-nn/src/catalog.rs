@@ -4,6 +4,7 @@
 
 use crate::bert::{BertConfig, BertLayer};
 use crate::block::Block;
+use crate::catalog_wrapped as wrapped;
 use crate::error::{config_err, Error};
 use crate::heads::{ClassificationHead, HeadTarget, TaskConfig};
 use crate::llama::{LlamaConfig, LlamaDecoderLayer};
@@ -70,11 +71,21 @@ pub enum BlockKind {
     BertWithHead,
     /// `ModernBertFor{Sequence,Token}Classification`.
     ModernBertWithHead,
+    /// A linear layer with LoRA adapters (PEFT's `lora.Linear`).
+    LoraLinear,
+    /// LLaMA attention with LoRA adapters on the projections `target_modules` names.
+    LoraAttention,
+    /// A linear layer with a quantized weight.
+    QuantizedLinear,
+    /// LLaMA's SwiGLU MLP with every projection quantized.
+    QuantizedMlp,
+    /// LLaMA attention with every projection quantized.
+    QuantizedAttention,
 }
 
 impl BlockKind {
     /// Every kind, in a stable order.
-    pub const ALL: [BlockKind; 26] = [
+    pub const ALL: [BlockKind; 31] = [
         Self::LlamaAttention,
         Self::Attention,
         Self::LlamaMlp,
@@ -101,11 +112,16 @@ impl BlockKind {
         Self::HeadTokenClassification,
         Self::BertWithHead,
         Self::ModernBertWithHead,
+        Self::LoraLinear,
+        Self::LoraAttention,
+        Self::QuantizedLinear,
+        Self::QuantizedMlp,
+        Self::QuantizedAttention,
     ];
 
     /// The kinds [`BlockKind::build`] accepts, in [`BlockKind::ALL`]'s order; reference case
     /// files and spec files name one of these.
-    pub const BUILDABLE: [BlockKind; 14] = [
+    pub const BUILDABLE: [BlockKind; 19] = [
         Self::LlamaAttention,
         Self::LlamaMlp,
         Self::LlamaRmsNorm,
@@ -120,6 +136,11 @@ impl BlockKind {
         Self::ModernBertLayer,
         Self::HeadSequenceClassification,
         Self::HeadTokenClassification,
+        Self::LoraLinear,
+        Self::LoraAttention,
+        Self::QuantizedLinear,
+        Self::QuantizedMlp,
+        Self::QuantizedAttention,
     ];
 
     /// The kind's name, e.g. `llama.attention`.
@@ -151,6 +172,11 @@ impl BlockKind {
             Self::HeadTokenClassification => "head.token_classification",
             Self::BertWithHead => "bert.with_head",
             Self::ModernBertWithHead => "modernbert.with_head",
+            Self::LoraLinear => "lora.linear",
+            Self::LoraAttention => "lora.llama_attention",
+            Self::QuantizedLinear => "quantized.linear",
+            Self::QuantizedMlp => "quantized.llama_mlp",
+            Self::QuantizedAttention => "quantized.llama_attention",
         }
     }
 
@@ -191,6 +217,7 @@ impl BlockKind {
                     HeadFamily::ModernBert => modernbert_config(config)?.validate_layer(),
                 }
             }
+            Self::LoraLinear | Self::LoraAttention | Self::QuantizedLinear | Self::QuantizedMlp | Self::QuantizedAttention => wrapped::validate(self, config),
             kind => Err(Error::NotBuildable { kind }),
         }
     }
@@ -201,6 +228,7 @@ impl BlockKind {
     pub fn build(self, config: &serde_json::Value, vb: VarBuilder) -> crate::Result<Box<dyn Block>> {
         self.validate_config(config)?;
         Ok(match self {
+            Self::LoraLinear | Self::LoraAttention | Self::QuantizedLinear | Self::QuantizedMlp | Self::QuantizedAttention => wrapped::build(self, config, vb)?,
             Self::BertLayer => Box::new(BertLayer::new(&bert_config(config)?, vb)?),
             Self::ModernBertAttention => Box::new(ModernBertAttention::new(&modernbert_config(config)?, layer_idx(config)?, vb)?),
             Self::ModernBertMlp => Box::new(ModernBertMlp::new(&modernbert_config(config)?, vb)?),
@@ -245,6 +273,9 @@ impl BlockKind {
                 HeadFamily::Bert => bert_config(config)?.hidden_size,
                 HeadFamily::ModernBert => modernbert_config(config)?.hidden_size,
             },
+            Self::LoraLinear | Self::LoraAttention | Self::QuantizedLinear | Self::QuantizedMlp | Self::QuantizedAttention => {
+                wrapped::hidden_size(self, config)?
+            }
             kind if kind.buildable() => llama_config(config)?.hidden_size,
             kind => return Err(Error::NotBuildable { kind }),
         })
@@ -376,7 +407,9 @@ mod tests {
 
     #[test]
     fn only_buildable_kinds_build() {
-        let cfg = serde_json::json!({"hidden_size": 8, "intermediate_size": 16, "num_attention_heads": 2});
+        // The LoRA and quantized kinds read their own fields besides the base block's.
+        let cfg = serde_json::json!({"hidden_size": 8, "intermediate_size": 16, "num_attention_heads": 2,
+            "in_features": 8, "out_features": 4, "r": 2, "lora_alpha": 4, "format": "int8"});
         for k in BlockKind::ALL {
             let vb = crate::init::SeededInit::var_builder(0, candle_core::DType::F32, &candle_core::Device::Cpu);
             match k.build(&cfg, vb) {
@@ -423,10 +456,11 @@ mod tests {
         let bert = serde_json::json!({"hidden_size": 8, "num_attention_heads": 2, "intermediate_size": 16, "layer_norm_eps": 0.0});
         assert!(BlockKind::BertLayer.build(&bert, vb()).err().unwrap().to_string().contains("`layer_norm_eps`"));
         // Sizes past the limit are refused before any weight is allocated.
-        let huge = serde_json::json!({"hidden_size": crate::MAX_DIM + 1, "intermediate_size": 16});
+        let huge = serde_json::json!({"hidden_size": crate::MAX_DIM + 1, "intermediate_size": 16, "in_features": crate::MAX_DIM + 1,
+            "out_features": 4, "r": 2, "lora_alpha": 4, "format": "int8"});
         for k in BlockKind::BUILDABLE {
             let e = k.build(&huge, vb()).err().unwrap().to_string();
-            assert!(e.contains("`hidden_size`") && e.contains("2^24"), "{k}: {e}");
+            assert!((e.contains("`hidden_size`") || e.contains("`in_features`")) && e.contains("2^24"), "{k}: {e}");
         }
         assert!(matches!(BlockKind::Bert.validate_config(&narrow), Err(Error::NotBuildable { .. })));
     }

@@ -79,6 +79,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A LoRA adapter operation is not possible in the model's current state (merging twice,
+    /// an unknown adapter name, an adapter that targets no module).
+    #[error("lora: {0}")]
+    Lora(String),
+    /// A weight cannot be quantized, dequantized or loaded in the asked format (an unknown
+    /// format name, a width the format's blocks do not divide, an unsupported GGUF type).
+    #[error("quantization: {0}")]
+    Quant(String),
     /// The tokenizer failed to load or to encode.
     #[error("tokenizer error: {0}")]
     Tokenizer(String),

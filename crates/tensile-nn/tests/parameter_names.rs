@@ -202,6 +202,8 @@ fn every_block_reports_its_kind() {
     let m = modernbert_cfg();
     let modern_layer = ModernBertLayer::new(&m, 1, vb()).unwrap();
     let task = TaskConfig::with_labels(&["a", "b", "c"]);
+    let wrapped = serde_json::json!({"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "in_features": 32, "out_features": 8,
+        "r": 2, "lora_alpha": 4, "format": "q8_0"});
     let blocks: Vec<(Box<dyn Block>, &str)> = vec![
         (Box::new(layer.self_attn().clone()), "llama.attention"),
         (Box::new(bert_layer.attention().clone()), "attention"),
@@ -229,6 +231,11 @@ fn every_block_reports_its_kind() {
         (Box::new(ClassificationHead::bert(&b, &task, HeadTarget::Token, vb()).unwrap()), "head.token_classification"),
         (Box::new(EncoderWithHead::bert(&b, &task, HeadTarget::Sequence, vb()).unwrap()), "bert.with_head"),
         (Box::new(EncoderWithHead::modernbert(&m, &task, HeadTarget::Token, vb()).unwrap()), "modernbert.with_head"),
+        (BlockKind::LoraLinear.build(&wrapped, vb()).unwrap(), "lora.linear"),
+        (BlockKind::LoraAttention.build(&wrapped, vb()).unwrap(), "lora.llama_attention"),
+        (BlockKind::QuantizedLinear.build(&wrapped, vb()).unwrap(), "quantized.linear"),
+        (BlockKind::QuantizedMlp.build(&wrapped, vb()).unwrap(), "quantized.llama_mlp"),
+        (BlockKind::QuantizedAttention.build(&wrapped, vb()).unwrap(), "quantized.llama_attention"),
     ];
     assert_eq!(blocks.len(), BlockKind::ALL.len(), "one block of every kind");
     for (block, name) in &blocks {

@@ -173,6 +173,10 @@ keys! {
         ParamMb = "param_mb",
         /// The memory target at the case's sequence length.
         TargetMb = "target_mb",
+        /// Memory of the LoRA adapters among the parameters, MiB (modules with adapters only).
+        AdapterMb = "adapter_mb",
+        /// Bits per parameter as stored (modules with quantized weights or adapters only).
+        BitsPerParam = "bits_per_param",
         /// Judged exponent: the growing part of the time (time above the fixed overhead).
         Exponent = "exponent",
         /// Lower end of the exponent's 95% interval.

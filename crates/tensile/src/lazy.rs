@@ -99,6 +99,9 @@ impl ModuleUnderTest for LazyModule {
     fn parameter_count(&self) -> usize {
         self.meta.parameter_count()
     }
+    fn parameter_bytes(&self) -> usize {
+        self.meta.parameter_bytes()
+    }
     fn cost(&self, shape: &[usize]) -> Cost {
         self.meta.cost(shape)
     }

@@ -37,6 +37,11 @@ pub trait ModuleUnderTest: Send + Sync {
     fn dims(&self) -> Vec<(&'static str, usize)> {
         Vec::new()
     }
+    /// Bytes of the parameters as stored: quantized weights at their packed size, adapters
+    /// included. The dense parameters' bytes by default.
+    fn parameter_bytes(&self) -> usize {
+        self.parameters().iter().map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum()
+    }
     /// Number of parameter elements, for admission control before anything is built.
     fn parameter_count(&self) -> usize {
         self.parameters().iter().map(|(_, t)| t.elem_count()).sum()
@@ -92,7 +97,7 @@ impl NnModule {
         let params: HashMap<String, Tensor> = block.parameters().into_iter().collect();
         let (dtype, dev) = params.values().next().map_or((DType::F32, Device::Cpu), |t| (t.dtype(), t.device().clone()));
         let vb = candle_nn::VarBuilder::from_tensors(params, dtype, &dev);
-        block.rebuild(vb).map(Self).map_err(|e| candle_core::Error::Msg(e.to_string()))
+        tensile_nn::rebuild_with_state(block, vb).map(Self).map_err(|e| candle_core::Error::Msg(e.to_string()))
     }
 }
 
@@ -121,9 +126,14 @@ impl ModuleUnderTest for NnModule {
     fn dims(&self) -> Vec<(&'static str, usize)> {
         self.0.dims()
     }
+    fn parameter_bytes(&self) -> usize {
+        self.0.storage_bytes()
+    }
     fn with_parameters(&self, params: HashMap<String, Tensor>, dtype: DType, device: &Device) -> Option<Result<Arc<dyn ModuleUnderTest>>> {
         let vb = candle_nn::VarBuilder::from_tensors(params, dtype, device);
-        Some(self.0.rebuild(vb).map(|b| Arc::new(NnModule(b)) as Arc<dyn ModuleUnderTest>).map_err(|e| candle_core::Error::Msg(e.to_string())))
+        // Quantization and adapters added after the block was built survive the rebuild.
+        let rebuilt = tensile_nn::rebuild_with_state(self.0.as_ref(), vb);
+        Some(rebuilt.map(|b| Arc::new(NnModule(b)) as Arc<dyn ModuleUnderTest>).map_err(|e| candle_core::Error::Msg(e.to_string())))
     }
 }
 

@@ -42,6 +42,10 @@ pub struct LlamaConfig {
     pub mlp_bias: bool,
     /// `lm_head` shares the token embedding matrix.
     pub tie_word_embeddings: bool,
+    /// transformers 5's form of the RoPE settings (`{"rope_theta": …, "rope_type": "default"
+    /// | "llama3", …}`), which replaces `rope_theta` and `rope_scaling` when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rope_parameters: Option<serde_json::Value>,
 }
 
 impl Default for LlamaConfig {
@@ -62,6 +66,7 @@ impl Default for LlamaConfig {
             attention_bias: false,
             mlp_bias: false,
             tie_word_embeddings: false,
+            rope_parameters: None,
         }
     }
 }
@@ -107,7 +112,28 @@ impl LlamaConfig {
             }
             None => {}
         }
+        self.rope()?;
         self.attention_config().validate()
+    }
+
+    /// The RoPE base and scaling: from `rope_parameters` when the config has it (transformers
+    /// 5 writes only that), from `rope_theta` and `rope_scaling` otherwise.
+    pub fn rope(&self) -> crate::Result<(f64, Option<RopeScaling>)> {
+        let Some(p) = &self.rope_parameters else {
+            return Ok((self.rope_theta, self.rope_scaling.clone()));
+        };
+        let theta = match p.get("rope_theta") {
+            None => self.rope_theta,
+            Some(v) => v.as_f64().ok_or_else(|| config_err("rope_parameters", format!("rope_theta {v} is not a number")))?,
+        };
+        match p.get("rope_type").and_then(|v| v.as_str()).unwrap_or("default") {
+            "default" => Ok((theta, None)),
+            "llama3" => {
+                let scaling: RopeScaling = serde_json::from_value(p.clone()).map_err(|e| config_err("rope_parameters", e.to_string()))?;
+                Ok((theta, Some(scaling)))
+            }
+            other => Err(config_err("rope_parameters", format!("rope_type `{other}` is not supported (supported: default, llama3)"))),
+        }
     }
 
     /// The configuration numbers that identify one layer (see `Block::dims`).
@@ -139,7 +165,9 @@ impl LlamaConfig {
             head_dim: self.head_dim(),
             attention_bias: self.attention_bias,
             causal: true,
-            rope: Some((self.rope_theta, self.rope_scaling.clone())),
+            // validate_attention rejects a rope_parameters that does not parse; an unvalidated
+            // config falls back to the older fields.
+            rope: Some(self.rope().unwrap_or_else(|_| (self.rope_theta, self.rope_scaling.clone()))),
         }
     }
 }
@@ -201,6 +229,20 @@ mod tests {
             assert!(e.contains(&format!("`{field}`")), "{field}: {e}");
         }
         assert!(d().validate().is_ok());
+    }
+
+    #[test]
+    fn transformers_5_rope_parameters_replace_the_older_fields() {
+        let c: LlamaConfig =
+            serde_json::from_value(serde_json::json!({"rope_theta": 1.0, "rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"}})).unwrap();
+        assert_eq!(c.attention_config().rope, Some((500_000.0, None)));
+        let c: LlamaConfig = serde_json::from_value(serde_json::json!({"rope_parameters": {"rope_theta": 5e5, "rope_type": "llama3", "factor": 8.0,
+            "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}))
+        .unwrap();
+        assert_eq!(c.rope().unwrap().1.unwrap().factor, 8.0);
+        let bad: LlamaConfig = serde_json::from_value(serde_json::json!({"rope_parameters": {"rope_type": "yarn"}})).unwrap();
+        assert!(err(&bad, LlamaConfig::validate).contains("rope_type `yarn`"));
+        assert_eq!(bad.attention_config().rope, Some((10_000.0, None)));
     }
 
     const MAX: usize = crate::MAX_DIM;

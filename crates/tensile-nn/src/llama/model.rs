@@ -41,8 +41,17 @@ impl Llama {
 
     /// The `(vocab, hidden)` output projection: `lm_head.weight`, or the embedding matrix when
     /// the two are tied.
-    fn lm_head(&self) -> &Tensor {
-        self.lm_head.as_ref().map_or(self.embed_tokens.weight(), |l| l.weight())
+    fn lm_head(&self) -> Tensor {
+        self.lm_head.as_ref().map_or_else(|| self.embed_tokens.weight().clone(), |l| l.weight())
+    }
+
+    /// Logits from the final hidden states: through `lm_head` as a layer (so a quantized or
+    /// adapted head computes as such), or against the tied embedding matrix.
+    fn head(&self, h: &Tensor) -> Result<Tensor> {
+        match &self.lm_head {
+            Some(l) => l.forward(h),
+            None => h.broadcast_matmul(&self.embed_tokens.weight().t()?),
+        }
     }
 
     /// The configuration.
@@ -62,7 +71,7 @@ impl Llama {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
             h = layer.forward_with(&h, cache)?;
         }
-        self.norm.forward(&h)?.broadcast_matmul(&self.lm_head().t()?)
+        self.head(&self.norm.forward(&h)?)
     }
 }
 
@@ -118,6 +127,6 @@ impl Block for Llama {
         for layer in &self.layers {
             h = layer.forward_reference(&h)?;
         }
-        self.norm.forward_reference(&h)?.broadcast_matmul(&to_f64_cpu(self.lm_head())?.t()?)
+        self.norm.forward_reference(&h)?.broadcast_matmul(&to_f64_cpu(&self.lm_head())?.t()?)
     }
 }

@@ -7,4 +7,5 @@ mod save;
 
 pub use load::{load_pretrained, ARCHITECTURES};
 pub use model::PretrainedModel;
+pub(crate) use save::safetensors_bytes;
 pub use save::save_pretrained;

@@ -15,13 +15,21 @@ pub fn save_pretrained(model: &PretrainedModel, dir: &Path) -> Result<()> {
     write_atomic(&dir.join("config.json"), &config)?;
     let params = model.block().parameters();
     let mut seen = std::collections::HashSet::new();
-    let tensors: Vec<(String, Tensor)> = params.into_iter().filter(|(n, _)| seen.insert(n.clone())).collect();
-    let views = tensors.iter().map(|(n, t)| Ok((n.as_str(), RawTensor::of(t)?))).collect::<Result<Vec<_>>>()?;
-    // transformers refuses a safetensors file whose metadata does not say `format: pt`.
-    let metadata = Some([("format".to_string(), "pt".to_string())].into_iter().collect());
+    // Adapters are saved on their own (`LoraModel::save_adapter`), as PEFT keeps them apart
+    // from the base checkpoint; a quantized weight is written dequantized.
+    let is_adapter = |n: &str| n.contains(".lora_A.") || n.contains(".lora_B.");
+    let tensors: Vec<(String, Tensor)> = params.into_iter().filter(|(n, _)| !is_adapter(n) && seen.insert(n.clone())).collect();
     let path = dir.join("model.safetensors");
-    let bytes = safetensors::serialize(views, metadata).map_err(|e| model_err(&path, e.to_string()))?;
+    let bytes = safetensors_bytes(&tensors, &path)?;
     write_atomic(&path, &bytes)
+}
+
+/// A safetensors file holding `tensors` under their names, with the `format: pt` metadata
+/// transformers insists on; `path` is only named in errors.
+pub(crate) fn safetensors_bytes(tensors: &[(String, Tensor)], path: &Path) -> Result<Vec<u8>> {
+    let views = tensors.iter().map(|(n, t)| Ok((n.as_str(), RawTensor::of(t)?))).collect::<Result<Vec<_>>>()?;
+    let metadata = Some([("format".to_string(), "pt".to_string())].into_iter().collect());
+    safetensors::serialize(views, metadata).map_err(|e| model_err(path, e.to_string()))
 }
 
 /// A tensor's little-endian bytes, dtype and shape, as the safetensors writer takes them.

@@ -38,8 +38,20 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
         Ok(p) => p as f64 / MIB,
         Err(why) => return Ok(CheckOutcome::skip(why)),
     };
-    let param_bytes: usize = ctx.module.parameters().iter().map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
+    let params = ctx.module.parameters();
+    let dense_bytes: usize = params.iter().map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
+    let param_bytes = ctx.module.parameter_bytes();
     let mut metrics = BTreeMap::from([(Metric::PeakMb, peak_mb), (Metric::ParamMb, param_bytes as f64 / MIB)]);
+    // Quantized weights are stored smaller than their dense view, adapters add bytes of their
+    // own: both get their numbers, which are what such a module is declared for.
+    let adapter_bytes: usize = params.iter().filter(|(n, _)| is_adapter(n)).map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
+    if adapter_bytes > 0 {
+        metrics.insert(Metric::AdapterMb, adapter_bytes as f64 / MIB);
+    }
+    if adapter_bytes > 0 || param_bytes != dense_bytes {
+        let count: usize = params.iter().map(|(_, t)| t.elem_count()).sum();
+        metrics.insert(Metric::BitsPerParam, 8.0 * param_bytes as f64 / count.max(1) as f64);
+    }
     let spec = &ctx.case.spec;
     let (errors, notes, target) =
         super::performance::judge("peak", peak_mb, "MB", spec.targets.memory_mb.as_ref(), &spec.targets, ctx.case.seq_len, ctx.device);
@@ -49,6 +61,11 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     let mut outcome = CheckOutcome::from_errors(metrics, errors);
     outcome.notes = notes;
     Ok(outcome)
+}
+
+/// Whether a parameter name is a LoRA adapter's (`….lora_A.{adapter}.weight`).
+fn is_adapter(name: &str) -> bool {
+    name.starts_with("lora_A.") || name.starts_with("lora_B.") || name.contains(".lora_A.") || name.contains(".lora_B.")
 }
 
 #[cfg(test)]
