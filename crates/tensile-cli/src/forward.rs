@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use tensile_nn::inference::{Classifier, ForwardInputs};
+use tensile_nn::lora::LoraModel;
 
 #[derive(Args)]
 pub struct ForwardArgs {
@@ -14,6 +15,13 @@ pub struct ForwardArgs {
     /// JSON file: {"input_ids": [[…]], "attention_mask": [[…]]} (the mask is optional).
     #[arg(long)]
     inputs: PathBuf,
+    /// A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) to
+    /// apply to the model's linear layers.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// Merge the adapter into the base weights before the forward (needs --adapter).
+    #[arg(long, requires = "adapter")]
+    merge_adapter: bool,
     #[command(flatten)]
     placement: crate::placement::Placement,
     /// Print {"model_type", "output_name", "shape", "output"} as JSON.
@@ -35,6 +43,13 @@ fn nested(values: &[f64], shape: &[usize]) -> serde_json::Value {
 pub fn run_forward(args: &ForwardArgs) -> Result<u8> {
     let (device, dtype) = args.placement.resolve()?;
     let model = tensile_nn::load_pretrained(&args.model, dtype, &device).with_context(|| format!("failed to load model at {}", args.model.display()))?;
+    if let Some(dir) = &args.adapter {
+        let mut lora = LoraModel::attach(model.block());
+        lora.load_adapter(dir, "default", &device).with_context(|| format!("failed to load adapter at {}", dir.display()))?;
+        if args.merge_adapter {
+            lora.merge()?;
+        }
+    }
     let inputs = ForwardInputs::load(&args.inputs)?;
     let (ids, mask) = inputs.tensors(&args.inputs, &model, &device)?;
     let out = model.forward(&ids, mask.as_ref())?;
@@ -46,6 +61,8 @@ pub fn run_forward(args: &ForwardArgs) -> Result<u8> {
             "model_type": model.model_type(),
             "architecture": model.architecture(),
             "output_name": model.output_name(),
+            "adapter": args.adapter.as_ref().map(|d| d.display().to_string()),
+            "merged": args.merge_adapter,
             "shape": shape,
             "output": nested(&values, &shape),
         });

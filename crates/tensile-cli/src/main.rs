@@ -4,6 +4,7 @@ mod bench;
 mod coverage;
 mod embed;
 mod forward;
+mod generate;
 mod golden;
 mod placement;
 mod report;
@@ -48,6 +49,8 @@ enum Command {
     Forward(forward::ForwardArgs),
     /// Classify texts with a sequence-classification model directory and its tokenizer.
     Classify(forward::ClassifyArgs),
+    /// Continue a prompt with a GGUF Llama model (greedy by default, or sampled).
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(&args),
         Command::Forward(args) => forward::run_forward(&args),
         Command::Classify(args) => forward::run_classify(&args),
+        Command::Generate(args) => generate::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -41,7 +41,7 @@ pub(super) fn gguf_err(path: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// The GGUF name of a Hugging Face parameter name of `LlamaForCausalLM`.
-fn gguf_name(hf: &str, tied: bool) -> Option<String> {
+pub(super) fn gguf_name(hf: &str, tied: bool) -> Option<String> {
     let fixed = match hf {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
         "model.norm.weight" => Some("output_norm.weight"),
