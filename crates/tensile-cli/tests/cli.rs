@@ -499,3 +499,34 @@ fn the_modernbert_example_spec_passes_and_its_kinds_are_covered() {
     // The ModernBERT presets' modules are known to coverage, uncovered by this spec's shapes.
     assert!(out.contains("tiny-modernbert::attention  modernbert.attention"), "{out}");
 }
+
+#[test]
+fn the_lora_and_quantization_spec_passes_with_the_adapter_and_bit_metrics() {
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/specs/lora_quant.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let o = tensile(&["run", "--spec", spec, "--report-json", json.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let memory = |case: &str| -> serde_json::Value {
+        let c = doc["cases"].as_array().unwrap().iter().find(|c| c["name"] == case).unwrap();
+        c["checks"].as_array().unwrap().iter().find(|k| k["check"] == "memory").unwrap()["metrics"].clone()
+    };
+    // r · (in + out) f32 adapter weights of 256 → 512 at r 8: 24 KiB.
+    let adapter_mb = memory("lora_linear")["adapter_mb"].as_f64().unwrap();
+    assert!((adapter_mb - 8.0 * (256.0 + 512.0) * 4.0 / 1048576.0).abs() < 1e-9, "{adapter_mb}");
+    assert_eq!(memory("q4_k_linear")["bits_per_param"].as_f64().unwrap(), 4.5);
+    assert!((memory("int8_mlp")["bits_per_param"].as_f64().unwrap() - 8.0).abs() < 0.2);
+    assert!(memory("q8_0_attention")["bits_per_param"].as_f64().unwrap() == 8.5);
+}
+
+/// Every check but the timing ones, which the main job and the stability script cover (a
+/// sweep's verdict belongs to a quiet machine, not to a test run beside others).
+#[test]
+fn the_lora_and_quantized_presets_pass() {
+    for preset in ["tiny-llama-lora", "tiny-llama-q8", "tiny-llama-q4"] {
+        let o = tensile(&["run", "--model", preset, "--seq-len", "32", "--checks", "correctness,gradients,determinism,batch_invariance,dtype_parity,memory"]);
+        assert_eq!(o.status.code(), Some(0), "{preset}: {}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains("3 cases: 3 passed, 0 failed"), "{}", stdout(&o));
+    }
+}

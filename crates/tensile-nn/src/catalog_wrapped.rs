@@ -39,6 +39,11 @@ fn lora_spec(config: &serde_json::Value) -> crate::Result<LoraConfig> {
     let mut v = config.clone();
     if let Some(o) = v.as_object_mut() {
         o.entry("target_modules").or_insert_with(|| serde_json::json!(["q_proj", "v_proj"]));
+        // `bias` is the base layer's (true or false) in a spec, PEFT's bias mode (a string) in
+        // an adapter config; a boolean belongs to the base and leaves PEFT's at "none".
+        if o.get("bias").is_some_and(|b| b.is_boolean()) {
+            o.remove("bias");
+        }
     }
     let cfg: LoraConfig = serde_json::from_value(v).map_err(|e| config_err("config", format!("not a LoRA config (r, lora_alpha, …): {e}")))?;
     cfg.validate().map_err(|e| config_err("config", e.to_string()))?;
@@ -105,14 +110,17 @@ pub(crate) fn build(kind: BlockKind, config: &serde_json::Value, vb: VarBuilder)
             crate::lora::attach(&linears(&attention), &cfg, SPEC_ADAPTER, &vb, |p| targets.matches(p))?;
             Ok(Box::new(Tagged::new(Box::new(attention), kind)))
         }
+        // Quantized kinds read their weights in f32 whatever the block's dtype: the codes are
+        // the same in every dtype (only the activations follow it).
         BlockKind::QuantizedLinear => {
             let s = linear_spec(config)?;
-            let l = Linear::new(s.in_features, s.out_features, s.bias, vb)?;
+            let l = Linear::new(s.in_features, s.out_features, s.bias, vb.set_dtype(candle_core::DType::F32))?;
             l.quantize(format_of(config)?)?;
             Ok(Box::new(l))
         }
         BlockKind::QuantizedMlp | BlockKind::QuantizedAttention => {
             let c = llama_config(config)?;
+            let vb = vb.set_dtype(candle_core::DType::F32);
             let inner: Box<dyn Block> = if kind == BlockKind::QuantizedMlp {
                 Box::new(SwiGlu::new(c.hidden_size, c.intermediate_size, c.mlp_bias, c.hidden_act, vb)?)
             } else {

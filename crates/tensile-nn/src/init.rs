@@ -69,7 +69,11 @@ impl SeededInit {
         let dims = shape.dims();
         if dims.len() >= 2 {
             let fan_in = dims[1..].iter().product::<usize>().max(1) as f32;
-            let scale = fan_in.sqrt().recip();
+            // PEFT starts LoRA's B at zero and training moves it a little: drawn at a tenth of
+            // the usual scale, an adapter perturbs its layer as a trained one does instead of
+            // dominating it (which would make the layer far more sensitive to rounding).
+            let role = if name.contains("lora_B") { 0.1 } else { 1.0 };
+            let scale = role * fan_in.sqrt().recip();
             raw.into_iter().map(|v| v * scale).collect()
         } else if name.ends_with("bias") {
             raw.into_iter().map(|v| 0.1 * v).collect()
@@ -156,6 +160,9 @@ mod tests {
         let w = init.values(&Shape::from((64, 400)), "q_proj.weight");
         let var = w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32;
         assert!((var * 400.0 - 1.0).abs() < 0.1, "matrix variance {var}");
+        let b = init.values(&Shape::from((400, 64)), "q_proj.lora_B.default.weight");
+        let var = b.iter().map(|v| v * v).sum::<f32>() / b.len() as f32;
+        assert!((var * 64.0 / 0.01 - 1.0).abs() < 0.1, "LoRA B variance {var}");
         let g = init.values(&Shape::from(1000), "norm.weight");
         let mean = g.iter().sum::<f32>() / g.len() as f32;
         assert!((mean - 1.0).abs() < 0.02, "norm weight mean {mean}");

@@ -271,7 +271,12 @@ impl Linear {
     /// tensors loaded again from `vb`), so that a rebuilt block behaves as the one it copies.
     pub(crate) fn adopt(&self, old: &Linear, vb: &VarBuilder) -> crate::Result<()> {
         if let Some(format) = old.quant_format() {
-            self.quantize(format)?;
+            // Quantized from the weight as given, not as rounded to the layer's dtype: the
+            // codes of a bf16 or f16 copy then equal the original's, as a quantized weight
+            // does not depend on the activations' dtype.
+            let (i, o) = self.features();
+            let w = vb.clone().set_dtype(DType::F32).get((o, i), "weight")?;
+            self.set_weight(LinearWeight::Quantized(QuantizedWeight::quantize(&w, format)?))?;
         }
         let slot = old.read().lora.reloaded(vb, self.dtype())?;
         self.write().lora = slot;

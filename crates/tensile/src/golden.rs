@@ -107,7 +107,9 @@ impl GoldenCase {
         let input = self.input.to_dtype(dtype).and_then(|t| t.to_device(device)).map_err(|e| in_file(e.into()))?;
         let actual = crate::guard::catch(&context, || block.forward(&input))?.map_err(|e| Error::Block { context: context.clone(), source: e.into() })?;
         let comparison = compare(&actual, &self.output).map_err(in_file)?;
-        let tolerance = tolerance.unwrap_or_else(|| Tolerance::for_dtype(dtype));
+        // A block on quantized GGUF kernels gets their looser default, as in a run.
+        let module = crate::module::NnModule(block);
+        let tolerance = tolerance.or_else(|| crate::module::ModuleUnderTest::default_tolerance(&module, dtype)).unwrap_or_else(|| Tolerance::for_dtype(dtype));
         let failures = tolerance.failures(&comparison, &to_f64_vec(&actual).map_err(in_file)?, &to_f64_vec(&self.output).map_err(in_file)?);
         Ok(GoldenResult {
             file: context,

@@ -102,6 +102,12 @@ impl ModuleUnderTest for LazyModule {
     fn parameter_bytes(&self) -> usize {
         self.meta.parameter_bytes()
     }
+    fn default_tolerance(&self, dtype: DType) -> Option<crate::Tolerance> {
+        self.meta.default_tolerance(dtype)
+    }
+    fn frozen_parameters(&self) -> Vec<String> {
+        self.meta.frozen_parameters()
+    }
     fn cost(&self, shape: &[usize]) -> Cost {
         self.meta.cost(shape)
     }

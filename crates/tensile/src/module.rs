@@ -42,6 +42,16 @@ pub trait ModuleUnderTest: Send + Sync {
     fn parameter_bytes(&self) -> usize {
         self.parameters().iter().map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum()
     }
+    /// The tolerance a case of this module uses in `dtype` when its spec sets none; `None`
+    /// for the dtype's default ([`crate::Tolerance::for_dtype`]).
+    fn default_tolerance(&self, _dtype: DType) -> Option<crate::Tolerance> {
+        None
+    }
+    /// Parameters that are not trainable (quantized weights, whose listed tensor is a
+    /// dequantized view): the gradient check differentiates with respect to the others only.
+    fn frozen_parameters(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Number of parameter elements, for admission control before anything is built.
     fn parameter_count(&self) -> usize {
         self.parameters().iter().map(|(_, t)| t.elem_count()).sum()
@@ -128,6 +138,17 @@ impl ModuleUnderTest for NnModule {
     }
     fn parameter_bytes(&self) -> usize {
         self.0.storage_bytes()
+    }
+    /// The weights of quantized linear layers.
+    fn frozen_parameters(&self) -> Vec<String> {
+        let path = |p: &str| if p.is_empty() { "weight".to_string() } else { format!("{p}.weight") };
+        tensile_nn::linears(self.0.as_ref()).iter().filter(|(_, l)| l.quant_format().is_some()).map(|(p, _)| path(p)).collect()
+    }
+    /// [`crate::Tolerance::for_quantized_kernels`] for weights on quantized GGUF kernels,
+    /// which round the activations; int8 and int4 dequantize to f32 and need no allowance.
+    fn default_tolerance(&self, dtype: DType) -> Option<crate::Tolerance> {
+        let ggml = tensile_nn::linears(self.0.as_ref()).iter().any(|(_, l)| matches!(l.quant_format(), Some(tensile_nn::quant::QuantFormat::Ggml(_))));
+        ggml.then(|| crate::Tolerance::for_quantized_kernels(dtype))
     }
     fn with_parameters(&self, params: HashMap<String, Tensor>, dtype: DType, device: &Device) -> Option<Result<Arc<dyn ModuleUnderTest>>> {
         let vb = candle_nn::VarBuilder::from_tensors(params, dtype, device);

@@ -253,7 +253,7 @@ impl Plan {
                         device: device.clone(),
                         seq_len: shape[1],
                         input_shape: shape.clone(),
-                        tolerance: spec.tolerance.unwrap_or_else(|| Tolerance::for_dtype(dtype)),
+                        tolerance: spec.tolerance.or_else(|| test.module.default_tolerance(dtype)).unwrap_or_else(|| Tolerance::for_dtype(dtype)),
                         checks: checks.clone(),
                         spec: spec.clone(),
                     });

@@ -56,11 +56,14 @@ fn the_harness_writes_every_report_for_the_trials_that_ran() {
     assert_eq!(cases[0]["checks"][0]["repeat"]["runs"], 3);
     assert_eq!(json["totals"]["checks"], 2);
     // The coverage compares the registered specs with every preset: none of them is covered.
-    // Every preset declares four module tests (attention, MLP, norm, layer).
-    let presets = tensile::presets::all().len();
-    assert!(presets >= 8);
-    assert_eq!(json["coverage"]["presets"].as_array().unwrap().len(), presets);
-    assert_eq!(json["coverage"]["uncovered"].as_array().unwrap().len(), 4 * presets);
+    // Every preset's module tests are uncovered: four per family preset (attention, MLP,
+    // norm, layer), three per LoRA or quantized one (attention, MLP, layer).
+    let presets = tensile::presets::all();
+    assert!(presets.len() >= 11);
+    let declared: usize = presets.iter().map(|p| p.module_tests_with(1, p.seq_len, tensile::presets::Weights::Zeros).unwrap().len()).sum();
+    assert_eq!(declared, 4 * 8 + 3 * 3);
+    assert_eq!(json["coverage"]["presets"].as_array().unwrap().len(), presets.len());
+    assert_eq!(json["coverage"]["uncovered"].as_array().unwrap().len(), declared);
     assert_eq!(json["coverage"]["kinds"][0]["kind"], "half");
     for f in ["r.xml", "r.html", "r.md", "baselines/h.json"] {
         assert!(std::fs::metadata(p(f)).unwrap().len() > 0, "{f} is empty");

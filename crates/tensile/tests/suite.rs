@@ -105,9 +105,13 @@ fn presets_build_valid_plans() {
     for p in tensile::presets::all() {
         if p.name.starts_with("tiny") {
             let tests = p.module_tests(1, p.seq_len).unwrap();
-            assert_eq!(tests.len(), 4, "{}", p.name);
+            // The LoRA and quantized presets test attention, MLP and layer; the others a norm too.
+            let adapted = p.name.contains("-lora") || p.name.contains("-q");
+            assert_eq!(tests.len(), if adapted { 3 } else { 4 }, "{}", p.name);
             let plan = tensile::Plan::new(&tests, &tensile::Settings { seq_len: p.seq_len, ..Default::default() }).unwrap();
-            assert!(plan.cases.iter().any(|c| c.checks.contains(&Check::Scaling)));
+            // Quantized kernels are too noisy on a CPU for a scaling verdict (see presets/adapted.rs).
+            let quantized = p.name.contains("-q");
+            assert_eq!(plan.cases.iter().any(|c| c.checks.contains(&Check::Scaling)), !quantized, "{}", p.name);
         }
     }
     assert!(tensile::presets::find("gpt5").err().unwrap().to_string().contains("tiny-llama"));

@@ -8,10 +8,13 @@
 //! documents' targets (attention 5 ms / 512 MB, FFN 3 ms / 256 MB at (1, 2048, 4096)): they
 //! describe a GPU, and on a CPU they fail, with a note saying so.
 
+mod adapted;
+
 use crate::error::{Error, Result};
 use crate::lazy::LazyModule;
 use crate::spec::{latency_ms, Check, ModuleTest, Scaling, Targets};
 use crate::suite::Suite;
+pub use adapted::quant_tolerance;
 use candle_core::{DType, Device};
 use tensile_nn::bert::{BertConfig, BertLayer};
 use tensile_nn::llama::{LlamaConfig, LlamaDecoderLayer};
@@ -95,7 +98,7 @@ pub fn find(name: &str) -> Result<&'static Preset> {
         .ok_or_else(|| Error::UnknownPreset { name: name.to_string(), known: PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ") })
 }
 
-static PRESETS: [Preset; 8] = [
+static PRESETS: [Preset; 11] = [
     Preset {
         name: "tiny-llama",
         description: "LLaMA-style layer, hidden 256, 8 heads / 2 KV heads, MLP 688 (seconds on a CPU)",
@@ -123,6 +126,24 @@ static PRESETS: [Preset; 8] = [
         description: "ModernBERT-base local layer: hidden 768, 12 heads, GeGLU 1152, window 128, rope θ 10000",
         seq_len: 512,
         build: modernbert_base,
+    },
+    Preset {
+        name: "tiny-llama-lora",
+        description: "tiny LLaMA layer (hidden 256, MLP 768) with LoRA r 8 on every projection",
+        seq_len: 128,
+        build: adapted::tiny_llama_lora,
+    },
+    Preset {
+        name: "tiny-llama-q8",
+        description: "tiny LLaMA layer quantized to Q8_0, each module against its f32 original",
+        seq_len: 128,
+        build: adapted::tiny_llama_q8,
+    },
+    Preset {
+        name: "tiny-llama-q4",
+        description: "tiny LLaMA layer quantized to Q4_0, each module against its f32 original",
+        seq_len: 128,
+        build: adapted::tiny_llama_q4,
     },
 ];
 

@@ -1,0 +1,119 @@
+//! The LoRA and quantized presets: the tiny LLaMA layer with adapters on its projections, and
+//! quantized to 8 and to 4 bits, each quantized module compared with its f32 original.
+
+use super::{attention_sweep, checks, mlp_sweep, Weights};
+use crate::error::{Error, Result};
+use crate::lazy::LazyModule;
+use crate::module::{ModuleUnderTest, NnModule};
+use crate::spec::{latency_ms, ModuleTest, Scaling};
+use crate::suite::Suite;
+use crate::tolerance::Tolerance;
+use std::sync::Arc;
+use tensile_nn::llama::{LlamaConfig, LlamaDecoderLayer};
+use tensile_nn::lora::{LoraConfig, LoraModel};
+use tensile_nn::quant::{quantize_linears, QuantFormat};
+use tensile_nn::{Block, BlockKind, Tagged};
+
+/// The tiny LLaMA layer with a width every GGUF block divides (768 = 3 · 256 in the MLP).
+fn cfg() -> LlamaConfig {
+    LlamaConfig {
+        hidden_size: 256,
+        intermediate_size: 768,
+        num_attention_heads: 8,
+        num_key_value_heads: Some(2),
+        rope_theta: 500_000.0,
+        rms_norm_eps: 1e-5,
+        ..LlamaConfig::default()
+    }
+}
+
+fn layer(name: &str, w: Weights) -> Result<LlamaDecoderLayer> {
+    LlamaDecoderLayer::new(&cfg(), w.var_builder()).map_err(|source| Error::Block { context: name.to_string(), source })
+}
+
+/// `meta`, a part of a model seeded with seed 0 under `prefix`, made lazily unless the
+/// preset is listed with zero weights.
+fn module(meta: Box<dyn Block>, prefix: &str, w: Weights) -> Arc<dyn ModuleUnderTest> {
+    let m: Arc<dyn ModuleUnderTest> = Arc::new(NnModule(meta));
+    match w {
+        Weights::Seeded => Arc::new(LazyModule::new(m, prefix, 0)),
+        Weights::Zeros => m,
+    }
+}
+
+/// `tiny-llama-lora`: LoRA (r 8, alpha 16, B drawn at random so the adapters change the
+/// output) on every projection of the tiny layer, tested as PEFT would train it.
+pub(super) fn tiny_llama_lora(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
+    let name = "tiny-llama-lora";
+    let layer = layer(name, w)?;
+    let mut lora_cfg = LoraConfig::new(8, 16.0, &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]);
+    lora_cfg.extra.insert("init_lora_weights".into(), serde_json::Value::Bool(false));
+    // The adapter's weights are named like PEFT's (`q_proj.lora_A.default.weight`) and, as
+    // every preset weight, drawn again per case from the seed and that name.
+    LoraModel::attach(&layer).add_adapter("default", &lora_cfg, 0).map_err(|source| Error::Block { context: name.to_string(), source })?;
+    let attention = Tagged::new(Box::new(layer.self_attn().clone()), BlockKind::LoraAttention);
+    let mut s = Suite::standalone(name).batch_size(batch).seq_len(seq);
+    let targets = latency_ms(50.0).memory_mb(64.0);
+    s.test_module("attention", module(Box::new(attention), "self_attn", w))
+        .checks(checks(true))
+        .seq_lengths(attention_sweep(seq))
+        .expect_scaling(Scaling::FromCost)
+        .expect(targets.clone());
+    s.test_module("mlp", module(Box::new(layer.mlp().clone()), "mlp", w))
+        .checks(checks(true))
+        .seq_lengths(mlp_sweep(seq))
+        .expect_scaling(Scaling::Linear)
+        .expect(targets);
+    s.test_module("decoder_layer", module(Box::new(layer.clone()), "", w)).checks(checks(true));
+    s.module_tests()
+}
+
+/// A quantized preset: attention, MLP and the whole layer quantized in `format`, each
+/// compared with the same module in f32 (same seeded weights) at the format's tolerance.
+fn quantized(name: &str, format: QuantFormat, batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
+    let original = layer(name, w)?;
+    let quant = layer(name, w)?;
+    quantize_linears(&quant, format, |_| true).map_err(|source| Error::Block { context: name.to_string(), source })?;
+    let tolerance = quant_tolerance(format);
+    // Quantized weights are frozen, so the gradient check differentiates the input only;
+    // dtype parity allows for the kernels' 8-bit activations (`Tolerance::for_quantized_kernels`).
+    let checks = checks(true);
+    let mut s = Suite::standalone(name).batch_size(batch).seq_len(seq);
+    let parts: [(&str, Box<dyn Block>, Box<dyn Block>, &str, BlockKind); 3] = [
+        ("attention", Box::new(quant.self_attn().clone()), Box::new(original.self_attn().clone()), "self_attn", BlockKind::QuantizedAttention),
+        ("mlp", Box::new(quant.mlp().clone()), Box::new(original.mlp().clone()), "mlp", BlockKind::QuantizedMlp),
+        ("decoder_layer", Box::new(quant.clone()), Box::new(original.clone()), "", BlockKind::LlamaDecoderLayer),
+    ];
+    for (test, q, f32_module, prefix, kind) in parts {
+        let q: Box<dyn Block> = if kind == BlockKind::LlamaDecoderLayer { q } else { Box::new(Tagged::new(q, kind)) };
+        // No latency target or sweep: candle's quantized CPU kernels are dot-product loops
+        // tuned for one token at a time, several times slower than f32 on a 128-token batch
+        // and noisy with it, so bench/RESULTS.md records their speed instead.
+        s.test_module(test, module(q, prefix, w))
+            .checks(checks.clone())
+            .tolerance(tolerance)
+            .compare_with_module(module(f32_module, prefix, w))
+            .memory_mb(64.0);
+    }
+    s.module_tests()
+}
+
+/// What a module quantized in `format` must keep against its f32 original. A single matmul
+/// keeps the format's bound ([`QuantFormat::min_pcc`]: 0.9999 for 8 bits, 0.99 for 4); a
+/// module chains several, and the MLP's down projection sees the heavy-tailed product
+/// `silu(gate) · up`, so a module keeps ten times the matmul's distance from 1: a correlation
+/// of 0.999 for 8-bit formats and 0.9 for the rest, with an element-wise bound for O(1)
+/// outputs (0.1 and 0.5). The measured values (tiny-llama-q8: 0.9998 for the MLP; q4: 0.988
+/// for attention and the MLP) sit inside; a wrong scale or a misplaced block falls far out.
+pub fn quant_tolerance(format: QuantFormat) -> Tolerance {
+    let (elementwise, min_pcc) = if format.is_8bit() { (0.1, 1.0 - 10.0 * (1.0 - format.min_pcc())) } else { (0.5, 1.0 - 10.0 * (1.0 - format.min_pcc())) };
+    Tolerance { atol: elementwise, rtol: elementwise, min_pcc, min_cosine: min_pcc }
+}
+
+pub(super) fn tiny_llama_q8(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
+    quantized("tiny-llama-q8", "q8_0".parse().expect("a known format"), batch, seq, w)
+}
+
+pub(super) fn tiny_llama_q4(batch: usize, seq: usize, w: Weights) -> Result<Vec<ModuleTest>> {
+    quantized("tiny-llama-q4", "q4_0".parse().expect("a known format"), batch, seq, w)
+}
