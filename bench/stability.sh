@@ -4,7 +4,7 @@
 # check failed. Healthy checks (the presets, and a module against its own saved baseline) must
 # fail 0 times (0 flaky), planted faults 20 of 20.
 #
-#   bash bench/stability.sh            # about 10 minutes on 2 cores
+#   bash bench/stability.sh            # about 15 minutes on 2 cores
 #   REPEAT=5 bash bench/stability.sh   # a quicker look
 #
 # The competing process is a plain busy loop (`sh -c 'while :; do :; done'`): one core at 100%
@@ -24,6 +24,9 @@ trap 'kill -9 $LOAD 2>/dev/null || true' EXIT
 run() { "$BIN" run --no-progress --repeat "$REPEAT" "$@" >"$OUT/last.log" 2>&1 || true; }
 run --model tiny-llama --report-json "$OUT/tiny-llama.json"
 run --model tiny-bert --report-json "$OUT/tiny-bert.json"
+run --model tiny-llama-lora --report-json "$OUT/tiny-llama-lora.json"
+run --model tiny-llama-q8 --report-json "$OUT/tiny-llama-q8.json"
+run --model tiny-llama-q4 --report-json "$OUT/tiny-llama-q4.json"
 run --spec bench/stability/faults.toml --report-json "$OUT/faults.json"
 "$BIN" run --no-progress --spec bench/stability/baseline_healthy.toml --save-baseline healthy --baseline-dir "$OUT/baselines" >/dev/null 2>&1 || true
 run --spec bench/stability/baseline_slow.toml --baseline healthy --baseline-dir "$OUT/baselines" --report-json "$OUT/slower.json"
@@ -38,7 +41,8 @@ print(f"machine: {os.cpu_count()} cores, {cpu}; one core busy; commit {commit}; 
 print("| run | case | check | expected | runs | failed | flaky |")
 print("|---|---|---|---|---|---|---|")
 bad = 0
-for run, healthy in [("tiny-llama", True), ("tiny-bert", True), ("same", True), ("faults", False), ("slower", False)]:
+for run, healthy in [("tiny-llama", True), ("tiny-bert", True), ("tiny-llama-lora", True), ("tiny-llama-q8", True), ("tiny-llama-q4", True),
+                     ("same", True), ("faults", False), ("slower", False)]:
     report = json.load(open(os.path.join(out, f"{run}.json")))
     for case in report["cases"]:
         for check in case["checks"]:

@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tensile_nn::lora::{LoraConfig, LoraModel};
-use tensile_nn::{load_pretrained, Block, PretrainedModel};
+use tensile_nn::{load_pretrained, PretrainedModel};
 
 fn models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models")

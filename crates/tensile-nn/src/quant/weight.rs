@@ -3,9 +3,13 @@
 use super::int::IntMatrix;
 use super::QuantFormat;
 use crate::error::Error;
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use std::sync::Arc;
+
+/// Up to this many tokens a matmul runs on the quantized codes directly; past it, formats
+/// without a blocked kernel dequantize once and use the f32 GEMM.
+const GEMV_TOKENS: usize = 4;
 
 /// A quantized `(out, in)` weight matrix.
 #[derive(Debug, Clone)]
@@ -94,8 +98,25 @@ impl QuantizedWeight {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dtype = x.dtype();
         let x32 = x.to_dtype(DType::F32)?;
+        let tokens = x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1);
         let y = match self {
+            // A few tokens: one pass over the codes per token. More: dequantize once and let
+            // the f32 GEMM amortise it.
+            Self::Int { matrix, .. } if tokens <= GEMV_TOKENS && x.device().is_cpu() => {
+                let (rows, cols) = matrix.dims;
+                let flat = x32.flatten_to(candle_core::D::Minus2)?.reshape((tokens, cols))?.to_vec2::<f32>()?;
+                let out: Vec<f32> = flat.iter().flat_map(|row| matrix.gemv(row)).collect();
+                let mut shape = x.dims().to_vec();
+                *shape.last_mut().expect("rank ≥ 1") = rows;
+                Tensor::from_vec(out, shape, x.device())?
+            }
             Self::Int { .. } => candle_nn::Linear::new(self.dequantize()?, None).forward(&x32)?,
+            // candle's kernels for these formats are dot-product loops without a blocked
+            // multi-token path: past a few tokens, dequantizing once and running the f32 GEMM
+            // is many times faster (bench/RESULTS.md), at the cost of the f32 copy while it runs.
+            Self::Ggml(q) if tokens > GEMV_TOKENS && matches!(q.dtype(), GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1) => {
+                candle_nn::Linear::new(q.dequantize(&q.device())?, None).forward(&x32)?
+            }
             Self::Ggml(q) => QMatMul::from_arc(q.clone())?.forward(&x32)?,
         };
         y.to_dtype(dtype)
