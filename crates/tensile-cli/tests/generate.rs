@@ -106,6 +106,20 @@ fn bad_settings_and_broken_files_are_usage_errors() {
     std::fs::write(&broken, [b"XXXX", &bytes[4..]].concat()).unwrap();
     assert_usage_error(&tensile(&["generate", "--gguf", broken.to_str().unwrap(), "--prompt", "x"]), "not a readable GGUF file");
     assert_usage_error(&tensile(&["generate", "--gguf", "/nonexistent.gguf", "--prompt", "x"]), "nonexistent.gguf");
+    // A tensor the model needs, renamed away in the header.
+    let mut b = bytes.clone();
+    let name = b"blk.0.ffn_up.weight";
+    let at = b.windows(name.len()).position(|w| w == name).unwrap();
+    b[at..at + name.len()].copy_from_slice(b"blk.0.ffn_xx.weight");
+    std::fs::write(&broken, &b).unwrap();
+    assert_usage_error(&tensile(&["generate", "--gguf", broken.to_str().unwrap(), "--prompt", "x"]), "missing tensor `blk.0.ffn_up.weight`");
+    // An unsupported tensor type: the type id after `output_norm.weight`'s one dimension.
+    let mut b = bytes.clone();
+    let name = b"output_norm.weight";
+    let at = b.windows(name.len()).position(|w| w == name).unwrap() + name.len() + 4 + 8;
+    b[at..at + 4].copy_from_slice(&99u32.to_le_bytes());
+    std::fs::write(&broken, &b).unwrap();
+    assert_usage_error(&tensile(&["generate", "--gguf", broken.to_str().unwrap(), "--prompt", "x"]), "99");
 }
 
 fn models() -> PathBuf {

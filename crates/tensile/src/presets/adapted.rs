@@ -1,7 +1,7 @@
 //! The LoRA and quantized presets: the tiny LLaMA layer with adapters on its projections, and
 //! quantized to 8 and to 4 bits, each quantized module compared with its f32 original.
 
-use super::{attention_sweep, checks, mlp_sweep, Weights};
+use super::{attention_sweep, checks, Weights};
 use crate::error::{Error, Result};
 use crate::lazy::LazyModule;
 use crate::module::{ModuleUnderTest, NnModule};
@@ -59,11 +59,10 @@ pub(super) fn tiny_llama_lora(batch: usize, seq: usize, w: Weights) -> Result<Ve
         .seq_lengths(attention_sweep(seq))
         .expect_scaling(Scaling::FromCost)
         .expect(targets.clone());
-    s.test_module("mlp", module(Box::new(layer.mlp().clone()), "mlp", w))
-        .checks(checks(true))
-        .seq_lengths(mlp_sweep(seq))
-        .expect_scaling(Scaling::Linear)
-        .expect(targets);
+    // No sweep for the MLP: six rank-8 matmuls beside its three large ones add per-call
+    // overhead that, on a loaded 2-core machine, moved its fitted exponent past the linear
+    // band in 1 of 20 runs (bench/RESULTS.md); tiny-llama sweeps the same MLP without them.
+    s.test_module("mlp", module(Box::new(layer.mlp().clone()), "mlp", w)).checks(checks(true)).expect(targets);
     s.test_module("decoder_layer", module(Box::new(layer.clone()), "", w)).checks(checks(true));
     s.module_tests()
 }
