@@ -167,3 +167,50 @@ fn broken_files_are_refused_with_the_reason() {
     assert!(err(&arch).contains("general.architecture `gpt2x` is not supported"));
     assert!(err(dir.path()).contains("is a directory"));
 }
+
+#[test]
+fn each_known_pre_tokenizer_builds_and_an_unknown_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Llama::new(&cfg(false), SeededInit::var_builder(3, DType::F32, &Device::Cpu)).unwrap();
+    let text = "x 12345 y";
+    for pre in ["gpt2", "smollm", "llama-bpe"] {
+        let path = dir.path().join(format!("{pre}.gguf"));
+        let vocab = GgufVocabSpec { pre: pre.into(), ..GgufVocabSpec::byte_level(260).unwrap() };
+        save_gguf(&model, &vocab, "q8_0".parse().unwrap(), "tiny", &path).unwrap();
+        let m = load_gguf(&path, &Device::Cpu).unwrap();
+        let ids = m.vocab.encode(text).unwrap();
+        // Without merges every byte is a token, whatever the split: the ids are the bytes.
+        assert_eq!(ids.len(), text.len(), "{pre}");
+        assert_eq!(m.vocab.decode(&ids).unwrap(), text);
+    }
+    let path = dir.path().join("odd.gguf");
+    let vocab = GgufVocabSpec { pre: "mystery".into(), ..GgufVocabSpec::byte_level(260).unwrap() };
+    save_gguf(&model, &vocab, "q8_0".parse().unwrap(), "tiny", &path).unwrap();
+    let err = load_gguf(&path, &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("tokenizer.ggml.pre `mystery` is not supported"), "{err}");
+    // A SentencePiece (`llama`) tokenizer is not a byte-level BPE.
+    let path = dir.path().join("spm.gguf");
+    save_gguf(&model, &GgufVocabSpec::byte_level(260).unwrap(), "q8_0".parse().unwrap(), "tiny", &path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let key = b"tokenizer.ggml.model";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4 + 8;
+    bytes[at..at + 4].copy_from_slice(b"gpt3");
+    std::fs::write(&path, bytes).unwrap();
+    assert!(load_gguf(&path, &Device::Cpu).err().unwrap().to_string().contains("tokenizer.ggml.model `gpt3` is not supported"));
+}
+
+#[test]
+fn writing_needs_a_gguf_format_and_a_matching_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Llama::new(&cfg(false), SeededInit::var_builder(3, DType::F32, &Device::Cpu)).unwrap();
+    let path = dir.path().join("x.gguf");
+    let vocab = GgufVocabSpec::byte_level(260).unwrap();
+    assert!(save_gguf(&model, &vocab, QuantFormat::Int8, "x", &path).unwrap_err().to_string().contains("int8 is not a GGUF format"));
+    let small = GgufVocabSpec::byte_level(258).unwrap();
+    assert!(save_gguf(&model, &small, "q8_0".parse().unwrap(), "x", &path).unwrap_err().to_string().contains("258 tokens, the model 260"));
+    assert!(GgufVocabSpec::byte_level(100).is_err());
+    assert!(!path.exists(), "nothing is written on an error");
+    // GPT-2's byte stand-ins: printable bytes map to themselves, space and newline above 255.
+    use tensile_nn::gguf::byte_char;
+    assert_eq!((byte_char(b'a'), byte_char(b' '), byte_char(b'\n'), byte_char(0)), ('a', 'Ġ', 'Ċ', 'Ā'));
+}

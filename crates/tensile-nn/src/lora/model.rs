@@ -244,7 +244,10 @@ impl<B> LoraModel<B> {
         }
         for (_, l) in &self.layers {
             let mut st = l.write();
-            let names: Vec<String> = if st.lora.disabled { Vec::new() } else { st.lora.active.clone() };
+            // The active adapters this layer carries: with several active, each layer merges
+            // those that target it.
+            let names: Vec<String> =
+                if st.lora.disabled { Vec::new() } else { st.lora.active.iter().filter(|n| st.lora.adapters.contains_key(*n)).cloned().collect() };
             if let (LinearWeight::Dense(w), false) = (&st.weight, names.is_empty()) {
                 let merged = self.shifted(w, &st.lora.adapters, &names, 1.0)?;
                 st.weight = LinearWeight::Dense(merged);

@@ -130,3 +130,42 @@ impl QuantizedWeight {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::QuantFormat;
+
+    fn weight() -> Tensor {
+        crate::init::randn(0, "w", (8, 64), DType::F32, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn few_and_many_tokens_give_the_same_product() {
+        // Up to GEMV_TOKENS tokens the integer formats run on the codes, beyond it on the
+        // dequantized matrix; Q4_0 likewise switches kernels. The results agree.
+        for name in ["int8", "int4-g32", "int4-g64-asym", "q4_0"] {
+            let q = QuantizedWeight::quantize(&weight(), name.parse::<QuantFormat>().unwrap()).unwrap();
+            let x = crate::init::randn(1, "x", (2, 5, 64), DType::F32, &Device::Cpu).unwrap();
+            let many = q.forward(&x).unwrap();
+            let few = Tensor::cat(&(0..2).map(|b| q.forward(&x.narrow(0, b, 1).unwrap().narrow(1, 0, 1).unwrap()).unwrap()).collect::<Vec<_>>(), 0).unwrap();
+            let first = many.narrow(1, 0, 1).unwrap();
+            let d = (first - few).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            // Q4_0's single-token kernel rounds the activations to 8 bits; the others are exact.
+            let tol = if name == "q4_0" { 0.1 } else { 1e-4 };
+            assert!(d < tol, "{name}: {d}");
+            assert_eq!(many.dims(), [2, 5, 8]);
+        }
+    }
+
+    #[test]
+    fn a_weight_knows_its_format_shape_and_storage() {
+        let q = QuantizedWeight::quantize(&weight(), QuantFormat::Int8).unwrap();
+        assert_eq!((q.dims(), q.format(), q.storage_bytes()), ((8, 64), QuantFormat::Int8, 8 * 64 + 8 * 4));
+        assert!(q.qtensor().is_none());
+        let g = QuantizedWeight::quantize(&weight(), "q8_0".parse().unwrap()).unwrap();
+        assert_eq!(g.qtensor().unwrap().dtype(), GgmlDType::Q8_0);
+        let flat = QTensor::quantize(&Tensor::zeros(64, DType::F32, &Device::Cpu).unwrap(), GgmlDType::Q8_0).unwrap();
+        assert!(QuantizedWeight::from_qtensor(flat).unwrap_err().to_string().contains("two dimensions"));
+    }
+}
