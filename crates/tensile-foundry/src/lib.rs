@@ -1,0 +1,50 @@
+//! tensile's model foundry: trains the library's models from a raw text corpus, holding
+//! itself to the same testing strategy as the modules. This first part reads and validates
+//! the experiment config ([`config`]); the tokenizers, the data pipeline and the trainer
+//! follow.
+//!
+//! ```
+//! use std::path::Path;
+//! let text = r#"
+//! experiment_name = "tiny"
+//! [data]
+//! sources = ["corpus/*.txt"]
+//! output_dir = "out/data"
+//! max_sequence_length = 64
+//! batch_size = 8
+//! [tokenizer]
+//! vocab_size = 512
+//! output_dir = "out/tokenizer"
+//! [model]
+//! architecture = "llama"
+//! num_hidden_layers = 2
+//! hidden_size = 64
+//! intermediate_size = 128
+//! num_attention_heads = 4
+//! [training]
+//! learning_rate = 1e-3
+//! epochs = 3
+//! warmup_ratio = 0.1
+//! gradient_accumulation_steps = 2
+//! output_dir = "out/run"
+//! "#;
+//! let c = tensile_foundry::config::parse(text, Path::new("tiny.toml")).unwrap().config;
+//! // 100 chunks at 8 per micro-batch and 2 micro-batches per step: ⌈100 / 16⌉ = 7 steps an
+//! // epoch, 21 in all, of which ⌈2.1⌉ = 3 warm up.
+//! assert_eq!(c.train_steps(100), 21);
+//! assert_eq!(c.warmup_steps(21), 3);
+//! // Embeddings and head 2·512·64, two layers of 4·64² + 3·64·128 + 2·64, a final norm.
+//! assert_eq!(tensile_foundry::config::predicted_parameters(&c, 512).unwrap(), 2 * 512 * 64 + 2 * (4 * 4096 + 3 * 8192 + 128) + 64);
+//! ```
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod corpus;
+mod error;
+pub mod loader;
+pub mod preprocess;
+pub mod shard;
+mod spm;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
