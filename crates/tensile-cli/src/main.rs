@@ -4,6 +4,7 @@ mod bench;
 mod coverage;
 mod embed;
 mod forward;
+mod foundry;
 mod generate;
 mod golden;
 mod placement;
@@ -51,6 +52,11 @@ enum Command {
     Classify(forward::ClassifyArgs),
     /// Continue a prompt with a GGUF Llama model (greedy by default, or sampled).
     Generate(generate::GenerateArgs),
+    /// The model foundry: prepare a corpus (and, next, train on it).
+    Foundry {
+        #[command(subcommand)]
+        command: foundry::FoundryCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +71,7 @@ fn main() -> ExitCode {
         Command::Forward(args) => forward::run_forward(&args),
         Command::Classify(args) => forward::run_classify(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Foundry { command } => foundry::run(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -272,7 +272,10 @@ pub fn preprocess(loaded: &LoadedConfig, progress: &mut dyn FnMut(Progress)) -> 
             reason: format!("the training split's {} tokens do not fill one chunk of {len}", train_stats.tokens),
         });
     }
-    let tokenizer_rel = tokenizer_path.strip_prefix(&dir).map(Path::to_path_buf).unwrap_or(tokenizer_path);
+    // Relative to the data folder when inside it (the folder can move), absolute otherwise.
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (dir_abs, tok_abs) = (canonical(&dir), canonical(&tokenizer_path));
+    let tokenizer_rel = tok_abs.strip_prefix(&dir_abs).map(Path::to_path_buf).unwrap_or(tok_abs);
     let manifest = Manifest {
         version: 1,
         vocab_size: vocab,
