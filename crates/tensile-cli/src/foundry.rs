@@ -41,12 +41,16 @@ fn preprocess(path: &std::path::Path, no_progress: bool) -> Result<u8> {
         indicatif::ProgressStyle::with_template("{msg:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}").expect("a valid template").progress_chars("=> "),
     );
     let started = std::time::Instant::now();
-    let prepared = tensile_foundry::preprocess::preprocess(&loaded, &mut |p| {
-        bar.set_message(p.pass);
-        bar.set_length(p.total);
-        bar.set_position(p.done);
-    })
-    .with_context(|| format!("failed to preprocess {}", path.display()))?;
+    // The heap's high-water mark during the whole preparation (the binary counts its
+    // allocations): what shows that memory does not grow with the corpus.
+    let (prepared, peak) = tensile::alloc::measure_peak(|| {
+        tensile_foundry::preprocess::preprocess(&loaded, &mut |p| {
+            bar.set_message(p.pass);
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+        })
+    });
+    let prepared = prepared.with_context(|| format!("failed to preprocess {}", path.display()))?;
     bar.finish_and_clear();
     let (s, m) = (&prepared.stats, &prepared.manifest);
     let mb = s.bytes as f64 / 1e6;
@@ -63,6 +67,9 @@ fn preprocess(path: &std::path::Path, no_progress: bool) -> Result<u8> {
         s.train.chunks, m.chunk_len, s.train.tokens_wasted, s.validation.chunks
     );
     println!("vocabulary {} ({}-byte tokens), tokenizer {}", m.vocab_size, m.token_width, prepared.dir.join(&m.tokenizer).display());
+    if let Some(peak) = peak {
+        println!("peak heap {:.1} MB", peak as f64 / 1e6);
+    }
     println!("wrote {}", prepared.dir.display());
     for w in &s.warnings {
         eprintln!("warning: {w}");
