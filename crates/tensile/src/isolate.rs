@@ -112,6 +112,8 @@ pub struct ChildRun {
     /// Why it ended without finishing: killed, timed out, exited early (with its last stderr
     /// lines).
     pub failure: Option<String>,
+    /// Whether it was stopped by the user's interrupt (a SIGINT it received itself).
+    pub interrupted: bool,
 }
 
 /// Lines of `reader`, decoded lossily: a child that prints bytes that are not UTF-8 must not
@@ -249,7 +251,14 @@ pub fn run_in_child(index: usize, name: &str, timeout: Option<Duration>, launche
         let _ = t.join();
     }
     if let (Some(_), false, None) = (&finished, timed_out, &protocol) {
-        return ChildRun { checks, finished, failure: None };
+        return ChildRun { checks, finished, failure: None, interrupted: false };
+    }
+    // A child runs in a process group of its own, but a Ctrl-C that arrives while it is being
+    // spawned (before it leaves the parent's group) reaches it too and kills it: that is the
+    // user's interrupt, which the parent is about to see as well, not the module's failure.
+    if !timed_out && protocol.is_none() && killed_by_sigint(&status) {
+        crate::interrupt::request();
+        return ChildRun { checks, finished: None, failure: None, interrupted: true };
     }
     let mut reason = if timed_out {
         format!("timed out: the case's process was killed after {}", duration_text(timeout.unwrap_or_default()))
@@ -265,7 +274,21 @@ pub fn run_in_child(index: usize, name: &str, timeout: Option<Duration>, launche
     if !tail.is_empty() {
         reason.push_str(&format!("; its last stderr lines: {}", tail.join(" | ")));
     }
-    ChildRun { checks, finished: None, failure: Some(reason) }
+    ChildRun { checks, finished: None, failure: Some(reason), interrupted: false }
+}
+
+/// Whether the child was ended by SIGINT.
+fn killed_by_sigint(status: &std::io::Result<std::process::ExitStatus>) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        matches!(status, Ok(s) if s.signal() == Some(libc::SIGINT))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        false
+    }
 }
 
 /// Child side: requests a stop ([`crate::interrupt::request`]) when the parent writes

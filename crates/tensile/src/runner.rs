@@ -302,7 +302,11 @@ pub(crate) fn run_case_isolated(case: &Case, options: &RunOptions, launcher: &La
         return CaseResult { case: ci, ..finished };
     }
     let mut checks = run.checks;
-    let rest = unfinished(case, &checks, run.failure.as_deref().unwrap_or("the case's process reported nothing"));
+    let rest = if run.interrupted {
+        case.checks.iter().filter(|c| !checks.iter().any(|d| d.check == **c)).map(|&c| interrupted(c)).collect()
+    } else {
+        unfinished(case, &checks, run.failure.as_deref().unwrap_or("the case's process reported nothing"))
+    };
     checks.extend(rest);
     in_plan_order(case, &mut checks);
     CaseResult::new(ci, checks)

@@ -1,0 +1,28 @@
+//! A case's process killed by SIGINT (the user's Ctrl-C reaching it while it was being
+//! spawned, before it left the terminal's process group) is an interrupted case, not a
+//! failed one. A binary of its own: the interrupt flag is process-wide.
+
+#[cfg(unix)]
+#[test]
+fn a_child_ended_by_sigint_is_interrupted_and_stops_the_run() {
+    use std::process::Command;
+    assert!(!tensile::interrupt::requested());
+    let launcher = tensile::isolate::Launcher::new(|_| {
+        let mut c = Command::new("sh");
+        c.args(["-c", "kill -INT $$"]);
+        c
+    });
+    let run = tensile::isolate::run_in_child(0, "c", None, &launcher, |_| {});
+    assert!(run.interrupted && run.failure.is_none() && run.finished.is_none(), "{run:?}");
+    assert!(tensile::interrupt::requested(), "the parent stops too");
+    // Any other signal is the module's failure, named.
+    tensile::interrupt::reset();
+    let launcher = tensile::isolate::Launcher::new(|_| {
+        let mut c = Command::new("sh");
+        c.args(["-c", "kill -TERM $$"]);
+        c
+    });
+    let run = tensile::isolate::run_in_child(0, "c", None, &launcher, |_| {});
+    assert!(!run.interrupted && run.failure.as_deref().is_some_and(|f| f.contains("SIGTERM")), "{run:?}");
+    assert!(!tensile::interrupt::requested());
+}
