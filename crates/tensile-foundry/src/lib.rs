@@ -1,7 +1,8 @@
 //! tensile's model foundry: trains the library's models from a raw text corpus, holding
 //! itself to the same testing strategy as the modules. This first part reads and validates
-//! the experiment config ([`config`]); the tokenizers, the data pipeline and the trainer
-//! follow.
+//! the experiment config ([`config`]), trains or loads tokenizers ([`tokenizer`]), prepares
+//! the corpus into token shards ([`preprocess`]) and serves batches ([`loader`]); [`optim`]
+//! holds the trainer's first pieces.
 //!
 //! ```
 //! use std::path::Path;
@@ -42,6 +43,7 @@ pub mod config;
 pub mod corpus;
 mod error;
 pub mod loader;
+pub mod optim;
 pub mod preprocess;
 pub mod shard;
 mod spm;

@@ -1,0 +1,10 @@
+//! Optimisation: AdamW with serialisable state, learning-rate schedules and gradient
+//! clipping, each checked against closed forms or a float64 reference.
+
+mod adamw;
+mod clip;
+mod schedule;
+
+pub use adamw::{AdamW, AdamWConfig};
+pub use clip::{clip_grad_norm, global_norm};
+pub use schedule::{Decay, Schedule};
