@@ -22,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     files.sort();
     let corpus = Corpus { files, separator: Some("%".into()), non_utf8: NonUtf8::Lossy };
     let mut docs = Vec::new();
-    corpus.for_each_document(|d, _| Ok(docs.push(d.to_string())))?;
+    corpus.for_each_document(|d, _| {
+        docs.push(d.to_string());
+        Ok(())
+    })?;
     let (raw_mb, doc_mb) = (corpus.bytes() as f64 / 1e6, docs.iter().map(String::len).sum::<usize>() as f64 / 1e6);
     let specials: Vec<String> = ["<pad>", "<s>", "</s>", "<unk>"].iter().map(|s| s.to_string()).collect();
     let best = |f: &mut dyn FnMut()| {

@@ -161,7 +161,12 @@ mod tests {
             .unwrap();
         assert_eq!(docs, ["one\ntwo  spaces", "three", "last, no newline"]);
         let mut whole = Vec::new();
-        corpus(vec![a], None, NonUtf8::Error).for_each_document(|d, _| Ok(whole.push(d.to_string()))).unwrap();
+        corpus(vec![a], None, NonUtf8::Error)
+            .for_each_document(|d, _| {
+                whole.push(d.to_string());
+                Ok(())
+            })
+            .unwrap();
         assert_eq!(whole, ["one\ntwo  spaces\n%\n\n%\nthree\n%"]);
     }
 
@@ -173,7 +178,12 @@ mod tests {
         let err = corpus(vec![f.clone()], None, NonUtf8::Error).for_each_document(|_, _| Ok(())).unwrap_err().to_string();
         assert!(err.contains("bad.txt") && err.contains("not UTF-8 at byte 11"), "{err}");
         let mut docs = Vec::new();
-        corpus(vec![f], None, NonUtf8::Lossy).for_each_document(|d, _| Ok(docs.push(d.to_string()))).unwrap();
+        corpus(vec![f], None, NonUtf8::Lossy)
+            .for_each_document(|d, _| {
+                docs.push(d.to_string());
+                Ok(())
+            })
+            .unwrap();
         assert_eq!(docs, ["fine\nhello \u{fffd} world"]);
     }
 

@@ -58,7 +58,13 @@ fn run(c: &LoadedConfig) -> Prepared {
 
 fn documents(c: &LoadedConfig) -> Vec<String> {
     let mut docs = Vec::new();
-    Corpus::from_config(c).unwrap().for_each_document(|d, _| Ok(docs.push(d.to_string()))).unwrap();
+    Corpus::from_config(c)
+        .unwrap()
+        .for_each_document(|d, _| {
+            docs.push(d.to_string());
+            Ok(())
+        })
+        .unwrap();
     docs
 }
 

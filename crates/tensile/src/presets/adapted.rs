@@ -78,7 +78,9 @@ fn quantized(name: &str, format: QuantFormat, batch: usize, seq: usize, w: Weigh
     // dtype parity allows for the kernels' 8-bit activations (`Tolerance::for_quantized_kernels`).
     let checks = checks(true);
     let mut s = Suite::standalone(name).batch_size(batch).seq_len(seq);
-    let parts: [(&str, Box<dyn Block>, Box<dyn Block>, &str, BlockKind); 3] = [
+    // (test, quantized module, f32 module, prefix in the layer, kind reported)
+    type Part<'a> = (&'a str, Box<dyn Block>, Box<dyn Block>, &'a str, BlockKind);
+    let parts: [Part; 3] = [
         ("attention", Box::new(quant.self_attn().clone()), Box::new(original.self_attn().clone()), "self_attn", BlockKind::QuantizedAttention),
         ("mlp", Box::new(quant.mlp().clone()), Box::new(original.mlp().clone()), "mlp", BlockKind::QuantizedMlp),
         ("decoder_layer", Box::new(quant.clone()), Box::new(original.clone()), "", BlockKind::LlamaDecoderLayer),
