@@ -122,17 +122,24 @@ fn emit(doc: &mut String, f: &mut impl FnMut(&str, u64) -> Result<()>, done: u64
     Ok(())
 }
 
+/// 2⁶⁴ / φ, SplitMix64's increment.
+pub(crate) const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// SplitMix64's finaliser: a well-mixed 64-bit value from `z`.
+pub(crate) fn splitmix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Whether document `index` goes to validation: a hash of the seed and the index, compared
 /// with `fraction`, so the split is fixed by the seed and needs no second pass.
 pub fn is_validation(seed: u64, index: u64, fraction: f64) -> bool {
     if fraction <= 0.0 {
         return false;
     }
-    // SplitMix64 of the seed and index: well mixed, so consecutive documents are independent.
-    let mut z = seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
+    // Well mixed, so consecutive documents are independent.
+    let z = splitmix64(seed ^ index.wrapping_mul(GOLDEN));
     let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
     unit < fraction
 }

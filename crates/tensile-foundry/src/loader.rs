@@ -122,7 +122,7 @@ impl Loader {
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.data.len()).collect();
         if self.shuffle {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed ^ epoch.wrapping_mul(crate::corpus::GOLDEN));
             order.shuffle(&mut rng);
         }
         order
@@ -191,10 +191,7 @@ impl Loader {
 
 /// The seed of prefetch worker `w`: SplitMix64 of the loader's seed and the worker index.
 pub fn worker_seed(seed: u64, w: usize) -> u64 {
-    let mut z = seed.wrapping_add((w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    crate::corpus::splitmix64(seed.wrapping_add((w as u64 + 1).wrapping_mul(crate::corpus::GOLDEN)))
 }
 
 /// Batches made ahead by [`Loader::prefetch`], in order.

@@ -171,16 +171,25 @@ fn tokenizer(loaded: &LoadedConfig, corpus: &Corpus, progress: &mut dyn FnMut(Pr
                 return Err(Error::Tokenizer("the trainer stopped reading".into()));
             }
             Ok(())
-        })
+        })?;
+        Ok::<u64, Error>(index)
     });
     let trained = crate::tokenizer::train(c.tokenizer.kind, c.tokenizer.vocab_size, &c.special_tokens(), rx.into_iter());
-    let read = handle.join().map_err(|_| Error::Tokenizer("the corpus reader panicked".into()))?;
-    read?;
+    let documents = handle.join().map_err(|_| Error::Tokenizer("the corpus reader panicked".into()))??;
+    if documents == 0 {
+        return Err(empty(corpus));
+    }
     progress(Progress { pass: "tokenizer", done: done_rx.try_iter().last().unwrap_or(total), total });
     let tokenizer = trained?;
     let dir = loaded.resolve(c.tokenizer.output_dir.as_deref().unwrap_or(Path::new("tokenizer")));
     let path = crate::tokenizer::save(&tokenizer, &dir)?;
     Ok((tokenizer, path))
+}
+
+/// The error of a corpus without a document, naming its files.
+fn empty(corpus: &Corpus) -> Error {
+    let files: Vec<String> = corpus.files.iter().map(|f| f.display().to_string()).collect();
+    Error::Invalid { field: "data.sources", reason: format!("the corpus has no document: {}", files.join(", ")) }
 }
 
 /// Runs the whole preparation the config describes and writes `manifest.json`, `stats.json`
@@ -193,15 +202,6 @@ pub fn preprocess(loaded: &LoadedConfig, progress: &mut dyn FnMut(Progress)) -> 
     let c = &loaded.config;
     let corpus = Corpus::from_config(loaded)?;
     let validation_corpus = Corpus::validation_from_config(loaded)?;
-    let mut document_count = 0u64;
-    corpus.for_each_document(|_, _| {
-        document_count += 1;
-        Ok(())
-    })?;
-    if document_count == 0 {
-        let files: Vec<String> = corpus.files.iter().map(|f| f.display().to_string()).collect();
-        return Err(Error::Invalid { field: "data.sources", reason: format!("the corpus has no document: {}", files.join(", ")) });
-    }
     let (tokenizer, tokenizer_path) = tokenizer(loaded, &corpus, progress)?;
     let eos = crate::tokenizer::special_id(&tokenizer, "</s>")?;
     let pad = crate::tokenizer::special_id(&tokenizer, "<pad>")?;
@@ -217,7 +217,8 @@ pub fn preprocess(loaded: &LoadedConfig, progress: &mut dyn FnMut(Progress)) -> 
         stats: SplitStats::default(),
     };
     let (mut train, mut val) = (stream("train"), stream("validation"));
-    let total = corpus.bytes() + validation_corpus.as_ref().map_or(0, Corpus::bytes);
+    let read = corpus.bytes();
+    let total = read + validation_corpus.as_ref().map_or(0, Corpus::bytes);
     let mut batch: Vec<(String, bool)> = Vec::new();
     let encode = |batch: &mut Vec<(String, bool)>, train: &mut Stream, val: &mut Stream| -> Result<()> {
         let texts: Vec<&str> = batch.iter().map(|(t, _)| t.as_str()).collect();
@@ -241,7 +242,11 @@ pub fn preprocess(loaded: &LoadedConfig, progress: &mut dyn FnMut(Progress)) -> 
         }
         Ok(())
     })?;
-    let read = corpus.bytes();
+    // A loaded tokenizer skips the training pass, so the shard pass is where an empty corpus
+    // shows, before any manifest is written.
+    if index == 0 {
+        return Err(empty(&corpus));
+    }
     if let Some(v) = &validation_corpus {
         v.for_each_document(|doc, done| {
             batch.push((doc.to_string(), true));

@@ -282,7 +282,7 @@ impl BlockKind {
     }
 }
 
-fn llama_config(config: &serde_json::Value) -> crate::Result<LlamaConfig> {
+pub(crate) fn llama_config(config: &serde_json::Value) -> crate::Result<LlamaConfig> {
     serde_json::from_value(config.clone()).map_err(|e| config_err("config", format!("not a LlamaConfig: {e}")))
 }
 

@@ -3,10 +3,9 @@
 //! `use_rslora`, `target_modules`) or a quantization `format`.
 
 use crate::block::Block;
-use crate::catalog::BlockKind;
+use crate::catalog::{llama_config, BlockKind};
 use crate::error::config_err;
 use crate::linear::{linears, Linear};
-use crate::llama::LlamaConfig;
 use crate::lora::{LoraConfig, TargetModules};
 use crate::quant::{quantize_linears, QuantFormat};
 use crate::tagged::Tagged;
@@ -55,10 +54,6 @@ fn format_of(config: &serde_json::Value) -> crate::Result<QuantFormat> {
         Some(s) => s.parse().map_err(|e: crate::Error| config_err("format", e.to_string())),
         None => Err(config_err("format", "a quantized block needs a `format` (int8, int4-g32, q4_0, q8_0, q4_k, …)")),
     }
-}
-
-fn llama_config(config: &serde_json::Value) -> crate::Result<LlamaConfig> {
-    serde_json::from_value(config.clone()).map_err(|e| config_err("config", format!("not a LlamaConfig: {e}")))
 }
 
 /// Checks the fields of a wrapped kind without building it.

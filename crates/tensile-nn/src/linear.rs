@@ -270,7 +270,8 @@ impl Linear {
     /// Takes over `old`'s quantization format and adapters (their configuration, with the
     /// tensors loaded again from `vb`), so that a rebuilt block behaves as the one it copies.
     pub(crate) fn adopt(&self, old: &Linear, vb: &VarBuilder) -> crate::Result<()> {
-        if let Some(format) = old.quant_format() {
+        if let Some(format) = old.quant_format().filter(|f| self.quant_format() != Some(*f)) {
+            // A layer already in the format (a nested rebuild adopted it) is left as it is.
             // Quantized from the weight as given, not as rounded to the layer's dtype: the
             // codes of a bf16 or f16 copy then equal the original's, as a quantized weight
             // does not depend on the activations' dtype.

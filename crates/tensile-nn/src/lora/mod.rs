@@ -15,3 +15,9 @@ pub(crate) use model::attach_from_vb as attach;
 pub use model::{Detached, LoraModel};
 pub use peft::read_adapter_config;
 pub use slot::{LoraSlot, LoraWeights};
+
+/// Whether a parameter name is a LoRA adapter's (`lora_A.{adapter}.weight`, at the root or
+/// behind a module path): what a checkpoint leaves out and the memory check counts apart.
+pub fn is_adapter_parameter(name: &str) -> bool {
+    ["lora_A.", "lora_B."].iter().any(|k| name.starts_with(k) || name.contains(&format!(".{k}")))
+}

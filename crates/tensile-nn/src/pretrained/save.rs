@@ -17,8 +17,7 @@ pub fn save_pretrained(model: &PretrainedModel, dir: &Path) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     // Adapters are saved on their own (`LoraModel::save_adapter`), as PEFT keeps them apart
     // from the base checkpoint; a quantized weight is written dequantized.
-    let is_adapter = |n: &str| n.contains(".lora_A.") || n.contains(".lora_B.");
-    let tensors: Vec<(String, Tensor)> = params.into_iter().filter(|(n, _)| !is_adapter(n) && seen.insert(n.clone())).collect();
+    let tensors: Vec<(String, Tensor)> = params.into_iter().filter(|(n, _)| !crate::lora::is_adapter_parameter(n) && seen.insert(n.clone())).collect();
     let path = dir.join("model.safetensors");
     let bytes = safetensors_bytes(&tensors, &path)?;
     write_atomic(&path, &bytes)

@@ -44,7 +44,8 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     let mut metrics = BTreeMap::from([(Metric::PeakMb, peak_mb), (Metric::ParamMb, param_bytes as f64 / MIB)]);
     // Quantized weights are stored smaller than their dense view, adapters add bytes of their
     // own: both get their numbers, which are what such a module is declared for.
-    let adapter_bytes: usize = params.iter().filter(|(n, _)| is_adapter(n)).map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
+    let adapter_bytes: usize =
+        params.iter().filter(|(n, _)| tensile_nn::lora::is_adapter_parameter(n)).map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
     if adapter_bytes > 0 {
         metrics.insert(Metric::AdapterMb, adapter_bytes as f64 / MIB);
     }
@@ -61,11 +62,6 @@ pub(super) fn run(ctx: &Ctx) -> Result<CheckOutcome> {
     let mut outcome = CheckOutcome::from_errors(metrics, errors);
     outcome.notes = notes;
     Ok(outcome)
-}
-
-/// Whether a parameter name is a LoRA adapter's (`….lora_A.{adapter}.weight`).
-fn is_adapter(name: &str) -> bool {
-    name.starts_with("lora_A.") || name.starts_with("lora_B.") || name.contains(".lora_A.") || name.contains(".lora_B.")
 }
 
 #[cfg(test)]
