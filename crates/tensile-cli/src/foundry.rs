@@ -22,12 +22,24 @@ pub enum FoundryCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Train the model (module tests first), with checkpoints, logs and metrics.
+    Train(crate::foundry_train::TrainArgs),
+    /// Print a checkpoint's validation loss and perplexity.
+    Evaluate(crate::foundry_train::EvaluateArgs),
+    /// Continue a prompt with a trained causal LM.
+    Generate(crate::foundry_train::FoundryGenerateArgs),
+    /// List an experiment's log files.
+    Logs(crate::foundry_train::LogsArgs),
 }
 
 pub fn run(command: FoundryCommand) -> Result<u8> {
     match command {
         FoundryCommand::Preprocess { config, no_progress } => preprocess(&config, no_progress),
         FoundryCommand::Validate { config } => validate(&config),
+        FoundryCommand::Train(args) => crate::foundry_train::train(&args),
+        FoundryCommand::Evaluate(args) => crate::foundry_train::evaluate(&args),
+        FoundryCommand::Generate(args) => crate::foundry_train::generate(&args),
+        FoundryCommand::Logs(args) => crate::foundry_train::logs(&args),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct GenerateArgs {
     /// Nucleus sampling: draw among the most likely tokens whose probabilities sum to this.
     #[arg(long, default_value_t = 1.0)]
     top_p: f64,
+    /// Draw only among the K most likely tokens (0 keeps them all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
     /// Seed of the sampling draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -37,7 +40,7 @@ pub struct GenerateArgs {
 
 pub fn run(args: &GenerateArgs) -> Result<u8> {
     let device = tensile::device::parse_device(&args.device)?;
-    let sampling = Sampling { temperature: args.temperature, top_p: args.top_p, seed: args.seed };
+    let sampling = Sampling { temperature: args.temperature, top_p: args.top_p, top_k: args.top_k, seed: args.seed };
     sampling.validate()?;
     let m = tensile_nn::gguf::load_gguf(&args.gguf, &device).with_context(|| format!("failed to load GGUF model at {}", args.gguf.display()))?;
     let prompt_ids = m.vocab.encode(&args.prompt)?;

@@ -5,6 +5,7 @@ mod coverage;
 mod embed;
 mod forward;
 mod foundry;
+mod foundry_train;
 mod generate;
 mod golden;
 mod placement;

@@ -47,6 +47,37 @@ pub enum Error {
     /// A library error (reading a file, building a model).
     #[error(transparent)]
     Nn(#[from] tensile_nn::Error),
+    /// A tensor operation failed (shapes, devices, memory).
+    #[error("tensor operation failed: {}", tensile_nn::innermost_message(.0))]
+    Tensor(#[from] candle_core::Error),
+    /// A checkpoint cannot be written, read or used.
+    #[error("checkpoint {}: {reason}", path.display())]
+    Checkpoint {
+        /// The checkpoint folder or file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The loss or the gradients stopped being finite, and `on_nan = "stop"`.
+    #[error("step {step}: the {what} is {value} (not finite); no checkpoint was written of this state (set `training.on_nan = \"skip\"` to drop such steps)")]
+    NonFinite {
+        /// The optimiser step, from 1.
+        step: u64,
+        /// `loss` or `gradient norm`.
+        what: &'static str,
+        /// The value.
+        value: f64,
+    },
+    /// A declared module test failed before training started.
+    #[error("module test `{module}` failed its {check} check: {reason} (pass --skip-module-tests to train anyway)")]
+    ModuleTest {
+        /// The module test.
+        module: String,
+        /// The check.
+        check: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Result alias for this crate.

@@ -39,14 +39,20 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod config;
 pub mod corpus;
 mod error;
 pub mod loader;
+pub mod model;
+pub mod objective;
 pub mod optim;
 pub mod preprocess;
+pub mod runlog;
 pub mod shard;
 mod spm;
+pub mod tensorboard;
 pub mod tokenizer;
+pub mod trainer;
 
 pub use error::{Error, Result};

@@ -124,8 +124,8 @@ fn built_parameters(c: &ExperimentConfig, vocab: usize) -> usize {
     let count = |b: &dyn Block| b.parameters().iter().map(|(_, t)| t.elem_count()).sum::<usize>();
     match c.library_config(vocab).unwrap() {
         config::LibraryConfig::Llama(l) => count(&tensile_nn::llama::Llama::new(&l, vb).unwrap()),
-        config::LibraryConfig::Bert(b) => count(&tensile_nn::bert::Bert::new(&b, false, vb).unwrap()),
-        config::LibraryConfig::ModernBert(m) => count(&tensile_nn::modernbert::ModernBert::new(&m, vb).unwrap()),
+        config::LibraryConfig::Bert(b) => count(&tensile_nn::heads::MaskedLm::bert(&b, vb).unwrap()),
+        config::LibraryConfig::ModernBert(m) => count(&tensile_nn::heads::MaskedLm::modernbert(&m, vb).unwrap()),
     }
 }
 

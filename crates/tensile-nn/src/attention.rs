@@ -207,7 +207,8 @@ impl Attention {
         if let Some(mask) = self.mask(s, t, padding, x.device())? {
             scores = scores.broadcast_add(&mask)?;
         }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(x.dtype())?;
+        let probs = crate::training::softmax_last_dim(&scores)?;
+        let probs = crate::training::dropout(&probs, crate::training::DropoutSite::Attention)?.to_dtype(x.dtype())?;
         let out = probs.reshape((b, kvh, rep * s, t))?.matmul(&v.contiguous()?)?; // (b, kvh, rep·s, d)
         let out = out.reshape((b, h, s, d))?.transpose(1, 2)?.reshape((b, s, h * d))?;
         self.o_proj.forward(&out)

@@ -71,6 +71,8 @@ pub enum BlockKind {
     BertWithHead,
     /// `ModernBertFor{Sequence,Token}Classification`.
     ModernBertWithHead,
+    /// `BertForMaskedLM` or `ModernBertForMaskedLM`: an encoder and its tied MLM head.
+    MaskedLm,
     /// A linear layer with LoRA adapters (PEFT's `lora.Linear`).
     LoraLinear,
     /// LLaMA attention with LoRA adapters on the projections `target_modules` names.
@@ -85,7 +87,7 @@ pub enum BlockKind {
 
 impl BlockKind {
     /// Every kind, in a stable order.
-    pub const ALL: [BlockKind; 31] = [
+    pub const ALL: [BlockKind; 32] = [
         Self::LlamaAttention,
         Self::Attention,
         Self::LlamaMlp,
@@ -112,6 +114,7 @@ impl BlockKind {
         Self::HeadTokenClassification,
         Self::BertWithHead,
         Self::ModernBertWithHead,
+        Self::MaskedLm,
         Self::LoraLinear,
         Self::LoraAttention,
         Self::QuantizedLinear,
@@ -172,6 +175,7 @@ impl BlockKind {
             Self::HeadTokenClassification => "head.token_classification",
             Self::BertWithHead => "bert.with_head",
             Self::ModernBertWithHead => "modernbert.with_head",
+            Self::MaskedLm => "masked_lm",
             Self::LoraLinear => "lora.linear",
             Self::LoraAttention => "lora.llama_attention",
             Self::QuantizedLinear => "quantized.linear",

@@ -16,13 +16,16 @@ pub struct Sampling {
     /// Nucleus sampling: draw only among the most likely tokens whose probabilities sum to at
     /// least `top_p` (1 keeps them all).
     pub top_p: f64,
+    /// Draw only among the `top_k` most likely tokens (0 keeps them all); applied before
+    /// `top_p`, as transformers does.
+    pub top_k: usize,
     /// Seed of the draws, so a sampled continuation can be replayed.
     pub seed: u64,
 }
 
 impl Default for Sampling {
     fn default() -> Self {
-        Self { temperature: 0.0, top_p: 1.0, seed: 0 }
+        Self { temperature: 0.0, top_p: 1.0, top_k: 0, seed: 0 }
     }
 }
 
@@ -46,8 +49,11 @@ impl Sampling {
         }
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut probs: Vec<(u32, f64)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, (f64::from(l - max) / self.temperature).exp())).collect();
-        let total: f64 = probs.iter().map(|p| p.1).sum();
         probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        if self.top_k > 0 {
+            probs.truncate(self.top_k);
+        }
+        let total: f64 = probs.iter().map(|p| p.1).sum();
         let mut kept = 0.0;
         let mut n = 0;
         for (_, p) in &probs {
@@ -152,7 +158,7 @@ mod tests {
         // Probabilities ≈ (0.665, 0.245, 0.090): top_p 0.6 keeps only token 0, 0.8 keeps two.
         let logits = [2.0f32, 1.0, 0.0];
         let mut rng = crate::init::rng_for(1, "t");
-        let s = Sampling { temperature: 1.0, top_p: 0.6, seed: 1 };
+        let s = Sampling { temperature: 1.0, top_p: 0.6, top_k: 0, seed: 1 };
         assert!((0..200).all(|_| s.pick(&logits, &mut rng) == 0));
         let s = Sampling { top_p: 0.8, ..s };
         let draws: Vec<u32> = (0..2000).map(|_| s.pick(&logits, &mut rng)).collect();
@@ -160,6 +166,12 @@ mod tests {
         let ones = draws.iter().filter(|&&t| t == 1).count() as f64 / 2000.0;
         // Renormalised over the two kept tokens, token 1 has 0.245 / 0.910 ≈ 0.269.
         assert!((ones - 0.269).abs() < 0.04, "{ones}");
+        // top_k 2 drops token 2 whatever top_p says; top_k 1 is greedy.
+        let s = Sampling { top_p: 1.0, top_k: 2, ..s };
+        let draws: Vec<u32> = (0..2000).map(|_| s.pick(&logits, &mut rng)).collect();
+        assert!(!draws.contains(&2) && draws.contains(&1));
+        let s = Sampling { top_k: 1, ..s };
+        assert!((0..200).all(|_| s.pick(&logits, &mut rng) == 0));
     }
 
     #[test]

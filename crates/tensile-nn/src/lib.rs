@@ -56,6 +56,7 @@ pub mod sentence;
 mod swiglu;
 mod tagged;
 pub mod tokenizer;
+pub mod training;
 
 pub use activation::Activation;
 pub use attention::{Attention, AttentionConfig, KvCache};

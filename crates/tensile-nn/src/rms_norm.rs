@@ -30,7 +30,7 @@ impl RmsNorm {
 impl Module for RmsNorm {
     /// candle's fused kernel (statistics in f32 for half-precision inputs, like PyTorch's upcast).
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::rms_norm(&xs.contiguous()?, &self.weight, self.eps as f32)
+        crate::training::rms_norm(xs, &self.weight, self.eps)
     }
 }
 

@@ -121,7 +121,7 @@ impl RotaryEmbedding {
     pub fn forward(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
         let seq = x.dim(2)?;
         let (cos, sin) = self.tables(offset, seq, x.dtype(), x.device())?;
-        candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+        crate::training::rope(x, &cos, &sin)
     }
 
     /// `x·cos + rotate_half(x)·sin` in float64, straight from the definition.

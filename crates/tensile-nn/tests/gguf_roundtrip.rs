@@ -106,7 +106,8 @@ fn the_kv_cache_gives_the_logits_of_a_full_forward() {
         assert_eq!(last.argmax(0).unwrap().to_scalar::<u32>().unwrap(), t);
         seq.push(t);
     }
-    let sampled = |seed| generate(&m.model, &prompt, 6, &Sampling { temperature: 1.0, top_p: 0.9, seed }, &[], &Device::Cpu).unwrap().tokens;
+    let sampled =
+        |seed| generate(&m.model, &prompt, 6, &Sampling { temperature: 1.0, top_p: 0.9, seed, ..Sampling::default() }, &[], &Device::Cpu).unwrap().tokens;
     assert_eq!(sampled(7), sampled(7), "a seed replays its draws");
     let err = generate(&m.model, &prompt, 61, &Sampling::default(), &[], &Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("exceed the context of 64"), "{err}");

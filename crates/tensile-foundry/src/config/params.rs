@@ -76,9 +76,9 @@ impl ExperimentConfig {
     }
 }
 
-/// Parameters of the model `[model]` describes at `vocab_size` tokens, by formula: for Llama
-/// the whole causal LM; for BERT and ModernBERT the encoder (their masked-LM heads come with
-/// the trainer).
+/// Parameters of the model `[model]` describes at `vocab_size` tokens, by formula: the whole
+/// causal LM for Llama, the encoder and its masked-LM head for BERT and ModernBERT (whose
+/// decoder matrix is the embedding table, counted once).
 pub fn predicted_parameters(config: &ExperimentConfig, vocab_size: usize) -> Result<usize> {
     Ok(match config.library_config(vocab_size)? {
         LibraryConfig::Llama(c) => {
@@ -94,7 +94,9 @@ pub fn predicted_parameters(config: &ExperimentConfig, vocab_size: usize) -> Res
             let embeddings = (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * h + 2 * h;
             // q, k, v, o with biases and a LayerNorm; intermediate and output with biases and a LayerNorm.
             let layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h;
-            embeddings + c.num_hidden_layers * layer
+            // The head: transform dense and LayerNorm, and the decoder's bias.
+            let head = h * h + h + 2 * h + c.vocab_size;
+            embeddings + c.num_hidden_layers * layer + head
         }
         LibraryConfig::ModernBert(c) => {
             let (h, i) = (c.hidden_size, c.intermediate_size);
@@ -104,7 +106,9 @@ pub fn predicted_parameters(config: &ExperimentConfig, vocab_size: usize) -> Res
             let mlp = h * 2 * i + bias(c.mlp_bias, 2 * i) + i * h + bias(c.mlp_bias, h);
             // Layer 0 has no attn_norm (an identity); every layer has an mlp_norm.
             let layers = c.num_hidden_layers * (attention + mlp + 2 * norm) - norm;
-            c.vocab_size * h + norm + layers + norm
+            // The head: dense, norm, and the decoder's bias.
+            let head = h * h + bias(c.classifier_bias, h) + norm + c.vocab_size;
+            c.vocab_size * h + norm + layers + norm + head
         }
     })
 }

@@ -221,6 +221,12 @@ pub struct TrainingConfig {
     /// Warmup as a share of the training steps, rounded up.
     #[serde(default)]
     pub warmup_ratio: Option<f64>,
+    /// The decay after warmup: `cosine` (default), `linear` or `constant`.
+    #[serde(default)]
+    pub lr_scheduler: crate::optim::Decay,
+    /// Whether norm weights and biases decay too (default false, as in most recipes).
+    #[serde(default)]
+    pub decay_norms_and_biases: bool,
     /// Micro-batches per optimiser step (default 1).
     #[serde(default = "one")]
     pub gradient_accumulation_steps: usize,
@@ -230,14 +236,55 @@ pub struct TrainingConfig {
     /// `f32` (default), `bf16` or `f16`.
     #[serde(default)]
     pub precision: Precision,
+    /// Initial loss scale when `precision = "f16"` (default 65536); halved on overflow,
+    /// doubled after 2000 clean steps.
+    #[serde(default = "default_loss_scale")]
+    pub loss_scale: f64,
+    /// Share of tokens a masked LM learns to predict (default 0.15; 80% become `<mask>`, 10%
+    /// a random token, 10% stay).
+    #[serde(default = "default_mlm_probability")]
+    pub mlm_probability: f64,
     /// Save a checkpoint every this many steps (default 0: only at the end).
     #[serde(default)]
     pub checkpoint_every: usize,
-    /// Checkpoints kept (default 3).
+    /// Extra checkpoints at steps 1, 2, 4, … (this many powers of two; default 0), to see
+    /// the start of training closely.
+    #[serde(default)]
+    pub early_checkpoints: usize,
+    /// Extra checkpoints at exactly these steps (default none).
+    #[serde(default)]
+    pub checkpoint_steps: Vec<usize>,
+    /// Checkpoints kept, the newest ones, besides the best by validation loss (default 3).
     #[serde(default = "three")]
     pub keep_checkpoints: usize,
+    /// Compute the validation loss every this many steps (default 0: at each checkpoint).
+    #[serde(default)]
+    pub eval_every: usize,
+    /// Validation batches per evaluation (default 0: the whole validation split).
+    #[serde(default)]
+    pub eval_batches: usize,
+    /// Peak heap (CPU) or pool (CUDA) memory allowed for one micro-batch, in MiB (default:
+    /// no limit). A step over it is redone with half the micro-batch and twice the
+    /// accumulation, which keeps the effective batch.
+    #[serde(default)]
+    pub memory_budget_mb: Option<f64>,
+    /// What a non-finite loss or gradient does: `stop` (default, with an error and no
+    /// checkpoint of the poisoned state) or `skip` (the step's update is dropped).
+    #[serde(default)]
+    pub on_nan: OnNan,
     /// Where checkpoints and the final model go.
     pub output_dir: PathBuf,
+}
+
+/// What a non-finite loss or gradient does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNan {
+    /// Stop with an error naming the step.
+    #[default]
+    Stop,
+    /// Drop the step's update and go on.
+    Skip,
 }
 
 /// The training precision.
@@ -266,11 +313,14 @@ pub struct LoggingConfig {
     /// Write TensorBoard event files (default false).
     #[serde(default)]
     pub tensorboard: bool,
+    /// Log a line with loss, learning rate, tokens/s and MFU every this many steps (default 10).
+    #[serde(default = "default_log_every")]
+    pub log_every: usize,
 }
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        Self { level: default_level(), dir: None, tensorboard: false }
+        Self { level: default_level(), dir: None, tensorboard: false, log_every: default_log_every() }
     }
 }
 
@@ -303,6 +353,15 @@ fn default_clip() -> f64 {
 }
 fn three() -> usize {
     3
+}
+fn default_loss_scale() -> f64 {
+    65536.0
+}
+fn default_mlm_probability() -> f64 {
+    0.15
+}
+fn default_log_every() -> usize {
+    10
 }
 fn default_level() -> String {
     "info".into()

@@ -108,6 +108,17 @@ pub(super) fn validate(c: &ExperimentConfig, loc: &Locator) -> Result<()> {
     size(&["training", "gradient_accumulation_steps"], r.gradient_accumulation_steps, 1)?;
     positive(&["training", "max_grad_norm"], r.max_grad_norm)?;
     size(&["training", "keep_checkpoints"], r.keep_checkpoints, 1)?;
+    positive(&["training", "loss_scale"], r.loss_scale)?;
+    if !(r.mlm_probability > 0.0 && r.mlm_probability < 1.0) {
+        return fail(&["training", "mlm_probability"], format!("{} is not in (0, 1)", r.mlm_probability));
+    }
+    if r.early_checkpoints > 62 {
+        return fail(&["training", "early_checkpoints"], format!("{} powers of two overflow a step count", r.early_checkpoints));
+    }
+    if let Some(b) = r.memory_budget_mb {
+        positive(&["training", "memory_budget_mb"], b)?;
+    }
+    size(&["logging", "log_every"], c.logging.log_every, 1)?;
     // [logging]
     if !["error", "warn", "info", "debug"].contains(&c.logging.level.as_str()) {
         return fail(&["logging", "level"], format!("`{}` is not one of error, warn, info, debug", c.logging.level));

@@ -1,7 +1,8 @@
 //! AdamW with decoupled weight decay (PyTorch's `torch.optim.AdamW`) and state that can be
 //! saved and restored exactly: the step count and both moments of every parameter.
 
-use candle_core::{backprop::GradStore, DType, Result, Tensor, Var};
+use super::GradSource;
+use candle_core::{DType, Result, Tensor, Var};
 use std::collections::HashMap;
 
 /// AdamW's hyper-parameters.
@@ -43,13 +44,13 @@ impl AdamW {
     /// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `p ← p(1 − lr·λ) − lr · m̂ / (√v̂ + ε)` with
     /// `m̂ = m / (1−β₁ᵗ)` and `v̂ = v / (1−β₂ᵗ)`. Parameters without a gradient are left as
     /// they are, moments included.
-    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+    pub fn step(&mut self, grads: &impl GradSource, lr: f64) -> Result<()> {
         self.step += 1;
         let [b1, b2] = self.cfg.betas;
         let t = self.step as i32;
         let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
         for (i, (_, p)) in self.params.iter().enumerate() {
-            let Some(g) = grads.get(p.as_tensor()) else { continue };
+            let Some(g) = grads.grad(p.as_tensor()) else { continue };
             let g = g.to_dtype(self.m[i].dtype())?;
             self.m[i] = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
             self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;

@@ -1,12 +1,13 @@
 //! Gradient clipping by global norm.
 
-use candle_core::{backprop::GradStore, DType, Result, Var};
+use super::{GradSource, Grads};
+use candle_core::{DType, Result, Var};
 
 /// The global L2 norm of the gradients of `vars` (those that have one), computed in f64.
-pub fn global_norm(vars: &[Var], grads: &GradStore) -> Result<f64> {
+pub fn global_norm(vars: &[Var], grads: &impl GradSource) -> Result<f64> {
     let mut sum = 0.0;
     for v in vars {
-        if let Some(g) = grads.get(v.as_tensor()) {
+        if let Some(g) = grads.grad(v.as_tensor()) {
             sum += g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
         }
     }
@@ -16,15 +17,11 @@ pub fn global_norm(vars: &[Var], grads: &GradStore) -> Result<f64> {
 /// Scales the gradients so that their global norm is at most `max` (as PyTorch's
 /// `clip_grad_norm_`: by `max / (norm + 1e-6)` when the norm is above `max`) and returns the
 /// norm before clipping.
-pub fn clip_grad_norm(vars: &[Var], grads: &mut GradStore, max: f64) -> Result<f64> {
+pub fn clip_grad_norm(vars: &[Var], grads: &mut Grads, max: f64) -> Result<f64> {
     let norm = global_norm(vars, grads)?;
     let scale = max / (norm + 1e-6);
     if scale < 1.0 {
-        for v in vars {
-            if let Some(g) = grads.remove(v.as_tensor()) {
-                grads.insert(v.as_tensor(), (g * scale)?);
-            }
-        }
+        grads.scale(scale)?;
     }
     Ok(norm)
 }
@@ -42,14 +39,14 @@ mod tests {
         let loss = ((a.as_tensor() * &Tensor::new(&[3f32, 4.0], &Device::Cpu).unwrap()).unwrap().sum_all().unwrap()
             + (b.as_tensor() * 12.0).unwrap().sum_all().unwrap())
         .unwrap();
-        let mut grads = loss.backward().unwrap();
         let vars = [a.clone(), b.clone()];
+        let mut grads = Grads::from_store(loss.backward().unwrap(), &vars);
         assert!((global_norm(&vars, &grads).unwrap() - 13.0).abs() < 1e-6);
         let before = clip_grad_norm(&vars, &mut grads, 1.0).unwrap();
         assert!((before - 13.0).abs() < 1e-6, "the norm before clipping is reported");
         let after = global_norm(&vars, &grads).unwrap();
         assert!((after - 1.0).abs() < 1e-5, "clipped to the bound: {after}");
-        let ga = grads.get(a.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+        let ga = grads.get(&a).unwrap().to_vec1::<f32>().unwrap();
         assert!((ga[0] / ga[1] - 0.75).abs() < 1e-6, "the direction is kept");
         assert!((clip_grad_norm(&vars, &mut grads, 10.0).unwrap() - after).abs() < 1e-9);
         assert!((global_norm(&vars, &grads).unwrap() - after).abs() < 1e-9, "a norm under the bound is left alone");

@@ -3,8 +3,10 @@
 
 mod adamw;
 mod clip;
+mod grads;
 mod schedule;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use clip::{clip_grad_norm, global_norm};
+pub use grads::{GradSource, Grads};
 pub use schedule::{Decay, Schedule};

@@ -49,7 +49,7 @@ impl BertEmbeddings {
         };
         let sum = ((self.word_embeddings.forward(input_ids)? + self.position_embeddings.forward(&Self::positions(input_ids)?)?)?
             + self.token_type_embeddings.forward(&types)?)?;
-        self.layer_norm.forward(&sum)
+        crate::training::dropout(&self.layer_norm.forward(&sum)?, crate::training::DropoutSite::Hidden)
     }
 
     /// Float64 twin of [`BertEmbeddings::forward_with`].

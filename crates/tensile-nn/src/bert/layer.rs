@@ -6,6 +6,7 @@ use crate::block::{to_f64_cpu, Block, Child, Cost};
 use crate::catalog::BlockKind;
 use crate::gelu_mlp::GeluMlp;
 use crate::layer_norm::LayerNorm;
+use crate::training::{dropout, DropoutSite};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -63,8 +64,9 @@ impl BertLayer {
 
     /// Forward with an optional padding mask.
     pub fn forward_with(&self, x: &Tensor, padding: Option<&Tensor>) -> Result<Tensor> {
-        let h = self.attention_layer_norm.forward(&(x + self.attention.forward_with(x, padding, None)?)?)?;
-        self.output_layer_norm.forward(&(&h + self.mlp.forward(&h)?)?)
+        let attn = dropout(&self.attention.forward_with(x, padding, None)?, DropoutSite::Hidden)?;
+        let h = self.attention_layer_norm.forward(&(x + attn)?)?;
+        self.output_layer_norm.forward(&(&h + dropout(&self.mlp.forward(&h)?, DropoutSite::Hidden)?)?)
     }
 
     /// Float64 twin of [`BertLayer::forward_with`].

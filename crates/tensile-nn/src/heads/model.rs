@@ -35,7 +35,7 @@ impl Encoder {
         }
     }
 
-    fn block(&self) -> &dyn Block {
+    pub(super) fn block(&self) -> &dyn Block {
         match self {
             Encoder::Bert(m) => m,
             Encoder::ModernBert(m) => m,
@@ -43,7 +43,7 @@ impl Encoder {
     }
 
     /// The checkpoint prefix of the encoder's weights.
-    fn prefix(&self) -> &'static str {
+    pub(super) fn prefix(&self) -> &'static str {
         match self {
             Encoder::Bert(_) => "bert",
             Encoder::ModernBert(_) => "model",

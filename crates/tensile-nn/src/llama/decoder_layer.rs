@@ -6,6 +6,7 @@ use crate::block::{to_f64_cpu, Block, Child, Cost};
 use crate::catalog::BlockKind;
 use crate::rms_norm::RmsNorm;
 use crate::swiglu::SwiGlu;
+use crate::training::{dropout, DropoutSite};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -62,8 +63,9 @@ impl LlamaDecoderLayer {
 
     /// Forward with an optional KV cache for incremental decoding.
     pub fn forward_with(&self, x: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
-        let h = (x + self.self_attn.forward_with(&self.input_layernorm.forward(x)?, None, cache)?)?;
-        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h)?)?
+        let attn = self.self_attn.forward_with(&self.input_layernorm.forward(x)?, None, cache)?;
+        let h = (x + dropout(&attn, DropoutSite::Hidden)?)?;
+        &h + dropout(&self.mlp.forward(&self.post_attention_layernorm.forward(&h)?)?, DropoutSite::Hidden)?
     }
 }
 

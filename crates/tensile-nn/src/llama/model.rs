@@ -66,7 +66,7 @@ impl Llama {
 
     /// Logits for `ids`, extending `caches` (one per layer) when given.
     pub fn forward_with(&self, ids: &Tensor, mut caches: Option<&mut [KvCache]>) -> Result<Tensor> {
-        let mut h = self.embed_tokens.forward(ids)?;
+        let mut h = crate::training::dropout(&self.embed_tokens.forward(ids)?, crate::training::DropoutSite::Hidden)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
             h = layer.forward_with(&h, cache)?;

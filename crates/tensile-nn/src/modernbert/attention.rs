@@ -97,7 +97,8 @@ impl ModernBertAttention {
         if let Some(mask) = self.mask(s, padding, x.device())? {
             scores = scores.broadcast_add(&mask)?;
         }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(x.dtype())?;
+        let probs = crate::training::softmax_last_dim(&scores)?;
+        let probs = crate::training::dropout(&probs, crate::training::DropoutSite::Attention)?.to_dtype(x.dtype())?;
         let out = probs.matmul(&v)?; // (b, h, s, d)
         self.wo.forward(&out.transpose(1, 2)?.reshape((b, s, hidden))?)
     }

@@ -33,7 +33,7 @@ impl ModernBertEmbeddings {
 
 impl Module for ModernBertEmbeddings {
     fn forward(&self, input_ids: &Tensor) -> Result<Tensor> {
-        self.norm.forward(&self.tok_embeddings.forward(input_ids)?)
+        crate::training::dropout(&self.norm.forward(&self.tok_embeddings.forward(input_ids)?)?, crate::training::DropoutSite::Hidden)
     }
 }
 

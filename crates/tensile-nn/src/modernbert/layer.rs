@@ -4,6 +4,7 @@ use super::{ModernBertAttention, ModernBertConfig, ModernBertMlp};
 use crate::block::{to_f64_cpu, Block, Child, Cost};
 use crate::catalog::BlockKind;
 use crate::layer_norm::LayerNorm;
+use crate::training::{dropout, DropoutSite};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -65,8 +66,8 @@ impl ModernBertLayer {
             Some(norm) => norm.forward(x)?,
             None => x.clone(),
         };
-        let h = (x + self.attn.forward_with(&normed, padding)?)?;
-        &h + self.mlp.forward(&self.mlp_norm.forward(&h)?)?
+        let h = (x + dropout(&self.attn.forward_with(&normed, padding)?, DropoutSite::Hidden)?)?;
+        &h + dropout(&self.mlp.forward(&self.mlp_norm.forward(&h)?)?, DropoutSite::Hidden)?
     }
 
     /// Float64 twin of [`ModernBertLayer::forward_with`].

@@ -4,7 +4,7 @@ use super::model::{Model, PretrainedModel};
 use crate::bert::{Bert, BertConfig};
 use crate::error::{Error, Result};
 use crate::files;
-use crate::heads::{EncoderWithHead, HeadTarget, TaskConfig};
+use crate::heads::{EncoderWithHead, HeadTarget, MaskedLm, TaskConfig};
 use crate::llama::{Llama, LlamaConfig};
 use crate::modernbert::{ModernBert, ModernBertConfig};
 use candle_core::{DType, Device};
@@ -67,6 +67,15 @@ pub fn load_pretrained(dir: &Path, dtype: DType, device: &Device) -> Result<Pret
         "LlamaForCausalLM" => {
             let cfg: LlamaConfig = serde_json::from_value(config.clone()).map_err(parse_err)?;
             Model::Llama(Llama::new(&cfg, vb).map_err(in_config)?)
+        }
+        // A masked LM with its head weights loads whole; without them, as its encoder.
+        "BertForMaskedLM" if vb.contains_tensor("cls.predictions.bias") => {
+            let cfg: BertConfig = serde_json::from_value(config.clone()).map_err(parse_err)?;
+            Model::MaskedLm(MaskedLm::bert(&cfg, vb).map_err(in_config)?)
+        }
+        "ModernBertForMaskedLM" if vb.contains_tensor("decoder.bias") => {
+            let cfg: ModernBertConfig = serde_json::from_value(config.clone()).map_err(parse_err)?;
+            Model::MaskedLm(MaskedLm::modernbert(&cfg, vb).map_err(in_config)?)
         }
         "BertModel" | "BertForMaskedLM" | "BertForPreTraining" => {
             let cfg: BertConfig = serde_json::from_value(config.clone()).map_err(parse_err)?;

@@ -3,7 +3,7 @@
 use crate::bert::Bert;
 use crate::block::Block;
 use crate::error::{Error, Result};
-use crate::heads::{EncoderWithHead, TaskConfig};
+use crate::heads::{EncoderWithHead, MaskedLm, TaskConfig};
 use crate::llama::Llama;
 use crate::modernbert::ModernBert;
 use candle_core::{DType, Tensor};
@@ -26,6 +26,8 @@ pub(super) enum Model {
     ModernBert(ModernBert),
     /// An encoder with a classification head: logits over the labels.
     WithHead(EncoderWithHead),
+    /// An encoder with its masked-LM head: logits over the vocabulary.
+    MaskedLm(MaskedLm),
 }
 
 impl PretrainedModel {
@@ -34,6 +36,33 @@ impl PretrainedModel {
     /// own (those of the encoder's source `config.json`, for instance).
     pub fn with_head(model: EncoderWithHead, config: Value) -> Self {
         Self { model: Model::WithHead(model), source_config: config }
+    }
+
+    /// A causal LM built in code (trained by the foundry, say), to be saved with
+    /// [`save_pretrained`]; `config` holds fields to write beyond the model's own.
+    pub fn causal_lm(model: Llama, config: Value) -> Self {
+        Self { model: Model::Llama(model), source_config: config }
+    }
+
+    /// A masked LM built in code, as [`PretrainedModel::causal_lm`].
+    pub fn masked_lm(model: MaskedLm, config: Value) -> Self {
+        Self { model: Model::MaskedLm(model), source_config: config }
+    }
+
+    /// The model as a causal LM, if it is one (for generation).
+    pub fn as_llama(&self) -> Option<&Llama> {
+        match &self.model {
+            Model::Llama(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The model as a masked LM, if it is one.
+    pub fn as_masked_lm(&self) -> Option<&MaskedLm> {
+        match &self.model {
+            Model::MaskedLm(m) => Some(m),
+            _ => None,
+        }
     }
 
     /// The `config.json` the model was loaded from.
@@ -48,6 +77,7 @@ impl PretrainedModel {
             Model::Bert(_) => "BertModel",
             Model::ModernBert(_) => "ModernBertModel",
             Model::WithHead(m) => m.architecture(),
+            Model::MaskedLm(m) => m.architecture(),
         }
     }
 
@@ -58,6 +88,10 @@ impl PretrainedModel {
             Model::Bert(_) => "bert",
             Model::ModernBert(_) => "modernbert",
             Model::WithHead(m) => match m.encoder() {
+                crate::heads::Encoder::Bert(_) => "bert",
+                crate::heads::Encoder::ModernBert(_) => "modernbert",
+            },
+            Model::MaskedLm(m) => match m.encoder() {
                 crate::heads::Encoder::Bert(_) => "bert",
                 crate::heads::Encoder::ModernBert(_) => "modernbert",
             },
@@ -87,6 +121,7 @@ impl PretrainedModel {
             Model::Bert(m) => m,
             Model::ModernBert(m) => m,
             Model::WithHead(m) => m,
+            Model::MaskedLm(m) => m,
         }
     }
 
@@ -118,6 +153,7 @@ impl PretrainedModel {
             Model::Bert(m) => m.forward_with(input_ids, None, attention_mask)?,
             Model::ModernBert(m) => m.forward_with(input_ids, attention_mask)?,
             Model::WithHead(m) => m.forward_with(input_ids, attention_mask)?,
+            Model::MaskedLm(m) => m.forward_with(input_ids, attention_mask)?,
         })
     }
 
@@ -129,6 +165,7 @@ impl PretrainedModel {
             Model::Bert(m) => m.forward_reference_with(input_ids, None, attention_mask)?,
             Model::ModernBert(m) => m.forward_reference_with(input_ids, attention_mask)?,
             Model::WithHead(m) => m.forward_reference_with(input_ids, attention_mask)?,
+            Model::MaskedLm(m) => m.forward_reference_with(input_ids, attention_mask)?,
         })
     }
 
@@ -139,6 +176,10 @@ impl PretrainedModel {
             Model::Bert(m) => m.config().max_position_embeddings,
             Model::ModernBert(m) => m.config().max_position_embeddings,
             Model::WithHead(m) => match m.encoder() {
+                crate::heads::Encoder::Bert(b) => b.config().max_position_embeddings,
+                crate::heads::Encoder::ModernBert(b) => b.config().max_position_embeddings,
+            },
+            Model::MaskedLm(m) => match m.encoder() {
                 crate::heads::Encoder::Bert(b) => b.config().max_position_embeddings,
                 crate::heads::Encoder::ModernBert(b) => b.config().max_position_embeddings,
             },
@@ -175,6 +216,10 @@ impl PretrainedModel {
                 }
                 v
             }
+            Model::MaskedLm(m) => match m.encoder() {
+                crate::heads::Encoder::Bert(b) => to_value(serde_json::to_value(b.config()))?,
+                crate::heads::Encoder::ModernBert(b) => to_value(serde_json::to_value(b.config()))?,
+            },
         };
         if let Value::Object(o) = &mut cfg {
             // Fields of the source config this crate does not model are kept as they were.
