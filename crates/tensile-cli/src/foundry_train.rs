@@ -116,6 +116,12 @@ pub fn train(args: &TrainArgs) -> Result<u8> {
         Ok(o) => o,
         Err(e) => {
             let _ = log.line(&format!("error: {e}"));
+            // A module that fails its test and a loss that diverges are failed runs (exit 1),
+            // not bad input (exit 2).
+            if matches!(e, tensile_foundry::Error::ModuleTest { .. } | tensile_foundry::Error::NonFinite { .. }) {
+                eprintln!("error: {e}");
+                return Ok(crate::EXIT_FAILED);
+            }
             return Err(e).with_context(|| format!("training {} failed", args.config.display()));
         }
     };

@@ -22,6 +22,7 @@ pub const INIT_STD: f64 = 0.02;
 
 /// A library model ready to compute.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // One `Net` lives per model; boxing would buy nothing.
 pub enum Net {
     /// A causal LM.
     Llama(Llama),

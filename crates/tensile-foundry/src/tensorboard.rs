@@ -54,7 +54,7 @@ pub fn crc32c(data: &[u8]) -> u32 {
 /// that itself contains CRCs is weak, and the mask breaks that relation.
 pub fn masked_crc32c(data: &[u8]) -> u32 {
     let crc = crc32c(data);
-    ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8)
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// Appends scalar metrics to one TensorBoard event file.

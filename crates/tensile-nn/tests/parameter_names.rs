@@ -191,6 +191,23 @@ fn modernbert_names_and_paths() {
     let all = names(&bert);
     assert_eq!(&all[all.len() - 4..], ["bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"]);
     assert!(all.iter().all(|n| n.starts_with("bert.") || n.starts_with("classifier.")), "{all:?}");
+    // Masked-LM heads: transformers' names, the decoder matrix tied to the embeddings (not
+    // listed again).
+    let mlm = names(&tensile_nn::heads::MaskedLm::bert(&bert_cfg(), vb()).unwrap());
+    assert_eq!(mlm[0], "cls.predictions.bias");
+    assert_eq!(
+        &mlm[mlm.len() - 4..],
+        [
+            "cls.predictions.transform.dense.weight",
+            "cls.predictions.transform.dense.bias",
+            "cls.predictions.transform.LayerNorm.weight",
+            "cls.predictions.transform.LayerNorm.bias"
+        ]
+    );
+    assert!(!mlm.iter().any(|n| n.contains("decoder")), "{mlm:?}");
+    let mlm = names(&tensile_nn::heads::MaskedLm::modernbert(&cfg, vb()).unwrap());
+    assert_eq!(mlm[0], "decoder.bias");
+    assert_eq!(&mlm[mlm.len() - 2..], ["head.dense.weight", "head.norm.weight"]);
 }
 
 #[test]
@@ -231,6 +248,7 @@ fn every_block_reports_its_kind() {
         (Box::new(ClassificationHead::bert(&b, &task, HeadTarget::Token, vb()).unwrap()), "head.token_classification"),
         (Box::new(EncoderWithHead::bert(&b, &task, HeadTarget::Sequence, vb()).unwrap()), "bert.with_head"),
         (Box::new(EncoderWithHead::modernbert(&m, &task, HeadTarget::Token, vb()).unwrap()), "modernbert.with_head"),
+        (Box::new(tensile_nn::heads::MaskedLm::bert(&b, vb()).unwrap()), "masked_lm"),
         (BlockKind::LoraLinear.build(&wrapped, vb()).unwrap(), "lora.linear"),
         (BlockKind::LoraAttention.build(&wrapped, vb()).unwrap(), "lora.llama_attention"),
         (BlockKind::QuantizedLinear.build(&wrapped, vb()).unwrap(), "quantized.linear"),

@@ -86,7 +86,7 @@ mod tests {
         let mid = (a.as_tensor() * 2.0).unwrap();
         let loss = (mid.sum_all().unwrap() + b.as_tensor().sqr().unwrap().sum_all().unwrap()).unwrap();
         let store = loss.backward().unwrap();
-        let mut g = Grads::from_store(store, &[a.clone()]);
+        let mut g = Grads::from_store(store, std::slice::from_ref(&a));
         assert_eq!(g.len(), 1, "only the listed variable is kept");
         assert!(g.get(&b).is_none() && !g.is_empty());
         g.accumulate(Grads::from_store(loss.backward().unwrap(), &[a.clone(), b.clone()])).unwrap();

@@ -114,6 +114,20 @@ impl Task {
     }
 }
 
+/// The mean token loss and the summed gradients of one step over `examples`, run in
+/// micro-batches of `micro_batch` examples in f32 without dropout: what the trainer computes
+/// before clipping and the optimiser step. However `examples` is split, the result is the
+/// same up to the order of the sums.
+pub fn step_gradients(model: &TrainModel, examples: &[Example], micro_batch: usize) -> Result<(f64, crate::optim::Grads)> {
+    let mode = TrainingMode::default();
+    let s = PassSettings { micro_batch, dtype: DType::F32, mode: &mode, step: 1, loss_scale: 1.0, budget_bytes: None };
+    match step::run(model, examples, &s) {
+        Ok(p) => Ok((p.loss, p.grads)),
+        Err(PassError::Failed(e)) => Err(e),
+        Err(PassError::OutOfMemory { .. }) => Err(Error::Invalid { field: "micro_batch", reason: "out of memory".into() }),
+    }
+}
+
 /// The run's folder (`training.output_dir`).
 pub fn run_dir(loaded: &LoadedConfig) -> PathBuf {
     loaded.resolve(&loaded.config.training.output_dir)
@@ -230,7 +244,7 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
                 step: 0,
                 total_steps: total,
                 tokens_seen: 0,
-                loss: f64::NAN,
+                loss: None,
                 learning_rate: 0.0,
                 position: Position::default(),
                 micro_batch: c.data.batch_size,
@@ -284,7 +298,8 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
     let dtype = dtype_of(t.precision);
     let budget = t.memory_budget_mb.map(|mb| (mb * 1024.0 * 1024.0) as usize);
     let vars: Vec<candle_core::Var> = model.parameters().iter().map(|(_, v)| v.clone()).collect();
-    let mut outcome = Outcome { step: state.step, total_steps: total, first_loss: None, loss: state.loss, checkpoint: None, stopped_early: false };
+    let mut outcome =
+        Outcome { step: state.step, total_steps: total, first_loss: None, loss: state.loss.unwrap_or(f64::NAN), checkpoint: None, stopped_early: false };
 
     while state.step < total {
         let started = Instant::now();
@@ -351,7 +366,7 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
         let tokens = (examples.len() * seq_in) as u64;
         state.step = step;
         state.tokens_seen += tokens;
-        state.loss = passes.loss;
+        state.loss = passes.loss.is_finite().then_some(passes.loss);
         state.learning_rate = lr;
         state.position = loader.position();
         let seconds = started.elapsed().as_secs_f64();
@@ -380,9 +395,11 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
         let eval_now = if t.eval_every > 0 { step % t.eval_every as u64 == 0 || step == total } else { save_now };
         if eval_now && !validation.is_empty() {
             let loss = validation_loss(&model.net(DType::F32)?, validation.clone(), &task, c.data.batch_size, t.eval_batches, device)?;
-            state.validation = Some((step, loss));
-            if loss.is_finite() && state.best.is_none_or(|(_, b)| loss < b) {
-                state.best = Some((step, loss));
+            if loss.is_finite() {
+                state.validation = Some((step, loss));
+                if state.best.is_none_or(|(_, b)| loss < b) {
+                    state.best = Some((step, loss));
+                }
             }
             on_event(&TrainEvent::Evaluated { step, loss, perplexity: loss.exp() });
         }

@@ -20,8 +20,8 @@ pub struct TrainerState {
     pub total_steps: u64,
     /// Input tokens consumed.
     pub tokens_seen: u64,
-    /// The last step's loss.
-    pub loss: f64,
+    /// The last step's loss (`None` when it was not finite).
+    pub loss: Option<f64>,
     /// The last step's learning rate.
     pub learning_rate: f64,
     /// Where the loader stands: the next step's first batch.
@@ -32,7 +32,7 @@ pub struct TrainerState {
     pub skipped_steps: u64,
     /// The f16 loss scaler, when training in f16.
     pub loss_scale: Option<LossScale>,
-    /// The latest validation loss and the step it was computed at.
+    /// The latest finite validation loss and the step it was computed at.
     pub validation: Option<(u64, f64)>,
     /// The best validation loss so far and its step.
     pub best: Option<(u64, f64)>,
