@@ -61,6 +61,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: a fixed thread count and an allocator that reuses large blocks.
+    tensile_nn::runtime::configure_process();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Golden { command } => golden::run(command),

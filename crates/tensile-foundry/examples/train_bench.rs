@@ -16,6 +16,7 @@ use tensile_foundry::trainer::step_gradients;
 use tensile_nn::llama::LlamaConfig;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tensile_nn::runtime::configure_process();
     let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
     let args = if args.is_empty() { vec![4, 256, 4, 4, 688, 8192, 256, 8] } else { args };
     let [layers, hidden, heads, kv, inter, vocab, seq, batch] = args[..] else {
@@ -38,28 +39,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     // The anchor draws one batch of seq + 1 tokens per row and shifts it, as here.
     let examples: Vec<_> = (0..batch).map(|_| causal(&(0..=seq).map(|_| rng.random_range(0..vocab as u32)).collect::<Vec<_>>(), u32::MAX)).collect();
-    let mut step = || -> Result<f64, Box<dyn std::error::Error>> {
+    // Seconds in the passes, the clipping and the optimiser, summed over the timed steps.
+    let mut phases = [0.0f64; 3];
+    let mut step = |phases: &mut [f64; 3]| -> Result<f64, Box<dyn std::error::Error>> {
+        let t = Instant::now();
         let (loss, mut grads) = step_gradients(&model, &examples, batch)?;
+        let t1 = Instant::now();
         clip_grad_norm(&vars, &mut grads, 1.0)?;
+        let t2 = Instant::now();
         opt.step(&grads, 3e-4)?;
+        for (p, d) in phases.iter_mut().zip([t1 - t, t2 - t1, t2.elapsed()]) {
+            *p += d.as_secs_f64();
+        }
         Ok(loss)
     };
     for _ in 0..3 {
-        step()?;
+        step(&mut [0.0; 3])?;
     }
+    // TRAIN_BENCH_STEPS timed steps (default 10, as the anchor); more for a steadier median
+    // or for a profile.
+    let timed: usize = std::env::var("TRAIN_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(10).max(2);
     let mut times = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..timed {
         let t = Instant::now();
-        step()?;
+        step(&mut phases)?;
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
-    let median = (times[4] + times[5]) / 2.0;
+    let median = (times[(timed - 1) / 2] + times[timed / 2]) / 2.0;
     println!(
         "{}",
         serde_json::json!({
             "config": {"layers": layers, "hidden": hidden, "heads": heads, "kv_heads": kv, "intermediate": inter, "vocab": vocab, "seq": seq, "batch": batch},
             "params": model.parameter_count(), "step_ms": median * 1e3, "tokens_per_s": (batch * seq) as f64 / median,
+            "share": {"passes": phases[0] / phases.iter().sum::<f64>(), "clip": phases[1] / phases.iter().sum::<f64>(), "adamw": phases[2] / phases.iter().sum::<f64>()},
         })
     );
     Ok(())

@@ -52,6 +52,7 @@ mod pretrained;
 pub mod quant;
 mod rms_norm;
 mod rotary;
+pub mod runtime;
 pub mod sentence;
 mod swiglu;
 mod tagged;

@@ -167,7 +167,7 @@ impl Linear {
     /// The layer without its adapters: `x Wᵀ + b`.
     fn base_forward(st: &LinearState, x: &Tensor) -> Result<Tensor> {
         match &st.weight {
-            LinearWeight::Dense(w) => candle_nn::Linear::new(w.clone(), st.bias.clone()).forward(x),
+            LinearWeight::Dense(w) => matmul_t(x, w, st.bias.as_ref()),
             LinearWeight::Quantized(q) => {
                 let y = q.forward(x)?;
                 match &st.bias {
@@ -177,6 +177,29 @@ impl Linear {
             }
         }
     }
+}
+
+/// `x Wᵀ + b` with every leading dimension of `x` folded into the rows of one matrix product.
+///
+/// candle's `Linear` broadcasts `W` over the batch instead, which gives the same forward but
+/// a backward that computes `W`'s gradient as one small product per batch element and then
+/// sums them: more memory and a fraction of the matmul rate. One `(rows × in)·(in × out)`
+/// product has one gradient product of the full depth.
+///
+/// # Shapes
+/// `x: (…, in)`, `w: (out, in)`, `b: (out)` → `(…, out)`
+pub(crate) fn matmul_t(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let dims = x.dims();
+    let (inner, outer) = (dims[dims.len() - 1], w.dim(0)?);
+    let rows = x.elem_count() / inner.max(1);
+    let y = x.reshape((rows, inner))?.matmul(&w.t()?)?; // (rows, out)
+    let y = match b {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    };
+    let mut shape = dims.to_vec();
+    *shape.last_mut().expect("a rank ≥ 1 input") = outer;
+    y.reshape(shape)
 }
 
 impl Module for Linear {

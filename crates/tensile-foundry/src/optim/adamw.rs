@@ -51,11 +51,17 @@ impl AdamW {
         let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
         for (i, (_, p)) in self.params.iter().enumerate() {
             let Some(g) = grads.grad(p.as_tensor()) else { continue };
+            let decays = self.cfg.decay_vectors || p.rank() > 1;
+            let wd = if decays { self.cfg.weight_decay } else { 0.0 };
+            if let Some((np, nm, nv)) = fused_cpu(p.as_tensor(), g, &self.m[i], &self.v[i], [b1, b2, c1, c2, self.cfg.eps, lr, wd])? {
+                p.set(&np)?;
+                (self.m[i], self.v[i]) = (nm, nv);
+                continue;
+            }
             let g = g.to_dtype(self.m[i].dtype())?;
             self.m[i] = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
             self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + self.cfg.eps)?)?;
-            let decays = self.cfg.decay_vectors || p.rank() > 1;
             let kept = if decays { (p.as_tensor() * (1.0 - lr * self.cfg.weight_decay))? } else { p.as_tensor().clone() };
             p.set(&(kept - (update * lr)?)?)?;
         }
@@ -89,6 +95,33 @@ impl AdamW {
         (self.m, self.v, self.step) = (m, v, step as u64);
         Ok(())
     }
+}
+
+/// The step of one parameter in a single pass over f32 CPU tensors, where the op-by-op
+/// form would take a dozen passes and as many allocations (which dominate for the small
+/// tensors of a small model); `None` for other dtypes and devices. `k` holds β₁, β₂, the two
+/// bias corrections, ε, the learning rate and the weight decay.
+#[allow(clippy::type_complexity)]
+fn fused_cpu(p: &Tensor, g: &Tensor, m: &Tensor, v: &Tensor, k: [f64; 7]) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+    let all_f32 = [p, g, m, v].iter().all(|t| t.dtype() == DType::F32 && t.device().is_cpu());
+    if !all_f32 {
+        return Ok(None);
+    }
+    let [b1, b2, c1, c2, eps, lr, wd] = k.map(|x| x as f32);
+    let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+    let (pv, gv, mut mv, mut vv) = (flat(p)?, flat(g)?, flat(m)?, flat(v)?);
+    let keep = 1.0 - lr * wd;
+    let mut out = pv;
+    // Zipped slices have no bounds checks, so the loop vectorises.
+    for (((p, &g), m), v) in out.iter_mut().zip(&gv).zip(mv.iter_mut()).zip(vv.iter_mut()) {
+        *m = *m * b1 + g * (1.0 - b1);
+        *v = *v * b2 + g * g * (1.0 - b2);
+        let update = (*m / c1) / ((*v / c2).sqrt() + eps);
+        *p = *p * keep - update * lr;
+    }
+    let shape = p.shape();
+    let dev = p.device();
+    Ok(Some((Tensor::from_vec(out, shape, dev)?, Tensor::from_vec(mv, shape, dev)?, Tensor::from_vec(vv, shape, dev)?)))
 }
 
 #[cfg(test)]

@@ -8,7 +8,12 @@ pub fn global_norm(vars: &[Var], grads: &impl GradSource) -> Result<f64> {
     let mut sum = 0.0;
     for v in vars {
         if let Some(g) = grads.grad(v.as_tensor()) {
-            sum += g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+            sum += if g.dtype() == DType::F32 && g.device().is_cpu() {
+                // One pass without a float64 copy; the sum is still taken in f64.
+                g.flatten_all()?.to_vec1::<f32>()?.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()
+            } else {
+                g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?
+            };
         }
     }
     Ok(sum.sqrt())

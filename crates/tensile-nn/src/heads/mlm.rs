@@ -100,7 +100,7 @@ impl MaskedLm {
     pub fn forward_with(&self, ids: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let h = self.encoder.forward_with(ids, mask)?;
         let t = self.norm.forward(&self.activation.forward(&self.dense.forward(&h)?)?)?;
-        t.broadcast_matmul(&self.decoder.t()?)?.broadcast_add(&self.bias) // (batch, seq, vocab)
+        crate::linear::matmul_t(&t, &self.decoder, Some(&self.bias)) // (batch, seq, vocab)
     }
 
     /// Float64 twin of [`MaskedLm::forward_with`].

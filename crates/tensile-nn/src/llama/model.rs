@@ -50,7 +50,7 @@ impl Llama {
     fn head(&self, h: &Tensor) -> Result<Tensor> {
         match &self.lm_head {
             Some(l) => l.forward(h),
-            None => h.broadcast_matmul(&self.embed_tokens.weight().t()?),
+            None => crate::linear::matmul_t(h, self.embed_tokens.weight(), None),
         }
     }
 

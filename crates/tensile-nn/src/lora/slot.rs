@@ -88,7 +88,7 @@ impl LoraSlot {
         for w in self.applied() {
             let xa = x.to_dtype(w.a.dtype())?;
             let xa = if self.training && w.dropout > 0.0 { self.dropout(&xa, w.dropout)? } else { xa };
-            let delta = (xa.broadcast_matmul(&w.a.t()?)?.broadcast_matmul(&w.b.t()?)? * w.scaling)?;
+            let delta = (crate::linear::matmul_t(&crate::linear::matmul_t(&xa, &w.a, None)?, &w.b, None)? * w.scaling)?;
             let delta = delta.to_dtype(y.dtype())?;
             y = (y + delta)?;
         }
