@@ -1,8 +1,9 @@
 //! tensile's model foundry: trains the library's models from a raw text corpus, holding
-//! itself to the same testing strategy as the modules. This first part reads and validates
-//! the experiment config ([`config`]), trains or loads tokenizers ([`tokenizer`]), prepares
-//! the corpus into token shards ([`preprocess`]) and serves batches ([`loader`]); [`optim`]
-//! holds the trainer's first pieces.
+//! itself to the same testing strategy as the modules. It reads and validates the experiment
+//! config ([`config`]), trains or loads tokenizers ([`tokenizer`]), prepares the corpus into
+//! token shards ([`preprocess`]), serves batches ([`loader`]), and trains ([`trainer`]: the
+//! model in [`model`], the objectives in [`objective`], AdamW and schedules in [`optim`]),
+//! with atomic checkpoints ([`checkpoint`]) and run logs ([`runlog`], [`tensorboard`]).
 //!
 //! ```
 //! use std::path::Path;

@@ -421,3 +421,38 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
     }
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(training: &str) -> ExperimentConfig {
+        let text = format!(
+            "experiment_name = \"t\"\n[data]\nsources = [\"x\"]\noutput_dir = \"d\"\nmax_sequence_length = 8\nbatch_size = 2\n[tokenizer]\noutput_dir = \"t\"\n\
+             [model]\narchitecture = \"llama\"\nnum_hidden_layers = 1\nhidden_size = 8\nintermediate_size = 8\nnum_attention_heads = 2\n\
+             [training]\nlearning_rate = 1e-3\ntrain_steps = 100\noutput_dir = \"r\"\n{training}\n"
+        );
+        crate::config::parse(&text, Path::new("t.toml")).unwrap().config
+    }
+
+    #[test]
+    fn the_checkpoint_steps_combine_every_rule_and_always_include_the_last() {
+        let steps = |t: &str, total| checkpoint_steps(&config(t), total).into_iter().collect::<Vec<_>>();
+        assert_eq!(steps("", 100), vec![100]);
+        assert_eq!(steps("checkpoint_every = 30", 100), vec![30, 60, 90, 100]);
+        assert_eq!(steps("early_checkpoints = 4\ncheckpoint_every = 50", 100), vec![1, 2, 4, 8, 50, 100]);
+        assert_eq!(steps("checkpoint_steps = [0, 3, 7, 500]", 100), vec![3, 7, 100], "out-of-range steps are ignored");
+        assert_eq!(steps("early_checkpoints = 10", 20), vec![1, 2, 4, 8, 16, 20]);
+    }
+
+    #[test]
+    fn examples_follow_the_task() {
+        let causal = Task::Causal { pad_id: 0 };
+        assert_eq!(causal.example(&[4, 5, 6], 1, 0).targets, vec![5, 6]);
+        let masked = Task::Masked { tokens: MaskTokens { mask_id: 4, specials: 5, vocab: 50 }, probability: 0.5, seed: 1 };
+        let chunk: Vec<u32> = (5..45).collect();
+        assert_eq!(masked.example(&chunk, 3, 1), masked.example(&chunk, 3, 1), "a step and an index fix the masking");
+        assert_ne!(masked.example(&chunk, 3, 1), masked.example(&chunk, 4, 1), "another step masks otherwise");
+        assert_ne!(masked.example(&chunk, 3, 1), masked.example(&chunk, 3, 2), "and another chunk");
+    }
+}
