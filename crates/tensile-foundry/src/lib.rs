@@ -43,6 +43,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod corpus;
+mod cross_entropy;
 mod error;
 pub mod loader;
 pub mod model;

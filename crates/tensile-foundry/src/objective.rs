@@ -88,6 +88,17 @@ pub fn token_loss(logits: &Tensor, targets: &[i64], normaliser: usize) -> Result
     let logits = logits.reshape((rows, vocab))?.to_dtype(candle_core::DType::F32)?;
     let index: Vec<u32> = targets.iter().map(|&t| if t == IGNORE_INDEX { 0 } else { t as u32 }).collect();
     let weight: Vec<f32> = targets.iter().map(|&t| if t == IGNORE_INDEX { 0.0 } else { 1.0 / normaliser.max(1) as f32 }).collect();
+    if logits.device().is_cpu() {
+        let op = crate::cross_entropy::TokenCrossEntropy::new(index, weight, vocab);
+        return Ok(logits.contiguous()?.apply_op1(op)?.sum_all()?);
+    }
+    composed_loss(&logits, index, weight)
+}
+
+/// [`token_loss`] as candle operations, for devices without the fused CPU kernel; `index`
+/// and `weight` per row, `logits` `(rows, vocab)` in f32.
+pub(crate) fn composed_loss(logits: &Tensor, index: Vec<u32>, weight: Vec<f32>) -> Result<Tensor> {
+    let rows = index.len();
     let dev = logits.device();
     let max = logits.max_keepdim(1)?.detach();
     let shifted = logits.broadcast_sub(&max)?; // (rows, vocab)
@@ -139,7 +150,19 @@ mod tests {
         let halves: f32 =
             (0..2).map(|b| token_loss(&logits.narrow(0, b, 1).unwrap(), &targets[b * 3..b * 3 + 3], 4).unwrap().to_scalar::<f32>().unwrap()).sum();
         assert!((halves - ours).abs() < 1e-6);
-        let huge = (logits * 1e4).unwrap();
+        let huge = (&logits * 1e4).unwrap();
         assert!(token_loss(&huge, &targets, 4).unwrap().to_scalar::<f32>().unwrap().is_finite(), "large logits stay finite");
+        // The fused CPU kernel and the composed form agree in value and in gradient.
+        let v = candle_core::Var::from_tensor(&logits).unwrap();
+        let fused = token_loss(v.as_tensor(), &targets, 4).unwrap();
+        let index: Vec<u32> = targets.iter().map(|&t| if t == IGNORE_INDEX { 0 } else { t as u32 }).collect();
+        let weight: Vec<f32> = targets.iter().map(|&t| if t == IGNORE_INDEX { 0.0 } else { 0.25 }).collect();
+        let composed = composed_loss(&v.as_tensor().reshape((6, 7)).unwrap(), index, weight).unwrap();
+        let (a, b) = (fused.to_scalar::<f32>().unwrap(), composed.to_scalar::<f32>().unwrap());
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        let (ga, gb) = (fused.backward().unwrap(), composed.backward().unwrap());
+        let (ga, gb) = (ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
+        let d = (ga - gb).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-6, "gradients differ by {d}");
     }
 }

@@ -58,6 +58,7 @@ mod swiglu;
 mod tagged;
 pub mod tokenizer;
 pub mod training;
+mod training_kernels;
 
 pub use activation::Activation;
 pub use attention::{Attention, AttentionConfig, KvCache};

@@ -8,6 +8,10 @@
 //! at a fraction of the speed). Outside a scope nothing changes: inference keeps the fused
 //! kernels and never applies dropout.
 //!
+//! On f32 CPU tensors softmax and RMSNorm are single operations with their own backward
+//! passes (one pass each way instead of a dozen); the compositions serve other dtypes and
+//! devices, and the tests hold the two equal.
+//!
 //! Dropout masks come from a ChaCha stream seeded by `(seed, key, call)`, where `key` is
 //! chosen by the caller (the trainer passes its step and micro-batch) and `call` counts the
 //! dropout sites visited in the scope. A forward is therefore a pure function of its inputs
@@ -120,6 +124,9 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if !is_active() {
         return candle_nn::ops::softmax_last_dim(x);
     }
+    if crate::training_kernels::fusable(x) {
+        return x.contiguous()?.apply_op1(crate::training_kernels::Softmax);
+    }
     let max = x.max_keepdim(D::Minus1)?.detach();
     let e = x.broadcast_sub(&max)?.exp()?;
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
@@ -130,6 +137,9 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     if !is_active() {
         return candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps as f32);
+    }
+    if crate::training_kernels::fusable(x) && crate::training_kernels::fusable(weight) {
+        return x.contiguous()?.apply_op2(&weight.contiguous()?, crate::training_kernels::RmsNorm::new(eps));
     }
     let dtype = x.dtype();
     let x32 = x.to_dtype(DType::F32)?;
