@@ -4,43 +4,15 @@
 
 tensile::install_counting_allocator!();
 
+mod common;
+
 use std::path::Path;
 use tensile_foundry::config;
 use tensile_foundry::trainer::{self, TrainEvent, TrainOptions};
 
 fn experiment(out: &Path, batch: usize, extra: &str) -> config::LoadedConfig {
-    let text = format!(
-        r#"experiment_name = "b"
-random_seed = 5
-[data]
-sources = ["tiny_corpus/*.txt"]
-output_dir = "{out}/data"
-max_sequence_length = 32
-batch_size = {batch}
-validation_fraction = 0.2
-document_separator = ""
-[tokenizer]
-vocab_size = 300
-output_dir = "{out}/tokenizer"
-[model]
-architecture = "llama"
-num_hidden_layers = 2
-hidden_size = 64
-intermediate_size = 128
-num_attention_heads = 4
-[training]
-learning_rate = 3e-3
-train_steps = 4
-gradient_accumulation_steps = {accumulation}
-output_dir = "{out}/run"
-{extra}
-"#,
-        out = out.display(),
-        accumulation = 8 / batch,
-    );
-    let c = config::parse(&text, &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/exp.toml")).unwrap();
-    tensile_foundry::preprocess::preprocess(&c, &mut |_| {}).unwrap();
-    c
+    let shape = common::Shape { seq: 32, batch, hidden: 64, intermediate: 128 };
+    common::experiment(out, "llama", shape, "", &format!("train_steps = 4\ngradient_accumulation_steps = {}\n{extra}", 8 / batch))
 }
 
 fn run(c: &config::LoadedConfig) -> Vec<TrainEvent> {

@@ -3,49 +3,16 @@
 //! without a poisoned checkpoint, a broken module stops training before it starts, an
 //! interrupted run leaves a checkpoint, and a resumed run is bit-identical.
 
+mod common;
+
 use candle_core::{DType, Device};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tensile_foundry::config::{self, LoadedConfig};
 use tensile_foundry::model::TrainModel;
 use tensile_foundry::trainer::{self, load_checkpoint, Resume, TrainEvent, TrainOptions};
 
-fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
-
-/// A prepared experiment over the tiny corpus in `out`; `model` and `training` lines are
-/// added to their sections.
 fn experiment(out: &Path, arch: &str, model: &str, training: &str) -> LoadedConfig {
-    let text = format!(
-        r#"experiment_name = "t"
-random_seed = 5
-[data]
-sources = ["tiny_corpus/*.txt"]
-output_dir = "{out}/data"
-max_sequence_length = 16
-batch_size = 4
-validation_fraction = 0.2
-document_separator = ""
-[tokenizer]
-vocab_size = 300
-output_dir = "{out}/tokenizer"
-[model]
-architecture = "{arch}"
-num_hidden_layers = 2
-hidden_size = 32
-intermediate_size = 64
-num_attention_heads = 4
-{model}
-[training]
-learning_rate = 3e-3
-output_dir = "{out}/run"
-{training}
-"#,
-        out = out.display()
-    );
-    let c = config::parse(&text, &data().join("exp.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    tensile_foundry::preprocess::preprocess(&c, &mut |_| {}).unwrap();
-    c
+    common::experiment(out, arch, common::SMALL, model, training)
 }
 
 fn quick() -> TrainOptions {
