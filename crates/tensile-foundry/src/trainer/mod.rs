@@ -11,6 +11,7 @@ mod checks;
 mod eval;
 mod events;
 mod save;
+mod setup;
 mod state;
 mod step;
 
@@ -23,10 +24,10 @@ pub use state::{git_commit, now_utc, utc_timestamp, Environment, LossScale, RngS
 use crate::checkpoint;
 use crate::config::{ExperimentConfig, LoadedConfig, Objective, OnNan, Precision};
 use crate::error::{Error, Result};
-use crate::loader::{Dataset, Loader, Position};
+use crate::loader::{Dataset, Loader};
 use crate::model::TrainModel;
 use crate::objective::{self, Example, MaskTokens};
-use crate::optim::{clip_grad_norm, AdamW, AdamWConfig, Schedule};
+use crate::optim::{clip_grad_norm, Schedule};
 use candle_core::{DType, Device};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -203,7 +204,6 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
         return Err(Error::Data { path: data_dir, reason: "the training split has no chunk".into() });
     }
     let validation = Arc::new(Dataset::open(&data_dir, true)?);
-    let rng = RngState::from_seed(c.random_seed);
     let total = c.train_steps(train_data.len()) as u64;
     let schedule = Schedule { peak: t.learning_rate, warmup: c.warmup_steps(total as usize), total: total as usize, decay: t.lr_scheduler };
     let root = checkpoints_dir(loaded);
@@ -212,56 +212,9 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
         on_event(&TrainEvent::Note { message: format!("removed {removed} unfinished checkpoint write(s) in {}", root.display()) });
     }
 
-    // The model, the optimiser and the state: fresh, or from a checkpoint.
-    let adamw = AdamWConfig { betas: t.betas, eps: t.eps, weight_decay: t.weight_decay, decay_vectors: t.decay_norms_and_biases };
-    let resume_from = match &opts.resume {
-        None => None,
-        Some(Resume::From(p)) => Some(p.clone()),
-        Some(Resume::Latest) => {
-            Some(checkpoint::latest(&root).ok_or_else(|| Error::Checkpoint { path: root.clone(), reason: "no checkpoint to resume from".into() })?)
-        }
-    };
-    let (model, mut optimizer, mut state) = match &resume_from {
-        Some(dir) => {
-            let ck = load_checkpoint(dir, device)?;
-            if ck.config.model != c.model || ck.config.data.max_sequence_length != c.data.max_sequence_length || ck.config.random_seed != c.random_seed {
-                return Err(Error::Checkpoint {
-                    path: dir.clone(),
-                    reason: "it was trained with another [model], sequence length or seed than this config".into(),
-                });
-            }
-            let model = TrainModel::from_tensors(&library, ck.weights, device)?;
-            let mut optimizer = AdamW::new(model.parameters().to_vec(), adamw)?;
-            optimizer.load_state(&ck.optimizer)?;
-            on_event(&TrainEvent::Note { message: format!("resumed from {} at step {}", dir.display(), ck.state.step) });
-            (model, optimizer, ck.state)
-        }
-        None => {
-            let model = TrainModel::new(&library, c.random_seed, device)?;
-            let optimizer = AdamW::new(model.parameters().to_vec(), adamw)?;
-            let state = TrainerState {
-                format: FORMAT,
-                step: 0,
-                total_steps: total,
-                tokens_seen: 0,
-                loss: None,
-                learning_rate: 0.0,
-                position: Position::default(),
-                micro_batch: c.data.batch_size,
-                skipped_steps: 0,
-                loss_scale: (t.precision == Precision::F16).then_some(LossScale { scale: t.loss_scale, clean_steps: 0 }),
-                validation: None,
-                best: None,
-                rng,
-                schedule: ScheduleState { peak: schedule.peak, warmup: schedule.warmup, total: schedule.total, decay: schedule.decay },
-                timestamp: String::new(),
-                config_path: std::path::absolute(&loaded.path).unwrap_or_else(|_| loaded.path.clone()),
-                git_commit: None,
-                environment: Environment::current(device),
-            };
-            (model, optimizer, state)
-        }
-    };
+    let (model, mut optimizer, mut state) = setup::start(loaded, &library, opts, &root, &schedule, total, on_event)?;
+    // The seeds the run started with (a resume checked that they are this config's).
+    let rng = state.rng;
     let predicted = crate::config::predicted_parameters(c, manifest.vocab_size)?;
     if opts.skip_module_tests {
         on_event(&TrainEvent::Note { message: "module tests skipped (--skip-module-tests)".into() });
@@ -310,37 +263,8 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
         }
         let examples: Vec<Example> = chunks.iter().enumerate().map(|(i, ch)| task.example(ch, step, i)).collect();
         let scale = state.loss_scale.map_or(1.0, |s| s.scale);
-        let passes = loop {
-            let settings = PassSettings { micro_batch: state.micro_batch, dtype, mode: &mode, step, loss_scale: scale, budget_bytes: budget };
-            match step::run(&model, &examples, &settings) {
-                Ok(p) => break p,
-                Err(PassError::OutOfMemory { peak_bytes }) if state.micro_batch > 1 => {
-                    let was = state.micro_batch;
-                    state.micro_batch = was.div_ceil(2);
-                    let peak = peak_bytes.map_or("out of device memory".to_string(), |p| format!("peak {:.1} MiB over the budget", p as f64 / 1048576.0));
-                    on_event(&TrainEvent::Note {
-                        message: format!(
-                            "step {step}: {peak}; micro-batch {was} → {}, accumulation {} → {} (effective batch {} unchanged)",
-                            state.micro_batch,
-                            examples.len().div_ceil(was),
-                            examples.len().div_ceil(state.micro_batch),
-                            examples.len()
-                        ),
-                    });
-                }
-                Err(PassError::OutOfMemory { peak_bytes }) => {
-                    return Err(Error::Invalid {
-                        field: "training.memory_budget_mb",
-                        reason: format!(
-                            "one chunk per micro-batch still needs {} (the budget is {:.1} MiB)",
-                            peak_bytes.map_or("more than the device has".to_string(), |p| format!("{:.1} MiB", p as f64 / 1048576.0)),
-                            t.memory_budget_mb.unwrap_or(0.0)
-                        ),
-                    })
-                }
-                Err(PassError::Failed(e)) => return Err(e),
-            }
-        };
+        let base = PassSettings { micro_batch: state.micro_batch, dtype, mode: &mode, step, loss_scale: scale, budget_bytes: budget };
+        let passes = step::run_with_fallback(&model, &examples, base, &mut state.micro_batch, t.memory_budget_mb, on_event)?;
         let mut grads = passes.grads;
         if scale != 1.0 {
             grads.scale(1.0 / scale)?;

@@ -50,6 +50,7 @@ impl From<Error> for PassError {
 }
 
 /// How the passes are run.
+#[derive(Clone, Copy)]
 pub(crate) struct PassSettings<'a> {
     /// Examples per micro-batch.
     pub micro_batch: usize,
@@ -113,4 +114,50 @@ pub(crate) fn run(model: &TrainModel, examples: &[Example], s: &PassSettings) ->
         };
     }
     Ok(Passes { loss, grads, peak_bytes: peak_max, counted: normaliser })
+}
+
+/// [`run`], redone with half the micro-batch (and so twice the accumulation) while a
+/// micro-batch runs out of memory or over the budget; `micro_batch` keeps the size that
+/// worked, and each fallback is reported as a note.
+///
+/// # Errors
+/// A micro-batch of one chunk still over the budget (naming `training.memory_budget_mb`), or
+/// any other failure of the passes.
+pub(crate) fn run_with_fallback(
+    model: &TrainModel,
+    examples: &[Example],
+    base: PassSettings,
+    micro_batch: &mut usize,
+    budget_mb: Option<f64>,
+    on_event: &mut dyn FnMut(&crate::trainer::TrainEvent),
+) -> crate::error::Result<Passes> {
+    let mib = |b: usize| b as f64 / 1048576.0;
+    loop {
+        let settings = PassSettings { micro_batch: *micro_batch, ..base };
+        match run(model, examples, &settings) {
+            Ok(p) => return Ok(p),
+            Err(PassError::OutOfMemory { peak_bytes }) if *micro_batch > 1 => {
+                let was = *micro_batch;
+                *micro_batch = was.div_ceil(2);
+                let peak = peak_bytes.map_or("out of device memory".to_string(), |p| format!("peak {:.1} MiB over the budget", mib(p)));
+                let n = examples.len();
+                let message = format!(
+                    "step {}: {peak}; micro-batch {was} → {}, accumulation {} → {} (effective batch {n} unchanged)",
+                    base.step,
+                    *micro_batch,
+                    n.div_ceil(was),
+                    n.div_ceil(*micro_batch)
+                );
+                on_event(&crate::trainer::TrainEvent::Note { message });
+            }
+            Err(PassError::OutOfMemory { peak_bytes }) => {
+                let need = peak_bytes.map_or("more than the device has".to_string(), |p| format!("{:.1} MiB", mib(p)));
+                return Err(Error::Invalid {
+                    field: "training.memory_budget_mb",
+                    reason: format!("one chunk per micro-batch still needs {need} (the budget is {:.1} MiB)", budget_mb.unwrap_or(0.0)),
+                });
+            }
+            Err(PassError::Failed(e)) => return Err(e),
+        }
+    }
 }
