@@ -51,21 +51,8 @@ pub struct FoundryGenerateArgs {
     /// The text to continue.
     #[arg(long)]
     prompt: String,
-    /// Most new tokens; generation also stops at `</s>`.
-    #[arg(long, default_value_t = 32)]
-    max_tokens: usize,
-    /// 0 (the default) picks the most likely token; above 0 samples at that temperature.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f64,
-    /// Draw only among the K most likely tokens (0 keeps them all).
-    #[arg(long, default_value_t = 0)]
-    top_k: usize,
-    /// Nucleus sampling mass.
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f64,
-    /// Seed of the sampling draws.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    sampling: crate::generate::SamplingArgs,
 }
 
 #[derive(Args)]
@@ -182,8 +169,8 @@ pub fn generate(args: &FoundryGenerateArgs) -> Result<u8> {
     let tokenizer = tensile_foundry::tokenizer::load(&dir.join("tokenizer.json"))?;
     let prompt = tokenizer.encode(args.prompt.as_str(), false).map_err(|e| anyhow::anyhow!("failed to tokenize the prompt: {e}"))?.get_ids().to_vec();
     let stop: Vec<u32> = tokenizer.token_to_id("</s>").into_iter().collect();
-    let sampling = tensile_nn::generate::Sampling { temperature: args.temperature, top_p: args.top_p, top_k: args.top_k, seed: args.seed };
-    let max_tokens = args.max_tokens.min(llama.config().max_position_embeddings.saturating_sub(prompt.len()));
+    let sampling = args.sampling.sampling()?;
+    let max_tokens = args.sampling.max_tokens.min(llama.config().max_position_embeddings.saturating_sub(prompt.len()));
     let g = tensile_nn::generate::generate(llama, &prompt, max_tokens, &sampling, &stop, &device)?;
     let text = tokenizer.decode(&g.tokens, true).map_err(|e| anyhow::anyhow!("failed to decode: {e}"))?;
     println!("{}{}", args.prompt, text);

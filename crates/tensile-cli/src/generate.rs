@@ -15,9 +15,23 @@ pub struct GenerateArgs {
     /// <|im_start|> are recognised).
     #[arg(long)]
     prompt: String,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print {"prompt_ids", "tokens", "text", "last_logits", "tokens_per_second"} as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How many tokens to generate and how to pick them, as `tensile generate` and
+/// `tensile foundry generate` both take them.
+#[derive(Args)]
+pub struct SamplingArgs {
     /// Most new tokens; generation also stops at the end-of-sequence token.
     #[arg(long, default_value_t = 32)]
-    max_tokens: usize,
+    pub max_tokens: usize,
     /// 0 (the default) picks the most likely token; above 0 samples at that temperature.
     #[arg(long, default_value_t = 0.0)]
     temperature: f64,
@@ -30,22 +44,24 @@ pub struct GenerateArgs {
     /// Seed of the sampling draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Print {"prompt_ids", "tokens", "text", "last_logits", "tokens_per_second"} as JSON.
-    #[arg(long)]
-    json: bool,
+}
+
+impl SamplingArgs {
+    /// The sampling settings, checked.
+    pub fn sampling(&self) -> Result<Sampling> {
+        let s = Sampling { temperature: self.temperature, top_p: self.top_p, top_k: self.top_k, seed: self.seed };
+        s.validate()?;
+        Ok(s)
+    }
 }
 
 pub fn run(args: &GenerateArgs) -> Result<u8> {
     let device = tensile::device::parse_device(&args.device)?;
-    let sampling = Sampling { temperature: args.temperature, top_p: args.top_p, top_k: args.top_k, seed: args.seed };
-    sampling.validate()?;
+    let sampling = args.sampling.sampling()?;
     let m = tensile_nn::gguf::load_gguf(&args.gguf, &device).with_context(|| format!("failed to load GGUF model at {}", args.gguf.display()))?;
     let prompt_ids = m.vocab.encode(&args.prompt)?;
     let stop: Vec<u32> = m.vocab.eos.into_iter().collect();
-    let g = generate(&m.model, &prompt_ids, args.max_tokens, &sampling, &stop, &device)?;
+    let g = generate(&m.model, &prompt_ids, args.sampling.max_tokens, &sampling, &stop, &device)?;
     let text = m.vocab.decode(&g.tokens)?;
     if args.json {
         let doc = serde_json::json!({
