@@ -18,6 +18,8 @@ use tensile::{Check, Plan, Settings};
 pub struct RunArgs {
     #[command(flatten)]
     source: Source,
+    #[command(flatten)]
+    layers: crate::source::LayerArgs,
     /// Device: cpu, cuda or cuda:N (replaces the specs' devices).
     #[arg(long)]
     device: Option<String>,
@@ -133,7 +135,10 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         }
     }
     let batch_size = args.batch_size.unwrap_or(1);
-    let loaded = args.source.load(batch_size, args.seq_len, Weights::Seeded)?;
+    let loaded = args.source.load(batch_size, args.seq_len, Weights::Seeded, &args.layers.layers()?)?;
+    if let (Some(h), false) = (&loaded.health, args.child_case.is_some()) {
+        print_health(h, &loaded.description);
+    }
     let seq_len = args.seq_len.unwrap_or(loaded.default_seq);
     let settings = Settings {
         batch_size,
@@ -160,7 +165,25 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     }
     options.coverage = Some(against_presets(plan.coverage(), &plan, zero_weight_tests(loaded.compare_with)?));
     let summary = crate::report::run_with_reporters(&plan, &options, !args.no_progress, &outputs)?;
-    Ok(tensile::exit::of_run(&summary.totals, summary.passed(), args.allow_skips))
+    let code = tensile::exit::of_run(&summary.totals, summary.passed(), args.allow_skips);
+    // A non-finite weight fails the run whatever the module tests say.
+    if loaded.health.as_ref().is_some_and(|h| !h.passed()) && code == EXIT_OK {
+        return Ok(crate::EXIT_FAILED);
+    }
+    Ok(code)
+}
+
+/// The weights health of a model on disk: one line, then a line per failure and note.
+fn print_health(h: &tensile::health::Health, description: &str) {
+    let params: usize = h.tensors.iter().map(|t| t.numel).sum();
+    let verdict = if h.passed() { "every value finite" } else { "NON-FINITE VALUES" };
+    eprintln!("weights health of {description}: {} tensors, {params} values, {verdict}; {} outlier note(s)", h.tensors.len(), h.notes.len());
+    for f in &h.failures {
+        eprintln!("  FAIL {f}");
+    }
+    for n in &h.notes {
+        eprintln!("  note {n}");
+    }
 }
 
 /// Re-runs this very command line with `--child-case N`: the child builds the same plan and
