@@ -35,6 +35,11 @@ pub struct RunArgs {
     /// Run only module tests whose name matches this glob, e.g. "*attention*".
     #[arg(long)]
     filter: Option<String>,
+    /// Run only cases whose tags satisfy this expression, e.g. 'quantization and not slow'
+    /// (the specs' own tags plus gpu/cpu, slow, the block family and kind; default:
+    /// TENSILE_TAGS).
+    #[arg(long, value_name = "EXPR")]
+    tags: Option<String>,
     /// Comma-separated checks to run instead of the specs' own (correctness, gradients,
     /// determinism, batch_invariance, dtype_parity, performance, memory, scaling).
     #[arg(long, value_delimiter = ',')]
@@ -144,13 +149,24 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         batch_size,
         seq_len,
         dtypes: args.dtype.as_deref().map(parse_dtype).transpose()?.map(|d| vec![d]),
-        devices: args.device.clone().map(|d| vec![d]),
+        devices: None,
         checks,
         filter: args.filter.clone(),
+        tags: None,
+    }
+    .with_env()?;
+    // The flags win over TENSILE_TAGS and TENSILE_DEVICE.
+    let settings = Settings {
+        tags: match &args.tags {
+            Some(e) => Some(e.parse().map_err(|reason: String| anyhow::anyhow!("invalid --tags: {reason}"))?),
+            None => settings.tags,
+        },
+        devices: args.device.clone().map(|d| vec![d]).or(settings.devices),
+        ..settings
     };
     let plan = Plan::new(&loaded.tests, &settings)?;
     if plan.cases.is_empty() {
-        bail!("no module test of {} matches the filter", loaded.description);
+        bail!("no module test of {} matches the filter and tags", loaded.description);
     }
     tensile::interrupt::install()?;
     if let Some(index) = args.child_case {

@@ -208,7 +208,9 @@ pub fn main(tests: Vec<ModuleTest>) -> ! {
     if let Err(e) = interrupt::install() {
         eprintln!("warning: cannot handle SIGINT: {e}");
     }
-    match Outputs::from_env().and_then(|outputs| Ok((run(&args, &tests, &Settings::default(), &outputs)?, outputs.allow_skips))) {
+    // TENSILE_TAGS selects cases by tag expression and TENSILE_DEVICE forces their device.
+    let run_all = |outputs: Outputs| -> crate::Result<_> { Ok((run(&args, &tests, &Settings::default().with_env()?, &outputs)?, outputs.allow_skips)) };
+    match Outputs::from_env().and_then(run_all) {
         // The library's exit codes rather than libtest's 101, so a CI script reads a
         // harness binary and `tensile run` alike.
         Ok((outcome, allow_skips)) => std::process::exit(i32::from(outcome.exit_code(allow_skips))),

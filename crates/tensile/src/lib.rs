@@ -51,6 +51,7 @@ pub mod spec;
 pub mod specfile;
 pub mod stats;
 pub mod suite;
+pub mod tags;
 mod tolerance;
 mod toml_fields;
 pub mod validate;

@@ -26,11 +26,38 @@ pub struct Settings {
     pub checks: Option<Vec<Check>>,
     /// Keep only tests whose name matches this glob.
     pub filter: Option<String>,
+    /// Keep only cases whose tags (their own and the built-in ones) satisfy this expression.
+    pub tags: Option<crate::tags::TagExpr>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { batch_size: 1, seq_len: 128, dtypes: None, devices: None, checks: None, filter: None }
+        Self { batch_size: 1, seq_len: 128, dtypes: None, devices: None, checks: None, filter: None, tags: None }
+    }
+}
+
+impl Settings {
+    /// These settings with `TENSILE_TAGS` (a tag expression) and `TENSILE_DEVICE` (`cpu`,
+    /// `cuda`, `cuda:N`: every case on that device) applied when they are set, as the test
+    /// strategy forces the CPU with an environment variable.
+    ///
+    /// # Errors
+    /// A malformed expression or device, naming the variable.
+    pub fn with_env(self) -> Result<Self> {
+        self.with_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Settings::with_env`] reading variables from `get`.
+    pub fn with_vars(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        if let Some(expr) = get("TENSILE_TAGS").filter(|v| !v.trim().is_empty()) {
+            self.tags = Some(expr.parse().map_err(|reason| Error::Setting { name: "TENSILE_TAGS".into(), reason })?);
+        }
+        if let Some(device) = get("TENSILE_DEVICE").filter(|v| !v.trim().is_empty()) {
+            let device = device.trim().to_string();
+            device.parse::<DeviceSpec>().map_err(|e| Error::Setting { name: "TENSILE_DEVICE".into(), reason: e.to_string() })?;
+            self.devices = Some(vec![device]);
+        }
+        Ok(self)
     }
 }
 
@@ -57,6 +84,8 @@ pub struct Case {
     pub checks: Vec<Check>,
     /// The spec.
     pub spec: Arc<Spec>,
+    /// The spec's tags and the built-in ones ([`crate::tags::case_tags`]).
+    pub tags: Vec<String>,
 }
 
 /// A validated plan.
@@ -232,7 +261,15 @@ impl Plan {
                 return Err(invalid(&test.name, "device", "no device to run on"));
             }
             no_duplicates(&test.name, &dtypes, &devices)?;
+            if let Some(bad) = test.spec.tags.iter().find(|t| !crate::tags::is_tag(t)) {
+                return Err(invalid(
+                    &test.name,
+                    "tags",
+                    format!("`{}` is not a tag (letters, digits, `_`, `-` and `.`; not and/or/not)", crate::report::escape::visible_line(bad)),
+                ));
+            }
             let spec = Arc::new(test.spec.clone());
+            let flops = test.module.cost(&shape).flops;
             for device in &devices {
                 for &dtype in &dtypes {
                     if dtype == DType::F64 {
@@ -245,6 +282,10 @@ impl Plan {
                     if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
                         return Err(invalid(&test.name, "dtype", format!("{} is not a float dtype", dtype_name(dtype))));
                     }
+                    let tags = crate::tags::case_tags(&spec.tags, test.module.kind(), device, flops);
+                    if settings.tags.as_ref().is_some_and(|e| !e.matches(&tags)) {
+                        continue;
+                    }
                     cases.push(Case {
                         index: cases.len(),
                         name: test.name.clone(),
@@ -256,6 +297,7 @@ impl Plan {
                         tolerance: spec.tolerance.or_else(|| test.module.default_tolerance(dtype)).unwrap_or_else(|| Tolerance::for_dtype(dtype)),
                         checks: checks.clone(),
                         spec: spec.clone(),
+                        tags,
                     });
                 }
             }

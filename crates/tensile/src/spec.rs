@@ -307,6 +307,9 @@ pub struct Spec {
     pub profile: Profile,
     /// Seed of the random input.
     pub seed: u64,
+    /// The test's own tags (markers such as `slow`, `nightly`); the plan adds built-in ones
+    /// ([`crate::tags`]).
+    pub tags: Vec<String>,
 }
 
 impl Default for Spec {
@@ -324,6 +327,7 @@ impl Default for Spec {
             reference: Reference::Twin,
             profile: Profile::default(),
             seed: 0,
+            tags: Vec::new(),
         }
     }
 }
@@ -455,6 +459,11 @@ impl Spec {
     /// Seeds the random input (and, in spec files, the weights).
     pub fn seed(&mut self, seed: u64) -> &mut Self {
         self.seed = seed;
+        self
+    }
+    /// Tags the test, for selection with a tag expression (`--tags`, `TENSILE_TAGS`).
+    pub fn tags<S: Into<String>>(&mut self, tags: impl IntoIterator<Item = S>) -> &mut Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
         self
     }
     /// Compares against a reference case file instead of the twin.

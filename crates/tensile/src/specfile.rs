@@ -69,6 +69,7 @@ struct Entry {
     reference: Option<Spanned<String>>,
     seed: Option<u64>,
     flush_cache_mib: Option<u32>,
+    tags: Option<Spanned<Vec<String>>>,
 }
 
 /// Turns byte offsets into `path:line:col` errors.
@@ -229,6 +230,12 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
     }
     if let Some(c) = &e.checks {
         spec.checks(c.get_ref().iter().map(|n| n.parse::<Check>().map_err(|err| loc.field(c, "checks", err))).collect::<Result<Vec<_>>>()?);
+    }
+    if let Some(t) = &e.tags {
+        if let Some(bad) = t.get_ref().iter().find(|x| !crate::tags::is_tag(x)) {
+            return Err(loc.field(t, "tags", format!("`{bad}` is not a tag (letters, digits, `_`, `-` and `.`; not and/or/not)")));
+        }
+        spec.tags(t.get_ref().clone());
     }
     if let Some(r) = &e.reference {
         let p = PathBuf::from(r.get_ref());

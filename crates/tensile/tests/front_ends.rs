@@ -26,7 +26,8 @@ fn via_builder() -> ModuleTest {
         .expect(latency_ms(5.0).memory_mb(512.0))
         .seq_lengths([8, 16])
         .expect_scaling(Scaling::Linear)
-        .checks(CHECKS);
+        .checks(CHECKS)
+        .tags(["nightly", "mlp-suite"]);
     let mut t = suite.module_tests().unwrap().remove(0);
     t.name = "mlp".into(); // the standalone suite prefixes `x::`
     t
@@ -53,6 +54,7 @@ fn via_inline() -> ModuleTest {
                 .seq_lengths([8, 16])
                 .expect_scaling(Scaling::Linear)
                 .checks(CHECKS)
+                .tags(["nightly", "mlp-suite"])
         }),
     };
     model.module_tests().remove(0)
@@ -60,7 +62,7 @@ fn via_inline() -> ModuleTest {
 
 #[derive(tensile::Testable)]
 struct Derived {
-    #[tensile(input_shape = (1, 8, 64), tolerance = 1e-3, latency_ms = 5.0, memory_mb = 512.0, seq_lengths = [8, 16], expect_scaling = Scaling::Linear, checks = CHECKS)]
+    #[tensile(input_shape = (1, 8, 64), tolerance = 1e-3, latency_ms = 5.0, memory_mb = 512.0, seq_lengths = [8, 16], expect_scaling = Scaling::Linear, checks = CHECKS, tags = ["nightly", "mlp-suite"])]
     mlp: SwiGlu,
 }
 
@@ -93,13 +95,17 @@ expected_performance = { latency_ms = 5.0, memory_mb = 512.0 }
 seq_lengths = [8, 16]
 expect_scaling = "linear"
 checks = ["correctness", "performance", "memory", "scaling"]
+tags = ["nightly", "mlp-suite"]
 "#;
     tensile::specfile::parse(text, Path::new("same.toml")).unwrap().remove(0)
 }
 
 fn plan_fingerprint(t: &ModuleTest) -> Vec<String> {
     let plan = Plan::new(std::slice::from_ref(t), &Settings::default()).unwrap();
-    plan.cases.iter().map(|c| format!("{} {:?} {} {:?} {:?} {:?} {:?}", c.name, c.dtype, c.device, c.input_shape, c.tolerance, c.checks, c.spec)).collect()
+    plan.cases
+        .iter()
+        .map(|c| format!("{} {:?} {} {:?} {:?} {:?} {:?} {:?}", c.name, c.dtype, c.device, c.input_shape, c.tolerance, c.checks, c.spec, c.tags))
+        .collect()
 }
 
 #[test]
@@ -121,4 +127,36 @@ fn every_front_end_produces_the_same_plan() {
         assert!(!a.is_empty());
         assert!(a == b, "{} differs from the builder's weights", f.name);
     }
+}
+
+#[test]
+fn tags_select_cases_with_the_built_in_ones_added() {
+    let t = via_toml();
+    let plan = Plan::new(std::slice::from_ref(&t), &Settings::default()).unwrap();
+    assert_eq!(plan.cases[0].tags, ["cpu", "llama", "llama.mlp", "mlp-suite", "nightly"]);
+    let select = |expr: &str| Plan::new(std::slice::from_ref(&t), &Settings { tags: Some(expr.parse().unwrap()), ..Settings::default() }).unwrap().cases.len();
+    assert_eq!(select("nightly and llama"), 1);
+    assert_eq!(select("not nightly or gpu"), 0);
+    assert_eq!(select("slow"), 0, "an 8-token MLP is not slow");
+    // The environment variables, as the harness and the CLI read them.
+    let env = |tags: &'static str, device: &'static str| {
+        Settings::default().with_vars(move |n| match n {
+            "TENSILE_TAGS" => Some(tags.to_string()),
+            "TENSILE_DEVICE" => Some(device.to_string()),
+            _ => None,
+        })
+    };
+    let s = env("llama and not slow", "cpu").unwrap();
+    assert_eq!(s.devices, Some(vec!["cpu".to_string()]));
+    assert!(s.tags.unwrap().matches(&["llama"]));
+    assert!(env("llama and", "cpu").unwrap_err().to_string().contains("TENSILE_TAGS"));
+    assert!(env("llama", "tpu").unwrap_err().to_string().contains("TENSILE_DEVICE"));
+    // A malformed tag is a spec error, in code and in TOML.
+    let mut bad = via_builder();
+    bad.spec.tags = vec!["two words".into()];
+    let e = Plan::new(&[bad], &Settings::default()).err().unwrap().to_string();
+    assert!(e.contains("field `tags`") && e.contains("`two words` is not a tag"), "{e}");
+    let toml = "[[test]]\nname = \"n\"\nmodule = \"llama.rms_norm\"\nconfig = { hidden_size = 8 }\ntags = [\"not\"]\n";
+    let e = tensile::specfile::parse(toml, Path::new("t.toml")).err().unwrap().to_string();
+    assert!(e.contains("t.toml:5") && e.contains("`not` is not a tag"), "{e}");
 }

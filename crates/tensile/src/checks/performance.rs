@@ -228,6 +228,7 @@ pub(super) mod test_support {
             tolerance: Tolerance::for_dtype(DType::F32),
             checks: vec![check],
             spec: Arc::new(spec),
+            tags: Vec::new(),
         }
     }
 
