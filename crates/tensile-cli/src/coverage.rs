@@ -22,7 +22,7 @@ pub struct CoverageArgs {
 
 pub fn run(args: &CoverageArgs) -> Result<u8> {
     // Zero weights: only the shapes matter, and zeros cost no real memory even at 8B scale.
-    let loaded = args.source.load(1, None, Weights::Zeros, &args.layers.layers()?)?;
+    let loaded = args.source.load(1, None, Weights::Zeros, &args.layers)?;
     let settings = Settings { seq_len: loaded.default_seq, ..Settings::default() };
     let plan = Plan::new(&loaded.tests, &settings)?;
     let coverage = against_presets(plan.coverage(), &plan, zero_weight_tests(loaded.compare_with)?);

@@ -140,7 +140,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         }
     }
     let batch_size = args.batch_size.unwrap_or(1);
-    let loaded = args.source.load(batch_size, args.seq_len, Weights::Seeded, &args.layers.layers()?)?;
+    let loaded = args.source.load(batch_size, args.seq_len, Weights::Seeded, &args.layers)?;
     if let (Some(h), false) = (&loaded.health, args.child_case.is_some()) {
         print_health(h, &loaded.description);
     }

@@ -19,12 +19,16 @@ pub struct Source {
     spec: Option<PathBuf>,
 }
 
-/// Which layers of a model on disk to test.
+/// Options for a model on disk.
 #[derive(Args)]
 pub struct LayerArgs {
     /// Layers of a model on disk to test: `0` (the default), `all`, or a list such as 0,15,31.
     #[arg(long, value_name = "all|LIST")]
     layers: Option<String>,
+    /// Compare every module of the model (a quantized GGUF, say) with the same module of this
+    /// original checkpoint on the same input, at the quantization format's tolerance.
+    #[arg(long, value_name = "DIR|FILE.gguf")]
+    pub compare_with: Option<PathBuf>,
 }
 
 impl LayerArgs {
@@ -61,12 +65,21 @@ impl Source {
 
     /// Loads the tests; a preset's are built at `batch` × `seq_len` (default: its own) with
     /// `weights`. Spec files always carry their own seeded weights.
-    pub fn load(&self, batch: usize, seq_len: Option<usize>, weights: Weights, layers: &tensile::checkpoint::Layers) -> Result<Loaded> {
+    pub fn load(&self, batch: usize, seq_len: Option<usize>, weights: Weights, model_args: &LayerArgs) -> Result<Loaded> {
+        let layers = &model_args.layers()?;
+        let on_disk = self.model.as_deref().is_some_and(|m| presets::find(m).is_err() && tensile::checkpoint::is_model_path(m));
+        if model_args.compare_with.is_some() && !on_disk {
+            anyhow::bail!("--compare-with needs --model DIR or FILE.gguf (a model on disk to compare)");
+        }
         match (&self.model, &self.spec) {
-            (Some(model), _) if presets::find(model).is_err() && tensile::checkpoint::is_model_path(model) => {
+            (Some(model), _) if on_disk => {
                 let m = tensile::checkpoint::load_model(std::path::Path::new(model))?;
                 let seq = seq_len.unwrap_or(DEFAULT_MODEL_SEQ);
-                let tests = tensile::checkpoint::module_tests(&m, layers, batch, seq)?;
+                let mut tests = tensile::checkpoint::module_tests(&m, layers, batch, seq)?;
+                if let Some(original) = &model_args.compare_with {
+                    let o = tensile::checkpoint::load_model(original)?;
+                    tensile::checkpoint::compare_with(&mut tests, &m, &o)?;
+                }
                 let health = tensile::health::check(&m.block.parameters())?;
                 Ok(Loaded {
                     tests,

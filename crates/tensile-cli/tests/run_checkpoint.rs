@@ -84,3 +84,53 @@ fn minilm_runs_from_its_directory() {
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("encoder.layer.0.attention") && stdout(&o).contains("embeddings"), "{}", stdout(&o));
 }
+
+/// The per-module quantization report: a model quantized to Q8_0 by the library's own GGUF
+/// writer, with layer 1's MLP planted to be badly quantized (noise of half the weights' scale
+/// added before quantization), against its f32 original. Only that layer's modules fail.
+#[test]
+fn the_quantization_report_flags_the_planted_layer() {
+    use candle_core::{DType, Device, Tensor};
+    use tensile_nn::llama::{Llama, LlamaConfig};
+    use tensile_nn::Block;
+    let out = tempfile::tempdir().unwrap();
+    let cfg = LlamaConfig {
+        vocab_size: 300,
+        hidden_size: 64,
+        intermediate_size: 128,
+        num_hidden_layers: 3,
+        num_attention_heads: 4,
+        num_key_value_heads: Some(2),
+        max_position_embeddings: 64,
+        ..LlamaConfig::default()
+    };
+    let original = Llama::new(&cfg, tensile_nn::init::SeededInit::var_builder(1, DType::F32, &Device::Cpu)).unwrap();
+    let original_dir = out.path().join("original");
+    tensile_nn::save_pretrained(&tensile_nn::PretrainedModel::causal_lm(original.clone(), serde_json::Value::Null), &original_dir).unwrap();
+    let mut params: std::collections::HashMap<String, Tensor> = original.parameters().into_iter().collect();
+    let name = "model.layers.1.mlp.down_proj.weight";
+    let w = params[name].clone();
+    let scale = w.sqr().unwrap().mean_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
+    let noise = (tensile_nn::init::randn(9, "noise", w.shape().clone(), DType::F32, &Device::Cpu).unwrap() * f64::from(0.5 * scale)).unwrap();
+    params.insert(name.to_string(), (w + noise).unwrap());
+    let planted = Llama::new(&cfg, candle_nn::VarBuilder::from_tensors(params, DType::F32, &Device::Cpu)).unwrap();
+    let gguf = out.path().join("planted.q8_0.gguf");
+    let vocab = tensile_nn::gguf::GgufVocabSpec::byte_level(300).unwrap();
+    tensile_nn::gguf::save_gguf(&planted, &vocab, "q8_0".parse().unwrap(), "planted", &gguf).unwrap();
+    let o = run(&gguf, &["--compare-with", original_dir.to_str().unwrap(), "--layers", "all", "--checks", "correctness"]);
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    let failed: Vec<String> = stdout(&o).lines().filter(|l| l.starts_with("✗ ")).map(|l| l.split_whitespace().nth(1).unwrap().to_string()).collect();
+    assert_eq!(failed, ["planted.q8_0::model.layers.1", "planted.q8_0::model.layers.1.mlp"], "{}", stdout(&o));
+    let passed = stdout(&o).lines().filter(|l| l.starts_with("✓ ")).count();
+    assert!(passed >= 12, "every other module of the three layers, the embeddings, the norm and the head pass: {}", stdout(&o));
+    // Against a model of another shape, the first mismatching tensor is named.
+    let other = LlamaConfig { intermediate_size: 96, ..cfg };
+    let other_dir = out.path().join("other");
+    let m = Llama::new(&other, tensile_nn::init::SeededInit::var_builder(1, DType::F32, &Device::Cpu)).unwrap();
+    tensile_nn::save_pretrained(&tensile_nn::PretrainedModel::causal_lm(m, serde_json::Value::Null), &other_dir).unwrap();
+    assert_usage_error(&run(&gguf, &["--compare-with", other_dir.to_str().unwrap()]), "model.layers.0.mlp.gate_proj.weight` has shape [128, 64]");
+    assert_usage_error(
+        &tensile(&["run", "--model", "tiny-llama", "--compare-with", other_dir.to_str().unwrap()]),
+        "--compare-with needs --model DIR or FILE.gguf",
+    );
+}

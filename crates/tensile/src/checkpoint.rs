@@ -170,6 +170,54 @@ fn outside_layers(block: &dyn Block) -> Vec<(String, &dyn Block)> {
     out
 }
 
+/// Makes every test of `quantized` compare against the same module of `original` on the same
+/// input (the per-module quantization report), at the quantized module's format tolerance
+/// ([`crate::presets::quant_tolerance`]). A module without a quantized weight of its own (an
+/// embedding table a GGUF file stored quantized and the loader expanded) takes the model's
+/// format; norms, kept in f32, pass under it as they equal the original.
+///
+/// # Errors
+/// Models of different kinds, or a tensor missing from the original or of another shape
+/// there, naming the first.
+pub fn compare_with(tests: &mut [ModuleTest], quantized: &LoadedModel, original: &LoadedModel) -> Result<()> {
+    let (q, o) = (quantized.block.as_ref(), original.block.as_ref());
+    let mismatch = |reason: String| Error::Setting { name: "--compare-with".into(), reason };
+    if q.kind() != o.kind() {
+        return Err(mismatch(format!("{} is a {} and {} a {}", quantized.description, q.kind().name(), original.description, o.kind().name())));
+    }
+    let theirs: std::collections::HashMap<String, Vec<usize>> = o.parameters().into_iter().map(|(n, t)| (n, t.dims().to_vec())).collect();
+    for (name, t) in q.parameters() {
+        match theirs.get(&name) {
+            None => return Err(mismatch(format!("tensor `{name}` of {} is not in {}", quantized.description, original.description))),
+            Some(shape) if shape.as_slice() != t.dims() => {
+                return Err(mismatch(format!(
+                    "tensor `{name}` has shape {:?} in {} and {shape:?} in {}",
+                    t.dims(),
+                    quantized.description,
+                    original.description
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    let mut modules: std::collections::HashMap<String, &dyn Block> = o.named_modules().into_iter().collect();
+    modules.extend(outside_layers(o));
+    let mut quantized_modules: std::collections::HashMap<String, &dyn Block> = q.named_modules().into_iter().collect();
+    quantized_modules.extend(outside_layers(q));
+    let model_format = tensile_nn::linears(q).into_iter().find_map(|(_, l)| l.quant_format());
+    let prefix = format!("{}::", quantized.name);
+    for t in tests.iter_mut() {
+        let path = t.name.strip_prefix(&prefix).unwrap_or(&t.name).to_string();
+        let Some(reference) = modules.get(&path) else { continue };
+        t.spec.compare_with_module(Arc::new(NnModule::from_dyn(*reference)?) as Arc<dyn ModuleUnderTest>);
+        let own = quantized_modules.get(&path).and_then(|m| tensile_nn::linears(*m).into_iter().find_map(|(_, l)| l.quant_format()));
+        if let Some(f) = own.or(model_format) {
+            t.spec.tolerance = Some(crate::presets::quant_tolerance(f));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
