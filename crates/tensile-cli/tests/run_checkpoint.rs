@@ -134,3 +134,22 @@ fn the_quantization_report_flags_the_planted_layer() {
         "--compare-with needs --model DIR or FILE.gguf",
     );
 }
+
+/// SmolLM2-135M Q4_1 against the dequantized f32 copy the library writes of it: what is left
+/// is the quantized kernels' own error (activations rounded for the integer dot products),
+/// which the format's tolerance must accept in every module of the first layer.
+#[test]
+fn smollm2_q4_1_against_its_dequantized_copy() {
+    let gguf = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../test-data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    if !gguf.exists() {
+        println!("skipped: {} is missing (tools/fetch-smollm2.sh fetches it)", gguf.display());
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let m = tensile_nn::gguf::load_gguf(&gguf, &candle_core::Device::Cpu).unwrap();
+    let f32_dir = out.path().join("smollm2-f32");
+    tensile_nn::save_pretrained(&tensile_nn::PretrainedModel::causal_lm(m.model, serde_json::Value::Null), &f32_dir).unwrap();
+    let o = run(&gguf, &["--compare-with", f32_dir.to_str().unwrap(), "--checks", "correctness"]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("model.layers.0.mlp") && stdout(&o).contains("lm_head"), "{}", stdout(&o));
+}

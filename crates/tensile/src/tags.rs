@@ -16,7 +16,7 @@
 //! let e: TagExpr = "quantization and not slow".parse().unwrap();
 //! assert!(e.matches(&["quantization", "cpu"]));
 //! assert!(!e.matches(&["quantization", "slow"]));
-//! assert!("a and (b or".parse::<TagExpr>().unwrap_err().contains("expected `)`"));
+//! assert!("a and (b or c".parse::<TagExpr>().unwrap_err().contains("expected `)`"));
 //! ```
 
 use std::collections::BTreeSet;
