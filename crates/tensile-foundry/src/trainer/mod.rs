@@ -297,7 +297,6 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
         let tps = tokens as f64 / seconds.max(1e-9);
         outcome.first_loss.get_or_insert(passes.loss);
         (outcome.step, outcome.loss) = (step, passes.loss);
-        let _ = passes.counted;
         on_event(&TrainEvent::Step(StepReport {
             step,
             total_steps: total,

@@ -17,8 +17,6 @@ pub(crate) struct Passes {
     pub grads: Grads,
     /// The largest peak of one micro-batch, in bytes, where it can be measured.
     pub peak_bytes: Option<usize>,
-    /// Targets predicted in the step.
-    pub counted: usize,
 }
 
 /// Why the passes stopped.
@@ -113,7 +111,7 @@ pub(crate) fn run(model: &TrainModel, examples: &[Example], s: &PassSettings) ->
             (a, b) => a.or(b),
         };
     }
-    Ok(Passes { loss, grads, peak_bytes: peak_max, counted: normaliser })
+    Ok(Passes { loss, grads, peak_bytes: peak_max })
 }
 
 /// [`run`], redone with half the micro-batch (and so twice the accumulation) while a
