@@ -36,8 +36,8 @@ enum Command {
     },
     /// Run a built-in preset's module tests and report.
     Run(run::RunArgs),
-    /// List the built-in presets and their module tests.
-    List,
+    /// List the built-in presets and their module tests, or those a model on disk would run.
+    List(run::ListArgs),
     /// Time a preset's attention, MLP and norm at several sequence lengths next to PyTorch's
     /// numbers and the roofline floor.
     Bench(bench::BenchArgs),
@@ -53,7 +53,7 @@ enum Command {
     Classify(forward::ClassifyArgs),
     /// Continue a prompt with a GGUF Llama model (greedy by default, or sampled).
     Generate(generate::GenerateArgs),
-    /// The model foundry: prepare a corpus (and, next, train on it).
+    /// The model foundry: prepare a corpus, train on it, evaluate and sample.
     Foundry {
         #[command(subcommand)]
         command: foundry::FoundryCommand,
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Golden { command } => golden::run(command),
         Command::Run(args) => run::run(&args),
-        Command::List => run::list(),
+        Command::List(args) => run::list(&args),
         Command::Coverage(args) => coverage::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Embed(args) => embed::run(&args),

@@ -229,9 +229,34 @@ fn warn_unused_sizes(args: &RunArgs, plan: &Plan) {
     }
 }
 
-pub fn list() -> Result<u8> {
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// A model on disk (Hugging Face directory or GGUF file): list the module tests `run`
+    /// would derive from it, reading only its config and the weights' header.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    layers: crate::source::LayerArgs,
+    /// Sequence length of the listed input shapes (default 64).
+    #[arg(long)]
+    seq_len: Option<usize>,
+}
+
+pub fn list(args: &ListArgs) -> Result<u8> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
+    if let Some(path) = &args.model {
+        let seq = args.seq_len.unwrap_or(crate::source::DEFAULT_MODEL_SEQ);
+        let m = tensile::checkpoint::load_model_shapes(path)?;
+        let params: usize = m.block.parameters().iter().map(|(_, t)| t.elem_count()).sum();
+        writeln!(out, "{} ({} layers, {params} parameters)", m.description, m.layers)?;
+        for t in tensile::checkpoint::module_tests(&m, &args.layers.layers()?, 1, seq)? {
+            let shape = t.module.input_shape_hint(1, seq).map(|s| format!("{s:?}")).unwrap_or_default();
+            let checks: Vec<&str> = t.spec.checks.iter().map(|c| c.name()).collect();
+            writeln!(out, "    {:<48} {:<22} {:<14} {}", t.name, t.module.kind(), shape, checks.join(","))?;
+        }
+        return Ok(EXIT_OK);
+    }
     for p in presets::all() {
         writeln!(out, "{}  (seq {})\n  {}", p.name, p.seq_len, p.description)?;
         for t in p.module_tests_with(1, p.seq_len, presets::Weights::Zeros)? {

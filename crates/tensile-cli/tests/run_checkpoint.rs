@@ -153,3 +153,32 @@ fn smollm2_q4_1_against_its_dequantized_copy() {
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("model.layers.0.mlp") && stdout(&o).contains("lm_head"), "{}", stdout(&o));
 }
+
+#[test]
+fn list_shows_what_run_would_derive_without_reading_weights() {
+    let llama = models().join("tiny-llama");
+    let o = tensile(&["list", "--model", llama.to_str().unwrap(), "--layers", "all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.starts_with("directory ") && text.contains("(2 layers, "), "{text}");
+    let run_names: Vec<String> = stdout(&run(&llama, &["--layers", "all"]))
+        .lines()
+        .filter(|l| l.starts_with("✓ ") || l.starts_with("✗ "))
+        .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+        .collect();
+    let listed: Vec<String> = text.lines().skip(1).map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
+    assert_eq!(listed.len(), 13);
+    let mut a = listed.clone();
+    let mut b = run_names;
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "list names exactly what run runs");
+    // A header that lies about a shape is caught as the real load would catch it.
+    let out = tempfile::tempdir().unwrap();
+    std::fs::copy(llama.join("model.safetensors"), out.path().join("model.safetensors")).unwrap();
+    let cfg = std::fs::read_to_string(llama.join("config.json")).unwrap().replace("\"intermediate_size\": 96", "\"intermediate_size\": 80");
+    std::fs::write(out.path().join("config.json"), cfg).unwrap();
+    let o = tensile(&["list", "--model", out.path().to_str().unwrap()]);
+    assert_usage_error(&o, "shape");
+    assert_usage_error(&tensile(&["list", "--model", "/nonexistent"]), "not a model directory");
+}

@@ -72,7 +72,7 @@ pub use layer_norm::LayerNorm;
 pub use limits::MAX_DIM;
 pub use linear::{linears, rebuild_with_state, Linear, LinearWeight};
 pub use pooling::{Pooling, PoolingMode};
-pub use pretrained::{load_pretrained, save_pretrained, PretrainedModel, ARCHITECTURES};
+pub use pretrained::{load_pretrained, load_pretrained_shapes, save_pretrained, PretrainedModel, ARCHITECTURES};
 pub use rms_norm::RmsNorm;
 pub use rotary::{inverse_frequencies, RopeScaling, RotaryEmbedding};
 pub use swiglu::SwiGlu;

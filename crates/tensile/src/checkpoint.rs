@@ -85,6 +85,28 @@ pub fn load_model(path: &Path) -> Result<LoadedModel> {
     Ok(LoadedModel { block, description, name, layers })
 }
 
+/// The model at `path` with every parameter a zero broadcast to its shape (no storage),
+/// from `config.json` and the safetensors header, or from the GGUF header: enough to list its
+/// module tests, at any size, without reading a weight.
+///
+/// # Errors
+/// As [`load_model`].
+pub fn load_model_shapes(path: &Path) -> Result<LoadedModel> {
+    let name = path.file_stem().map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned());
+    let block_err = |source| Error::Block { context: format!("failed to read {}", path.display()), source };
+    let (block, description): (Box<dyn Block>, String) = if path.join("config.json").is_file() {
+        let m = tensile_nn::load_pretrained_shapes(path).map_err(block_err)?;
+        let block = tensile_nn::rebuild_with_state(m.block(), owned_vb(m.block())).map_err(block_err)?;
+        (block, format!("directory {}", path.display()))
+    } else if is_model_path(&path.to_string_lossy()) {
+        (Box::new(tensile_nn::gguf::load_gguf_shapes(path).map_err(block_err)?), format!("GGUF file {}", path.display()))
+    } else {
+        return Err(Error::Input { path: path.to_path_buf(), reason: "not a model directory (no config.json there), and not a .gguf file".into() });
+    };
+    let layers = block.named_modules().iter().filter_map(|(n, _)| layer_index(n)).map(|i| i + 1).max().unwrap_or(0);
+    Ok(LoadedModel { block, description, name, layers })
+}
+
 /// A variable builder over `block`'s own tensors, to rebuild it as an owned box.
 fn owned_vb(block: &dyn Block) -> candle_nn::VarBuilder<'static> {
     let params: std::collections::HashMap<String, candle_core::Tensor> = block.parameters().into_iter().collect();

@@ -6,6 +6,6 @@ mod model;
 mod tokenizer;
 mod write;
 
-pub use model::{load_gguf, GgufModel};
+pub use model::{load_gguf, load_gguf_shapes, GgufModel};
 pub use tokenizer::GgufVocab;
 pub use write::{byte_char, save_gguf, GgufVocabSpec};

@@ -197,6 +197,26 @@ fn config_of(c: &Content, path: &Path, vocab: usize) -> crate::Result<LlamaConfi
     Ok(cfg)
 }
 
+/// The Llama a GGUF file describes, from its header alone: every parameter a zero broadcast to
+/// its shape (no storage), for listing a checkpoint's modules at any size, for free.
+///
+/// # Errors
+/// As [`load_gguf`] for the header.
+pub fn load_gguf_shapes(path: &Path) -> crate::Result<Llama> {
+    files::regular_file(path, files::MAX_WEIGHTS_BYTES)?;
+    let file = File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let content =
+        Content::read(&mut BufReader::new(file)).map_err(|e| gguf_err(path, format!("not a readable GGUF file: {}", crate::innermost_message(&e))))?;
+    let arch =
+        meta(&content, path, "general.architecture")?.to_string().map_err(|_| gguf_err(path, "metadata `general.architecture` is not a string"))?.clone();
+    if arch != "llama" {
+        return Err(gguf_err(path, format!("general.architecture `{arch}` is not supported (supported: llama)")));
+    }
+    let vocab = tokenizer_from_gguf(&content, path)?;
+    let cfg = config_of(&content, path, vocab.size)?;
+    Llama::new(&cfg, crate::init::MetaInit::var_builder(DType::F32, &Device::Cpu))
+}
+
 /// Reads a GGUF file of the Llama architecture: metadata, tokenizer, and the model with its
 /// linear weights kept in the file's quantized formats (norms and the embedding table
 /// dequantized to f32) on `device`.

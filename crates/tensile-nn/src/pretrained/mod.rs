@@ -5,7 +5,7 @@ mod load;
 mod model;
 mod save;
 
-pub use load::{load_pretrained, ARCHITECTURES};
+pub use load::{load_pretrained, load_pretrained_shapes, ARCHITECTURES};
 pub use model::PretrainedModel;
 pub(crate) use save::safetensors_bytes;
 pub use save::save_pretrained;
