@@ -24,11 +24,18 @@ pub fn global_norm(vars: &[Var], grads: &impl GradSource) -> Result<f64> {
 /// norm before clipping.
 pub fn clip_grad_norm(vars: &[Var], grads: &mut Grads, max: f64) -> Result<f64> {
     let norm = global_norm(vars, grads)?;
+    clip_to_norm(grads, norm, max)?;
+    Ok(norm)
+}
+
+/// [`clip_grad_norm`] for gradients whose global norm `norm` is already known (the trainer
+/// computes it first, to judge finiteness), so it is not summed twice.
+pub fn clip_to_norm(grads: &mut Grads, norm: f64, max: f64) -> Result<()> {
     let scale = max / (norm + 1e-6);
     if scale < 1.0 {
         grads.scale(scale)?;
     }
-    Ok(norm)
+    Ok(())
 }
 
 #[cfg(test)]

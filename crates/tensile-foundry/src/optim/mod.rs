@@ -7,6 +7,6 @@ mod grads;
 mod schedule;
 
 pub use adamw::{AdamW, AdamWConfig};
-pub use clip::{clip_grad_norm, global_norm};
+pub use clip::{clip_grad_norm, clip_to_norm, global_norm};
 pub use grads::{GradSource, Grads};
 pub use schedule::{Decay, Schedule};

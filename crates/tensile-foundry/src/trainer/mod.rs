@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::loader::{Dataset, Loader};
 use crate::model::TrainModel;
 use crate::objective::{self, Example, MaskTokens};
-use crate::optim::{clip_grad_norm, Schedule};
+use crate::optim::{clip_to_norm, Schedule};
 use candle_core::{DType, Device};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -284,7 +284,7 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
             state.skipped_steps += 1;
             on_event(&TrainEvent::Note { message: format!("step {step}: the {what} is {value}; its update was dropped") });
         } else {
-            clip_grad_norm(&vars, &mut grads, t.max_grad_norm)?;
+            clip_to_norm(&mut grads, norm, t.max_grad_norm)?;
             optimizer.step(&grads, lr)?;
         }
         let tokens = (examples.len() * seq_in) as u64;
