@@ -9,6 +9,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
+use tensile_nn::training::par_rows;
 
 /// `w_r · (log Σ_j exp(x_rj) − x_{r,t_r})` per row `r` of f32 logits; rows of weight 0 (ignored
 /// targets) contribute 0 and get no gradient.
@@ -26,19 +27,6 @@ impl TokenCrossEntropy {
     }
 }
 
-/// Runs `f` over `rows` rows split into contiguous parts, one per thread when the work is
-/// large enough to pay for the threads.
-fn split_rows<T: Send>(rows: usize, work: usize, out: &mut [T], per_row: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    let threads = if work < 1 << 18 { 1 } else { candle_core::utils::get_num_threads().clamp(1, rows.max(1)) };
-    let chunk = rows.div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        for (k, part) in out.chunks_mut(chunk * per_row).enumerate() {
-            let f = &f;
-            s.spawn(move || f(k * chunk, part));
-        }
-    });
-}
-
 impl CustomOp1 for TokenCrossEntropy {
     fn name(&self) -> &'static str {
         "token-cross-entropy"
@@ -52,7 +40,7 @@ impl CustomOp1 for TokenCrossEntropy {
             candle_core::bail!("token-cross-entropy: {} logits for {rows} rows of {v}", x.len());
         }
         let mut stats = vec![(0f32, 0f32); rows];
-        split_rows(rows, rows * v, &mut stats, 1, |first, part| {
+        par_rows(&mut stats, 1, rows * v, |first, part| {
             for (i, s) in part.iter_mut().enumerate() {
                 let row = &x[(first + i) * v..(first + i + 1) * v];
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -83,7 +71,7 @@ impl CustomOp1 for TokenCrossEntropy {
             candle_core::bail!("token-cross-entropy: backward without its forward");
         }
         let mut grad = vec![0f32; rows * v];
-        split_rows(rows, rows * v, &mut grad, v, |first, part| {
+        par_rows(&mut grad, v, rows * v, |first, part| {
             for (i, out) in part.chunks_mut(v).enumerate() {
                 let r = first + i;
                 let scale = g[r] * self.weight[r];

@@ -35,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+pub use crate::training_kernels::par_rows;
 use candle_core::{DType, Result, Tensor, D};
 use rand::Rng;
 use serde::{Deserialize, Serialize};

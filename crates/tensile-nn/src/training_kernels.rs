@@ -19,11 +19,13 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Res
     Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
-/// Runs `f(first_row, rows_slice)` over `out` split into row-aligned parts, on as many threads
-/// as candle uses when the work is large enough to pay for them.
-fn par_rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+/// Runs `f(first_row, rows_slice)` over `out` (`width` values a row) split into row-aligned
+/// parts, on as many threads as candle uses once `work` (the values the rows touch, which can
+/// exceed `out`'s: a row maximum reads a whole row) is large enough to pay for them; on the
+/// calling thread below that. Rows are independent, so the split never changes a result.
+pub fn par_rows<T: Send>(out: &mut [T], width: usize, work: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     let rows = out.len() / width.max(1);
-    let threads = if out.len() < 1 << 16 { 1 } else { candle_core::utils::get_num_threads().clamp(1, rows.max(1)) };
+    let threads = if work < 1 << 16 { 1 } else { candle_core::utils::get_num_threads().clamp(1, rows.max(1)) };
     if threads == 1 {
         return f(0, out);
     }
@@ -48,7 +50,8 @@ impl CustomOp1 for Softmax {
         let x = contiguous_f32(storage, layout, "softmax")?;
         let width = layout.dims().last().copied().unwrap_or(1).max(1);
         let mut out = x.to_vec();
-        par_rows(&mut out, width, |_, part| {
+        let work = out.len();
+        par_rows(&mut out, width, work, |_, part| {
             for row in part.chunks_mut(width) {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0.0;
@@ -72,7 +75,8 @@ impl CustomOp1 for Softmax {
         let width = res.dim(D::Minus1)?;
         let p = res.flatten_all()?.to_vec1::<f32>()?;
         let mut g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        par_rows(&mut g, width, |first, part| {
+        let work = g.len();
+        par_rows(&mut g, width, work, |first, part| {
             for (i, row) in part.chunks_mut(width).enumerate() {
                 let pr = &p[(first + i) * width..(first + i + 1) * width];
                 let dot: f32 = row.iter().zip(pr).map(|(g, p)| g * p).sum();
