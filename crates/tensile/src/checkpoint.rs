@@ -66,23 +66,7 @@ pub fn is_model_path(path: &str) -> bool {
 /// A path that is neither a model directory nor a GGUF file (naming what was tried), an
 /// unsupported architecture (naming `model_type` and the supported values), damaged weights.
 pub fn load_model(path: &Path) -> Result<LoadedModel> {
-    let name = path.file_stem().map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned());
-    let block_err = |source| Error::Block { context: format!("failed to load {}", path.display()), source };
-    let (block, description): (Box<dyn Block>, String) = if path.join("config.json").is_file() {
-        let m = tensile_nn::load_pretrained(path, DType::F32, &Device::Cpu).map_err(block_err)?;
-        let block = tensile_nn::rebuild_with_state(m.block(), owned_vb(m.block())).map_err(block_err)?;
-        (block, format!("directory {}", path.display()))
-    } else if path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
-        let m = tensile_nn::gguf::load_gguf(path, &Device::Cpu).map_err(block_err)?;
-        (Box::new(m.model), format!("GGUF file {}", path.display()))
-    } else {
-        return Err(Error::Input {
-            path: path.to_path_buf(),
-            reason: "not a preset name, not a model directory (no config.json there), and not a .gguf file".into(),
-        });
-    };
-    let layers = block.named_modules().iter().filter_map(|(n, _)| layer_index(n)).map(|i| i + 1).max().unwrap_or(0);
-    Ok(LoadedModel { block, description, name, layers })
+    load(path, false)
 }
 
 /// The model at `path` with every parameter a zero broadcast to its shape (no storage),
@@ -92,25 +76,26 @@ pub fn load_model(path: &Path) -> Result<LoadedModel> {
 /// # Errors
 /// As [`load_model`].
 pub fn load_model_shapes(path: &Path) -> Result<LoadedModel> {
+    load(path, true)
+}
+
+/// [`load_model`], or with `shapes_only` [`load_model_shapes`].
+fn load(path: &Path, shapes_only: bool) -> Result<LoadedModel> {
     let name = path.file_stem().map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned());
-    let block_err = |source| Error::Block { context: format!("failed to read {}", path.display()), source };
+    let verb = if shapes_only { "read" } else { "load" };
+    let block_err = |source| Error::Block { context: format!("failed to {verb} {}", path.display()), source };
     let (block, description): (Box<dyn Block>, String) = if path.join("config.json").is_file() {
-        let m = tensile_nn::load_pretrained_shapes(path).map_err(block_err)?;
-        let block = tensile_nn::rebuild_with_state(m.block(), owned_vb(m.block())).map_err(block_err)?;
-        (block, format!("directory {}", path.display()))
+        let m = if shapes_only { tensile_nn::load_pretrained_shapes(path) } else { tensile_nn::load_pretrained(path, DType::F32, &Device::Cpu) };
+        // An owned copy of the model (its tensors shared), as a box of the block trait.
+        (NnModule::from_dyn(m.map_err(block_err)?.block())?.0, format!("directory {}", path.display()))
     } else if is_model_path(&path.to_string_lossy()) {
-        (Box::new(tensile_nn::gguf::load_gguf_shapes(path).map_err(block_err)?), format!("GGUF file {}", path.display()))
+        let model = if shapes_only { tensile_nn::gguf::load_gguf_shapes(path) } else { tensile_nn::gguf::load_gguf(path, &Device::Cpu).map(|m| m.model) };
+        (Box::new(model.map_err(block_err)?), format!("GGUF file {}", path.display()))
     } else {
         return Err(Error::Input { path: path.to_path_buf(), reason: "not a model directory (no config.json there), and not a .gguf file".into() });
     };
     let layers = block.named_modules().iter().filter_map(|(n, _)| layer_index(n)).map(|i| i + 1).max().unwrap_or(0);
     Ok(LoadedModel { block, description, name, layers })
-}
-
-/// A variable builder over `block`'s own tensors, to rebuild it as an owned box.
-fn owned_vb(block: &dyn Block) -> candle_nn::VarBuilder<'static> {
-    let params: std::collections::HashMap<String, candle_core::Tensor> = block.parameters().into_iter().collect();
-    candle_nn::VarBuilder::from_tensors(params, DType::F32, &Device::Cpu)
 }
 
 /// The layer a module path belongs to: the number after `layers.` or `layer.`.
