@@ -1,10 +1,11 @@
 //! Configuration coverage as plain data: which block kinds, dtypes, devices, checks and
 //! parameter values (hidden size, heads, sequence length, …) a plan exercises, and which
-//! modules of the built-in presets no case of the plan covers.
+//! modules of the built-in presets (or of a model's own configuration) no case of the plan
+//! covers.
 //!
 //! [`crate::plan::Plan::coverage`] computes it from a plan; the reporting layer compares it
-//! with the presets ([`crate::report::coverage`]) and renders it. It travels to reporters in
-//! [`crate::Event::RunStarted`].
+//! with the presets or a model ([`crate::report::coverage`]) and renders it. It travels to
+//! reporters in [`crate::Event::RunStarted`].
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,9 +18,12 @@ pub const SEQ_LEN: &str = "seq_len";
 pub struct Coverage {
     /// One entry per module kind, sorted by kind.
     pub kinds: Vec<KindCoverage>,
-    /// Preset modules with no matching case (empty when presets were not compared).
+    /// Modules of the targets compared against with no matching case (empty when nothing was
+    /// compared).
     pub uncovered: Vec<Uncovered>,
-    /// Presets compared against, in order.
+    /// What was compared against, in order: preset names, or the model (`tensile coverage
+    /// --model PATH --spec …`: the path as given). The field keeps its name for the format's
+    /// sake.
     pub presets: Vec<String>,
 }
 
@@ -42,12 +46,15 @@ pub struct KindCoverage {
     pub dims: BTreeMap<String, BTreeSet<usize>>,
 }
 
-/// A preset module that no case covers.
+/// A module of a preset or model compared against that no case covers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Uncovered {
-    /// Preset name.
+    /// The preset or model it belongs to, as in [`Coverage::presets`] (the field keeps its
+    /// name for the format's sake).
     pub preset: String,
-    /// Module test name within the preset.
+    /// Module test name within the preset or model. Modules of one target sharing a kind and
+    /// configuration are listed once: the first one's name, then ` (+N more)`
+    /// (`tiny-llama::model.layers.0.mlp (+29 more)`).
     pub test: String,
     /// Module kind.
     pub kind: String,
