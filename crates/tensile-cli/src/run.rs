@@ -44,6 +44,11 @@ pub struct RunArgs {
     /// determinism, batch_invariance, dtype_parity, performance, memory, scaling).
     #[arg(long, value_delimiter = ',')]
     checks: Option<Vec<String>>,
+    /// Replace thresholds of every case: one number (atol = rtol, PCC and cosine 1 − 10·tol)
+    /// or fields such as 'atol=0.2,min_pcc=0.95' (atol, rtol, min_pcc, min_cosine, atol_rms);
+    /// the others keep each case's own, e.g. the quantization format's defaults.
+    #[arg(long, value_name = "TOL|FIELD=X,...", allow_hyphen_values = true)]
+    tolerance: Option<String>,
     /// Write the JSON report here.
     #[arg(long)]
     report_json: Option<PathBuf>,
@@ -131,6 +136,10 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         Some(names) => Some(names.iter().map(|n| n.trim().parse::<Check>().map_err(|e| anyhow::anyhow!(e))).collect::<Result<Vec<_>>>()?),
         None => None,
     };
+    let tolerance = match &args.tolerance {
+        Some(t) => Some(t.parse().map_err(|reason: String| anyhow::anyhow!("invalid --tolerance: {reason}"))?),
+        None => None,
+    };
     let child = args.child_case.is_some();
     if let (Some(d), false) = (&args.device, child) {
         // Reject a malformed device before anything runs; an unavailable one skips per case.
@@ -153,6 +162,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         checks,
         filter: args.filter.clone(),
         tags: None,
+        tolerance,
     }
     .with_env()?;
     // The flags win over TENSILE_TAGS and TENSILE_DEVICE.

@@ -111,6 +111,8 @@ keys! {
         Cosine = "cosine",
         /// Largest difference in units in the last place of the dtype.
         MaxUlp = "max_ulp",
+        /// Signal-to-noise ratio of the output against the reference, in dB.
+        SnrDb = "snr_db",
         /// Elements that differ between two runs on the same input.
         DifferingElements = "differing_elements",
         /// Largest difference between two runs on the same input.

@@ -7,7 +7,12 @@
 //!   and one varying tensor is 0 (no linear relation can be established);
 //! - cosine of two all-zero tensors is 1; of one all-zero tensor and another, 0;
 //! - relative error at an element whose reference is exactly 0 is 0 when the values agree and
-//!   infinite otherwise (as in `torch.testing`).
+//!   infinite otherwise (as in `torch.testing`);
+//! - the signal-to-noise ratio `10·log10(Σe² / Σ(a − e)²)` lies in [−[`SNR_CAP_DB`],
+//!   [`SNR_CAP_DB`]]: equal tensors (noise 0) get the cap, a zero reference with any error gets
+//!   its negative, and a NaN or infinity gives NaN. The cap keeps the number finite in JSON
+//!   and is far above what any float64 comparison of rounded floats reaches (f32 roundings
+//!   give about 140 dB).
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -32,6 +37,30 @@ pub struct Comparison {
     pub cosine: f64,
     /// Largest distance in units in the last place of the tested tensor's dtype.
     pub max_ulp: u64,
+    /// Signal-to-noise ratio of the output in dB, the reference as the signal and the
+    /// difference as the noise (see the module's edge cases).
+    #[serde(default)]
+    pub snr_db: f64,
+}
+
+/// The largest signal-to-noise ratio reported, in dB: equal outputs.
+pub const SNR_CAP_DB: f64 = 200.0;
+
+/// `10·log10(Σe² / Σ(a − e)²)`, clamped to ±[`SNR_CAP_DB`], with the edge cases of the
+/// module's documentation.
+pub fn snr_db(a: &[f64], e: &[f64]) -> f64 {
+    if a.iter().chain(e).any(|v| !v.is_finite()) {
+        return f64::NAN;
+    }
+    let signal: f64 = e.iter().map(|v| v * v).sum();
+    let noise: f64 = a.iter().zip(e).map(|(x, y)| (x - y) * (x - y)).sum();
+    if noise == 0.0 {
+        return SNR_CAP_DB;
+    }
+    if signal == 0.0 {
+        return -SNR_CAP_DB;
+    }
+    (10.0 * (signal / noise).log10()).clamp(-SNR_CAP_DB, SNR_CAP_DB)
 }
 
 /// Pearson correlation of two equally long samples, with the edge cases defined above.
@@ -136,6 +165,7 @@ pub fn compare_slices(a: &[f64], e: &[f64], dtype: DType) -> Comparison {
         pcc: pcc(a, e),
         cosine: cosine(a, e),
         max_ulp,
+        snr_db: snr_db(a, e),
     }
 }
 
@@ -173,6 +203,21 @@ mod tests {
         assert!(!c.all_finite && c.max_abs.is_nan() && c.max_ulp == u64::MAX);
         let c = compare_slices(&[1e-3], &[0.0], DType::F32);
         assert_eq!(c.max_rel, f64::INFINITY);
+    }
+
+    #[test]
+    fn snr_is_signal_power_over_noise_power_in_decibels() {
+        // Signal 3² + 4² = 25, noise 0.5² = 0.25: a ratio of 100, 20 dB.
+        assert!((snr_db(&[3.0, 4.5], &[3.0, 4.0]) - 20.0).abs() < 1e-12);
+        // Noise of the signal's own power: 0 dB; ten times the signal's: −10 dB.
+        assert!(snr_db(&[0.0, 0.0], &[1.0, 1.0]).abs() < 1e-12);
+        assert!((snr_db(&[1.0 + 10f64.sqrt()], &[1.0]) + 10.0).abs() < 1e-9);
+        assert_eq!(snr_db(&[1.0, 2.0], &[1.0, 2.0]), SNR_CAP_DB);
+        assert_eq!(snr_db(&[], &[]), SNR_CAP_DB);
+        assert_eq!(snr_db(&[1e-3], &[0.0]), -SNR_CAP_DB);
+        assert_eq!(snr_db(&[1.0 + 1e-150], &[1.0]), SNR_CAP_DB, "rounding below the cap's noise is capped");
+        assert!(snr_db(&[1.0], &[f64::INFINITY]).is_nan() && compare_slices(&[f64::NAN], &[1.0], DType::F32).snr_db.is_nan());
+        assert_eq!(compare_slices(&[3.0, 4.5], &[3.0, 4.0], DType::F64).snr_db, snr_db(&[3.0, 4.5], &[3.0, 4.0]));
     }
 
     #[test]
@@ -238,6 +283,17 @@ mod tests {
             prop_assert!((-1.0..=1.0).contains(&c));
             let cmp = compare_slices(a, e, DType::F64);
             prop_assert!(cmp.mean_abs <= cmp.max_abs + 1e-12);
+            prop_assert!(cmp.snr_db.abs() <= SNR_CAP_DB);
+        }
+
+        #[test]
+        fn snr_falls_by_twenty_db_per_tenfold_noise(v in prop::collection::vec(-1e3f64..1e3, 2..64), k in 1e-6f64..1e-1) {
+            prop_assume!(v.iter().any(|x| x.abs() > 1e-3));
+            // The noise is the signal itself scaled by k: an SNR of −20·log10(k) dB.
+            let noisy: Vec<f64> = v.iter().map(|x| x * (1.0 + k)).collect();
+            let noisier: Vec<f64> = v.iter().map(|x| x * (1.0 + 10.0 * k)).collect();
+            prop_assert!((snr_db(&noisy, &v) + 20.0 * k.log10()).abs() < 1e-6);
+            prop_assert!((snr_db(&noisy, &v) - snr_db(&noisier, &v) - 20.0).abs() < 1e-6);
         }
 
         #[test]
@@ -245,6 +301,7 @@ mod tests {
             let cmp = compare_slices(&v, &v, DType::F32);
             prop_assert_eq!(cmp.max_abs, 0.0);
             prop_assert_eq!(cmp.max_ulp, 0);
+            prop_assert_eq!(cmp.snr_db, SNR_CAP_DB);
             prop_assert!(cmp.pcc > 1.0 - 1e-12 && cmp.cosine > 1.0 - 1e-12);
         }
 

@@ -28,11 +28,13 @@ pub struct Settings {
     pub filter: Option<String>,
     /// Keep only cases whose tags (their own and the built-in ones) satisfy this expression.
     pub tags: Option<crate::tags::TagExpr>,
+    /// Replace these thresholds of every case's resolved tolerance.
+    pub tolerance: Option<crate::tolerance::ToleranceOverride>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { batch_size: 1, seq_len: 128, dtypes: None, devices: None, checks: None, filter: None, tags: None }
+        Self { batch_size: 1, seq_len: 128, dtypes: None, devices: None, checks: None, filter: None, tags: None, tolerance: None }
     }
 }
 
@@ -294,7 +296,10 @@ impl Plan {
                         device: device.clone(),
                         seq_len: shape[1],
                         input_shape: shape.clone(),
-                        tolerance: spec.tolerance.or_else(|| test.module.default_tolerance(dtype)).unwrap_or_else(|| Tolerance::for_dtype(dtype)),
+                        tolerance: {
+                            let own = spec.tolerance.or_else(|| test.module.default_tolerance(dtype)).unwrap_or_else(|| Tolerance::for_dtype(dtype));
+                            settings.tolerance.map_or(own, |o| o.apply(own))
+                        },
                         checks: checks.clone(),
                         spec: spec.clone(),
                         tags,

@@ -7,7 +7,7 @@
 //! config = { hidden_size = 4096, num_attention_heads = 32, num_key_value_heads = 8 }
 //! input_shape = [1, 2048, 4096]
 //! dtype = "bf16"                                   # or a list
-//! tolerance = 1e-3                                 # or { atol, rtol, min_pcc, min_cosine }
+//! tolerance = 1e-3                                 # or { atol, rtol, min_pcc, min_cosine, atol_rms, min_snr_db }
 //! expected_performance = { latency_ms = 5.0, memory_mb = 512 }
 //! seq_lengths = [512, 1024, 2048]
 //! expect_scaling = "quadratic"                     # constant | linear | quadratic | from_cost | { exponent, tolerance }
@@ -192,7 +192,7 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
     if let Some(t) = &e.tolerance {
         spec.tolerance(match t.get_ref() {
             ToleranceEntry::Uniform(v) => Tolerance::from(*v),
-            ToleranceEntry::Full(FullTolerance { atol, rtol, min_pcc, min_cosine }) => {
+            ToleranceEntry::Full(FullTolerance { atol, rtol, min_pcc, min_cosine, atol_rms, min_snr_db }) => {
                 // Unset thresholds take the first dtype's defaults.
                 let d = Tolerance::for_dtype(spec.dtypes.first().copied().unwrap_or(DType::F32));
                 Tolerance {
@@ -200,6 +200,8 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
                     rtol: rtol.unwrap_or(d.rtol),
                     min_pcc: min_pcc.unwrap_or(d.min_pcc),
                     min_cosine: min_cosine.unwrap_or(d.min_cosine),
+                    atol_rms: atol_rms.unwrap_or(d.atol_rms),
+                    min_snr_db: min_snr_db.or(d.min_snr_db),
                 }
             }
         });

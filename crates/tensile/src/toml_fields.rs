@@ -76,6 +76,8 @@ pub(crate) struct FullTolerance {
     pub rtol: Option<f64>,
     pub min_pcc: Option<f64>,
     pub min_cosine: Option<f64>,
+    pub atol_rms: Option<f64>,
+    pub min_snr_db: Option<f64>,
 }
 
 impl<'de> Deserialize<'de> for ToleranceEntry {
@@ -84,7 +86,7 @@ impl<'de> Deserialize<'de> for ToleranceEntry {
         impl<'de> Visitor<'de> for V {
             type Value = ToleranceEntry;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number or a table { atol, rtol, min_pcc, min_cosine }")
+                f.write_str("a number or a table { atol, rtol, min_pcc, min_cosine, atol_rms, min_snr_db }")
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<ToleranceEntry, E> {
                 Ok(ToleranceEntry::Uniform(v))

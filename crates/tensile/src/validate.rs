@@ -36,6 +36,15 @@ pub fn non_negative(v: f64) -> Result<f64, Reason> {
     }
 }
 
+/// Any finite value (a floor in dB, which may be negative).
+pub fn finite(v: f64) -> Result<f64, Reason> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("must be finite, got {v}"))
+    }
+}
+
 /// A finite value > 0 (latency and memory targets, epsilons, θ, scaling factors).
 pub fn positive(v: f64) -> Result<f64, Reason> {
     if v.is_finite() && v > 0.0 {

@@ -295,7 +295,7 @@ fn a_perturbed_output_fails_without_an_error() {
 #[test]
 fn tight_tolerances_fail_a_real_case() {
     let case = GoldenCase::load(&golden_dir().join("llama_attention_gqa.safetensors")).unwrap();
-    let exact = tensile::Tolerance { atol: 0.0, rtol: 0.0, min_pcc: 0.0, min_cosine: 0.0 };
+    let exact = tensile::Tolerance::new(0.0, 0.0, 0.0);
     let r = case.check(&Device::Cpu, DType::F32, Some(exact)).unwrap();
     assert!(!r.passed && r.comparison.max_abs > 0.0, "f32 cannot match a float64 reference exactly");
     assert_eq!(r.tolerance, exact);

@@ -20,6 +20,7 @@ pub(crate) fn comparison_metrics(c: &Comparison) -> BTreeMap<Metric, f64> {
         (Metric::Pcc, c.pcc),
         (Metric::Cosine, c.cosine),
         (Metric::MaxUlp, c.max_ulp as f64),
+        (Metric::SnrDb, c.snr_db),
     ])
 }
 
@@ -98,10 +99,12 @@ mod tests {
         let o = ts::run(super::run, &c).unwrap();
         assert!(o.passed, "{:?}", o.errors);
         let keys: Vec<Metric> = o.metrics.keys().copied().collect();
-        for k in [Metric::MaxAbs, Metric::MaxRel, Metric::MeanAbs, Metric::Pcc, Metric::Cosine, Metric::MaxUlp] {
+        for k in [Metric::MaxAbs, Metric::MaxRel, Metric::MeanAbs, Metric::Pcc, Metric::Cosine, Metric::MaxUlp, Metric::SnrDb] {
             assert!(keys.contains(&k), "{k:?} missing from {keys:?}");
         }
         assert!(o.metrics[&Metric::Pcc] > 0.9999 && o.metrics[&Metric::MaxAbs] < 1e-5, "{:?}", o.metrics);
+        // f32 against float64: rounding noise some 120 dB or more below the signal, not equal.
+        assert!((100.0..200.0).contains(&o.metrics[&Metric::SnrDb]), "{:?}", o.metrics);
     }
 
     #[test]
