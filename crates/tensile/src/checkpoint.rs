@@ -6,6 +6,7 @@
 //! is tested by default; testing every layer (or a list) finds a single corrupted one.
 
 use crate::error::{Error, Result};
+pub use crate::layer_path::layer_index;
 use crate::module::{ModuleUnderTest, NnModule};
 use crate::spec::{Check, ModuleTest};
 use crate::suite::Suite;
@@ -98,12 +99,6 @@ fn load(path: &Path, shapes_only: bool) -> Result<LoadedModel> {
     Ok(LoadedModel { block, description, name, layers })
 }
 
-/// The layer a module path belongs to: the number after `layers.` or `layer.`.
-pub fn layer_index(path: &str) -> Option<usize> {
-    let parts: Vec<&str> = path.split('.').collect();
-    parts.windows(2).find(|w| w[0] == "layers" || w[0] == "layer").and_then(|w| w[1].parse().ok())
-}
-
 /// The checks of a real-weight module: those of the presets but dtype parity, gradients only
 /// where the float64 reference stays cheap (width up to 1024).
 ///
@@ -164,7 +159,10 @@ fn outside_layers(block: &dyn Block) -> Vec<(String, &dyn Block)> {
         }
         let inner: Vec<_> = child.block.children().into_iter().filter(|c| c.path.as_deref().is_some_and(|p| layer_index(p).is_some())).collect();
         if inner.is_empty() {
-            out.push((child.prefix.clone(), child.block));
+            // A head whose weights sit at the top level (`classifier.weight`, next to `bert.`)
+            // has no prefix of its own: it is named for what it is.
+            let name = if child.prefix.is_empty() { "head".to_string() } else { child.prefix.clone() };
+            out.push((name, child.block));
         } else {
             // An encoder (`bert.`, `model.`): its own embeddings and norms.
             for c in child.block.children() {
@@ -234,9 +232,6 @@ mod tests {
         assert_eq!("all".parse::<Layers>(), Ok(Layers::All));
         assert_eq!("0, 15,31".parse::<Layers>(), Ok(Layers::List(vec![0, 15, 31])));
         assert!("0,x".parse::<Layers>().unwrap_err().contains("`x` is not a layer index"));
-        assert_eq!(layer_index("model.layers.12.mlp"), Some(12));
-        assert_eq!(layer_index("bert.encoder.layer.3"), Some(3));
-        assert_eq!(layer_index("model.embed_tokens"), None);
         assert!(!is_model_path("tiny-llama"), "a preset name is not a path");
     }
 }

@@ -10,8 +10,8 @@
 //! reach 3.5 times the median), hence its wider bound. A NaN or an infinity is a failure naming
 //! the tensor.
 
-use crate::checkpoint::layer_index;
 use crate::error::Result;
+use crate::layer_path::layer_index;
 use candle_core::{DType, Tensor};
 use std::collections::BTreeMap;
 

@@ -23,14 +23,15 @@ impl Format for Html {
     fn render(r: &RunRecord) -> String {
         let (latency, latency_plots) = latency_section(r);
         let (scaling, scaling_plots) = scaling_section(r);
+        let (layers, layer_plots) = super::layer_plot::section(&r.cases);
         let verdict = Verdict::of(r);
         let mut out = String::with_capacity(64 * 1024);
         out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
         out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
         out.push_str(&format!("<title>tensile report: {}</title>\n<style>{CSS}</style>\n</head>\n", verdict.word));
-        let total = latency_plots + scaling_plots;
+        let total = latency_plots + scaling_plots + layer_plots;
         out.push_str(&format!("<body data-plots-total=\"{total}\" data-plots-rendered=\"0\">\n<main>\n"));
-        for section in [header(r, &verdict), cases_table(r), details(r), latency, scaling, error_metrics(r), coverage(r)] {
+        for section in [header(r, &verdict), cases_table(r), details(r), latency, scaling, error_metrics(r), layers, coverage(r)] {
             out.push_str(&section);
         }
         out.push_str(&format!("</main>\n<script>{SCRIPT}</script>\n</body>\n</html>\n"));
@@ -203,7 +204,7 @@ fn details(r: &RunRecord) -> String {
 }
 
 /// Metrics shown first in the error table, in this order; others follow alphabetically.
-const ERROR_METRICS: [Metric; 6] = [Metric::MaxAbs, Metric::MaxRel, Metric::MeanAbs, Metric::Pcc, Metric::Cosine, Metric::MaxUlp];
+const ERROR_METRICS: [Metric; 7] = [Metric::MaxAbs, Metric::MaxRel, Metric::MeanAbs, Metric::Pcc, Metric::Cosine, Metric::SnrDb, Metric::MaxUlp];
 
 fn error_metrics(r: &RunRecord) -> String {
     let rows: Vec<(&CaseResult, &CheckResult)> = r

@@ -13,6 +13,7 @@ mod figures;
 mod html;
 mod json;
 mod junit;
+mod layer_plot;
 mod markdown;
 mod record;
 mod svg;

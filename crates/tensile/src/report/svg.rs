@@ -12,15 +12,16 @@ use crate::event::CheckOutcome;
 use crate::keys::{Metric, Series};
 
 /// How a legend entry is drawn.
-enum Swatch {
+pub(super) enum Swatch {
     Dot(&'static str),
     Box,
     Line(&'static str, bool),
+    Ring(&'static str),
 }
 
 /// A column of legend entries starting at (`x`, `y`), on a white backing so lines behind it
 /// stay readable.
-fn legend(x: f64, y: f64, entries: &[(Swatch, String)]) -> String {
+pub(super) fn legend(x: f64, y: f64, entries: &[(Swatch, String)]) -> String {
     let width = 36.0 + 6.6 * entries.iter().map(|(_, t)| t.chars().count()).max().unwrap_or(0) as f64;
     let mut out = format!(
         "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{:.1}\" fill=\"#fff\" fill-opacity=\"0.85\" stroke=\"#d0d7de\"/>",
@@ -33,6 +34,7 @@ fn legend(x: f64, y: f64, entries: &[(Swatch, String)]) -> String {
         out.push_str(&match swatch {
             Swatch::Dot(color) => format!("<circle cx=\"{:.1}\" cy=\"{cy:.1}\" r=\"3.5\" fill=\"{color}\"/>", x + 10.0),
             Swatch::Box => format!("<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"20\" height=\"10\" fill=\"#b6d4fe\" stroke=\"#0969da\"/>", cy - 5.0),
+            Swatch::Ring(color) => format!("<circle cx=\"{:.1}\" cy=\"{cy:.1}\" r=\"5\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>", x + 10.0),
             Swatch::Line(color, dashed) => {
                 format!("<line x1=\"{x:.1}\" y1=\"{cy:.1}\" x2=\"{:.1}\" y2=\"{cy:.1}\" stroke=\"{color}\" stroke-width=\"2\"{}/>", x + 20.0, dash(*dashed))
             }
@@ -51,7 +53,7 @@ fn dash(dashed: bool) -> &'static str {
 }
 
 /// The opening tag and title of a plot.
-fn open(kind: &str, width: u32, height: u32, title: &str) -> String {
+pub(super) fn open(kind: &str, width: u32, height: u32, title: &str) -> String {
     format!(
         "<svg class=\"plot\" data-plot=\"{kind}\" role=\"img\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
          font-family=\"sans-serif\" font-size=\"11\" fill=\"#1f2328\"><title>{}</title>",
