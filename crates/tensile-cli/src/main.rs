@@ -2,6 +2,7 @@
 
 mod bench;
 mod coverage;
+mod dequantize;
 mod embed;
 mod forward;
 mod foundry;
@@ -42,7 +43,7 @@ enum Command {
     /// numbers and the roofline floor.
     Bench(bench::BenchArgs),
     /// Show which block kinds, dtypes, devices and parameter ranges the specs exercise, and
-    /// which preset modules have no spec.
+    /// which modules of the presets (or of --model, with --spec) have no spec.
     Coverage(coverage::CoverageArgs),
     /// Sentence embeddings from a sentence-transformers BERT directory.
     Embed(embed::EmbedArgs),
@@ -51,6 +52,9 @@ enum Command {
     Forward(forward::ForwardArgs),
     /// Classify texts with a sequence-classification model directory and its tokenizer.
     Classify(forward::ClassifyArgs),
+    /// Write the float32 Hugging Face copy of a GGUF model, the original to compare the
+    /// quantized one with (`run --compare-with`).
+    Dequantize(dequantize::DequantizeArgs),
     /// Continue a prompt with a GGUF Llama model (greedy by default, or sampled).
     Generate(generate::GenerateArgs),
     /// The model foundry: prepare a corpus, train on it, evaluate and sample.
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Command::Forward(args) => forward::run_forward(&args),
         Command::Classify(args) => forward::run_classify(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Dequantize(args) => dequantize::run(&args),
         Command::Foundry { command } => foundry::run(command),
     };
     match result {

@@ -21,7 +21,7 @@ fn each_family_directory_runs_its_real_weight_module_tests() {
     for (dir, expected) in [
         ("tiny-llama", &["model.layers.0.self_attn", "model.layers.0.mlp", "model.embed_tokens", "model.norm", "lm_head"][..]),
         ("tiny-modernbert", &["layers.0.attn", "layers.0.mlp", "final_norm"][..]),
-        ("tiny-bert-cls", &["encoder.layer.0.attention", "encoder.layer.0.mlp"][..]),
+        ("tiny-bert-cls", &["encoder.layer.0.attention", "encoder.layer.0.mlp", "tiny-bert-cls::head "][..]),
     ] {
         let o = run(&models().join(dir), &[]);
         assert_eq!(o.status.code(), Some(0), "{dir}: {}\n{}", stdout(&o), stderr(&o));
@@ -117,12 +117,65 @@ fn the_quantization_report_flags_the_planted_layer() {
     let gguf = out.path().join("planted.q8_0.gguf");
     let vocab = tensile_nn::gguf::GgufVocabSpec::byte_level(300).unwrap();
     tensile_nn::gguf::save_gguf(&planted, &vocab, "q8_0".parse().unwrap(), "planted", &gguf).unwrap();
-    let o = run(&gguf, &["--compare-with", original_dir.to_str().unwrap(), "--layers", "all", "--checks", "correctness"]);
+    let (html, json) = (out.path().join("report.html"), out.path().join("report.json"));
+    let o = run(
+        &gguf,
+        &[
+            "--compare-with",
+            original_dir.to_str().unwrap(),
+            "--layers",
+            "all",
+            "--checks",
+            "correctness",
+            "--html",
+            html.to_str().unwrap(),
+            "--report-json",
+            json.to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
     let failed: Vec<String> = stdout(&o).lines().filter(|l| l.starts_with("✗ ")).map(|l| l.split_whitespace().nth(1).unwrap().to_string()).collect();
     assert_eq!(failed, ["planted.q8_0::model.layers.1", "planted.q8_0::model.layers.1.mlp"], "{}", stdout(&o));
     let passed = stdout(&o).lines().filter(|l| l.starts_with("✓ ")).count();
     assert!(passed >= 12, "every other module of the three layers, the embeddings, the norm and the head pass: {}", stdout(&o));
+    // Every module reports its output's SNR, and the planted MLP's is the lowest of the MLPs
+    // by a wide margin (Q8_0 alone keeps some 40 dB).
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let snr = |name: &str| -> f64 {
+        let case = report["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == format!("planted.q8_0::{name}"))
+            .unwrap_or_else(|| panic!("{name} not in the report"));
+        case["checks"][0]["metrics"]["snr_db"].as_f64().unwrap_or_else(|| panic!("no snr_db for {name}: {case}"))
+    };
+    let mlps: Vec<f64> = (0..3).map(|i| snr(&format!("model.layers.{i}.mlp"))).collect();
+    assert!(mlps[1] + 10.0 < mlps[0].min(mlps[2]), "the planted MLP stands out: {mlps:?}");
+    assert!(mlps[0] > 30.0 && mlps[2] > 30.0, "8-bit quantization alone keeps over 30 dB: {mlps:?}");
+    // The html report's per-layer plot marks exactly the two failed modules, both at layer 1.
+    let page = std::fs::read_to_string(&html).unwrap();
+    let section = page.split("<section id=\"layers\">").nth(1).expect("a per-layer error section").split("</section>").next().unwrap();
+    assert_eq!(section.matches("class=\"fail\"").count(), 2, "{section}");
+    assert!(section.contains("mlp: lowest ") && section.contains("dB at layer 1"), "{section}");
+    assert!(section.contains("failed: planted.q8_0::model.layers.1, planted.q8_0::model.layers.1.mlp"), "{section}");
+    // The format's default tolerance can be overridden: with no correlation or SNR floor, the
+    // planted layer passes.
+    let o = run(
+        &gguf,
+        &[
+            "--compare-with",
+            original_dir.to_str().unwrap(),
+            "--layers",
+            "1",
+            "--checks",
+            "correctness",
+            "--tolerance",
+            "min_pcc=0,min_cosine=0,min_snr_db=-100",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert_usage_error(&run(&gguf, &["--tolerance", "atol=1,tol=2"]), "invalid --tolerance: unknown field `tol`");
     // Against a model of another shape, the first mismatching tensor is named.
     let other = LlamaConfig { intermediate_size: 96, ..cfg };
     let other_dir = out.path().join("other");
@@ -146,12 +199,21 @@ fn smollm2_q4_1_against_its_dequantized_copy() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
-    let m = tensile_nn::gguf::load_gguf(&gguf, &candle_core::Device::Cpu).unwrap();
     let f32_dir = out.path().join("smollm2-f32");
-    tensile_nn::save_pretrained(&tensile_nn::PretrainedModel::causal_lm(m.model, serde_json::Value::Null), &f32_dir).unwrap();
+    let o = tensile(&["dequantize", gguf.to_str().unwrap(), "--out", f32_dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("162826560 parameters in f32"), "{}", stdout(&o));
+    // A second write into the same directory is refused rather than mixed with the first.
+    assert_usage_error(&tensile(&["dequantize", gguf.to_str().unwrap(), "--out", f32_dir.to_str().unwrap()]), "already holds a model");
     let o = run(&gguf, &["--compare-with", f32_dir.to_str().unwrap(), "--checks", "correctness"]);
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("model.layers.0.mlp") && stdout(&o).contains("lm_head"), "{}", stdout(&o));
+    // Against its own float64 twin, the quantized head (576-wide dot products, logits of RMS
+    // about 4) passes at the quantized kernels' default, whose element bound scales with the
+    // output's RMS.
+    let o = run(&gguf, &["--checks", "correctness"]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).lines().any(|l| l.starts_with("✓ ") && l.contains("::lm_head")), "{}", stdout(&o));
 }
 
 #[test]
