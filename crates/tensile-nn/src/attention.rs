@@ -201,13 +201,20 @@ impl Attention {
         }
         let t = k.dim(2)?;
         let q = q.reshape((b, kvh, rep * s, d))?; // query heads grouped by their K/V head
-        let scores = (q.matmul(&k.t()?)? * (d as f64).powf(-0.5))?; // (b, kvh, rep·s, t)
-                                                                    // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
-        let mut scores = scores.to_dtype(DType::F32)?.reshape((b, kvh, rep, s, t))?;
-        if let Some(mask) = self.mask(s, t, padding, x.device())? {
-            scores = scores.broadcast_add(&mask)?;
-        }
-        let probs = crate::training::softmax_last_dim(&scores)?;
+        let scale = (d as f64).powf(-0.5);
+        let probs = if c.causal && padding.is_none() && crate::training_kernels::fusable(&q) {
+            // Scale, causal mask and softmax in one pass, with its own backward.
+            let scores = q.matmul(&k.t()?)?.reshape((b, kvh, rep, s, t))?; // (b, kvh, rep, s, t)
+            crate::causal_softmax::ScaledCausalSoftmax::apply(&scores, scale)?
+        } else {
+            let scores = (q.matmul(&k.t()?)? * scale)?; // (b, kvh, rep·s, t)
+                                                        // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
+            let mut scores = scores.to_dtype(DType::F32)?.reshape((b, kvh, rep, s, t))?;
+            if let Some(mask) = self.mask(s, t, padding, x.device())? {
+                scores = scores.broadcast_add(&mask)?;
+            }
+            crate::training::softmax_last_dim(&scores)?
+        };
         let probs = crate::training::dropout(&probs, crate::training::DropoutSite::Attention)?.to_dtype(x.dtype())?;
         let out = probs.reshape((b, kvh, rep * s, t))?.matmul(&v.contiguous()?)?; // (b, kvh, rep·s, d)
         let out = out.reshape((b, h, s, d))?.transpose(1, 2)?.reshape((b, s, h * d))?;

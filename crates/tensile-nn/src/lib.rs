@@ -29,6 +29,7 @@ pub mod bert;
 mod block;
 pub mod catalog;
 mod catalog_wrapped;
+pub mod causal_softmax;
 pub mod corpus;
 mod embedding;
 mod error;

@@ -20,22 +20,36 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Res
 }
 
 /// Runs `f(first_row, rows_slice)` over `out` (`width` values a row) split into row-aligned
-/// parts, on as many threads as candle uses once `work` (the values the rows touch, which can
+/// parts, on the current rayon pool's threads once `work` (the values the rows touch, which can
 /// exceed `out`'s: a row maximum reads a whole row) is large enough to pay for them; on the
 /// calling thread below that. Rows are independent, so the split never changes a result.
+///
+/// The pool's threads are already running, so a call costs a few microseconds rather than a
+/// thread start per part, and a caller that installs a one-thread pool (the scaling check's
+/// serial sweep) gets a serial kernel.
 pub fn par_rows<T: Send>(out: &mut [T], width: usize, work: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    use rayon::prelude::*;
     let rows = out.len() / width.max(1);
-    let threads = if work < 1 << 16 { 1 } else { candle_core::utils::get_num_threads().clamp(1, rows.max(1)) };
+    let threads = if work < 1 << 15 { 1 } else { rayon::current_num_threads().clamp(1, rows.max(1)) };
     if threads == 1 {
         return f(0, out);
     }
     let chunk = rows.div_ceil(threads);
-    std::thread::scope(|s| {
-        for (k, part) in out.chunks_mut(chunk * width).enumerate() {
-            let f = &f;
-            s.spawn(move || f(k * chunk, part));
+    out.par_chunks_mut(chunk * width).enumerate().for_each(|(k, part)| f(k * chunk, part));
+}
+
+/// `Σ v²` with eight running sums, which the compiler keeps in one vector register: a single
+/// running sum is a chain of dependent additions that no compiler may reorder.
+fn sum_of_squares(row: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v * v;
         }
-    });
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Softmax over the last dimension.
@@ -112,14 +126,23 @@ impl CustomOp2 for RmsNorm {
         if x.len() % width != 0 {
             candle_core::bail!("rms_norm: input of {} values is not rows of {width}", x.len());
         }
-        let mut out = x.to_vec();
+        // Two passes, each over the rows in parallel: the per-row `1/rms` (kept for the
+        // backward), then the scaled output.
         let mut inv = vec![0f32; x.len() / width];
         let eps = self.eps;
-        for (row, r) in out.chunks_mut(width).zip(inv.iter_mut()) {
-            let mean_sq = row.iter().map(|v| v * v).sum::<f32>() / width as f32;
-            *r = 1.0 / (mean_sq + eps).sqrt();
-            row.iter_mut().zip(w).for_each(|(v, w)| *v = *v * *r * w);
-        }
+        par_rows(&mut inv, 1, x.len(), |first, part| {
+            for (i, r) in part.iter_mut().enumerate() {
+                let row = &x[(first + i) * width..(first + i + 1) * width];
+                *r = 1.0 / (sum_of_squares(row) / width as f32 + eps).sqrt();
+            }
+        });
+        let mut out = vec![0f32; x.len()];
+        par_rows(&mut out, width, x.len(), |first, part| {
+            for (i, row) in part.chunks_mut(width).enumerate() {
+                let (r, xr) = (inv[first + i], &x[(first + i) * width..(first + i + 1) * width]);
+                row.iter_mut().zip(xr.iter().zip(w)).for_each(|(o, (v, w))| *o = v * r * w);
+            }
+        });
         *self.inv_rms.lock().unwrap_or_else(|e| e.into_inner()) = inv;
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
