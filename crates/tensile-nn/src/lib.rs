@@ -34,6 +34,7 @@ pub mod corpus;
 mod embedding;
 mod error;
 pub mod files;
+mod gelu_kernel;
 mod gelu_mlp;
 pub mod generate;
 pub mod gguf;
