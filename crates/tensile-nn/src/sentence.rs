@@ -76,13 +76,29 @@ fn bert_config(path: &Path) -> Result<BertConfig> {
     Ok(cfg)
 }
 
+/// How many texts [`SentenceEmbedder::embed`] runs at once: sentence-transformers' default.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// How many texts are tokenised in one call before their encodings are reduced to ids, so a
+/// large input never holds every full `Encoding` (tokens, offsets, …) in memory at once.
+const TOKENIZE_CHUNK: usize = 4096;
+
 /// A loaded sentence-transformers model.
 pub struct SentenceEmbedder {
     bert: Bert,
+    /// Truncates to `max_seq_length` but never pads: [`SentenceEmbedder::embed_batched`] pads
+    /// each batch itself, after sorting, so one tokenisation serves both the sort and the batches.
     tokenizer: Tokenizer,
+    pad_id: u32,
     pooling: PoolingConfig,
     normalize: bool,
     device: Device,
+}
+
+/// One text as the model sees it: its token ids and token type ids, unpadded.
+struct Tokens {
+    ids: Vec<u32>,
+    types: Vec<u32>,
 }
 
 impl SentenceEmbedder {
@@ -133,8 +149,9 @@ impl SentenceEmbedder {
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
         let bert = Bert::new(&cfg, false, vb).map_err(in_weights)?;
 
-        let tokenizer = crate::tokenizer::for_model(&dir.join("tokenizer.json"), &config_path, cfg.vocab_size, max_len, cfg.pad_token_id)?;
-        Ok(Self { bert, tokenizer, pooling, normalize, device: device.clone() })
+        let mut tokenizer = crate::tokenizer::for_model(&dir.join("tokenizer.json"), &config_path, cfg.vocab_size, max_len, cfg.pad_token_id)?;
+        tokenizer.with_padding(None);
+        Ok(Self { bert, tokenizer, pad_id: cfg.pad_token_id, pooling, normalize, device: device.clone() })
     }
 
     /// Whether outputs are L2-normalised.
@@ -142,29 +159,72 @@ impl SentenceEmbedder {
         self.normalize
     }
 
-    /// One embedding per text, computed in batches of 32.
+    /// One embedding per text, in the order of `texts`, computed in batches of
+    /// [`DEFAULT_BATCH_SIZE`] as [`SentenceEmbedder::embed_batched`] does.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(32) {
-            let emb = self.embed_batch(chunk)?;
-            out.extend(emb.to_dtype(DType::F32)?.to_vec2::<f32>()?);
+        self.embed_batched(texts, DEFAULT_BATCH_SIZE)
+    }
+
+    /// One embedding per text, in the order of `texts`, computed in batches of `batch_size`.
+    ///
+    /// A batch is padded to its longest text, and the padded positions cost as much compute as
+    /// real ones. So, as sentence-transformers does, the texts are tokenised once, sorted by
+    /// token count (longest first, ties in input order, so the run is deterministic), cut into
+    /// batches of neighbours of similar length, and the embeddings are put back in input order.
+    /// Padding is masked, so a text's embedding does not depend on its batch beyond rounding.
+    /// A `batch_size` of 0 is an error.
+    pub fn embed_batched(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        if batch_size == 0 {
+            return Err(crate::error::config_err("batch_size", "must be at least 1, got 0"));
+        }
+        let mut tokens = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(TOKENIZE_CHUNK) {
+            let encodings = crate::tokenizer::encode_batch(&self.tokenizer, chunk.to_vec())?;
+            tokens.extend(encodings.into_iter().map(|e| Tokens { ids: e.get_ids().to_vec(), types: e.get_type_ids().to_vec() }));
+        }
+        let order = longest_first(&tokens);
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(batch_size) {
+            let rows: Vec<&Tokens> = batch.iter().map(|&i| &tokens[i]).collect();
+            let emb = self.embed_tokens(&rows)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            for (&i, e) in batch.iter().zip(emb) {
+                out[i] = e;
+            }
         }
         Ok(out)
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Tensor> {
-        let enc = crate::tokenizer::encode_batch(&self.tokenizer, texts.to_vec())?;
-        let stack = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor> {
-            let rows = enc.iter().map(|e| Tensor::new(f(e), &self.device)).collect::<candle_core::Result<Vec<_>>>()?;
-            Ok(Tensor::stack(&rows, 0)?)
-        };
-        let ids = stack(&|e| e.get_ids())?;
-        let types = stack(&|e| e.get_type_ids())?;
-        let mask = stack(&|e| e.get_attention_mask())?;
+    /// Embeddings of tokenised texts, padded here to the longest of them.
+    fn embed_tokens(&self, rows: &[&Tokens]) -> Result<Tensor> {
+        // At least one position: a tokenizer that adds no special tokens turns an empty text
+        // into no tokens, and a batch of only such texts would otherwise have no columns at
+        // all, which attention cannot take. The padding position is masked out.
+        let width = rows.iter().map(|t| t.ids.len()).max().unwrap_or(0).max(1);
+        let shape = (rows.len(), width);
+        let mut ids = Vec::with_capacity(rows.len() * width);
+        let mut types = Vec::with_capacity(rows.len() * width);
+        let mut mask = Vec::with_capacity(rows.len() * width);
+        for t in rows {
+            let pad = width - t.ids.len();
+            // Right padding with `pad_token_id`, type 0 and mask 0, as the tokenizers crate pads.
+            ids.extend(t.ids.iter().copied().chain(std::iter::repeat_n(self.pad_id, pad)));
+            types.extend(t.types.iter().copied().chain(std::iter::repeat_n(0, pad)));
+            mask.extend(std::iter::repeat_n(1u32, t.ids.len()).chain(std::iter::repeat_n(0, pad)));
+        }
+        let ids = Tensor::from_vec(ids, shape, &self.device)?;
+        let types = Tensor::from_vec(types, shape, &self.device)?;
+        let mask = Tensor::from_vec(mask, shape, &self.device)?;
         let hidden = self.bert.forward_with(&ids, Some(&types), Some(&mask))?.to_dtype(DType::F32)?;
         let pooled = pool(&hidden, &mask, &self.pooling)?;
         Ok(if self.normalize { l2_normalize(&pooled)? } else { pooled })
     }
+}
+
+/// Indices of `tokens`, longest first; a stable sort, so equal lengths keep their input order.
+fn longest_first(tokens: &[Tokens]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..tokens.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].ids.len()));
+    order
 }
 
 /// Pools `(batch, seq, hidden)` token vectors with a `(batch, seq)` 0/1 mask; several enabled
@@ -223,6 +283,14 @@ mod tests {
     fn l2_normalize_gives_unit_rows() {
         let x = Tensor::new(&[[3f32, 4.0]], &Device::Cpu).unwrap();
         assert_eq!(l2_normalize(&x).unwrap().to_vec2::<f32>().unwrap(), vec![vec![0.6, 0.8]]);
+    }
+
+    #[test]
+    fn longest_first_is_a_stable_sort_by_descending_length() {
+        let t = |n: usize| Tokens { ids: vec![0; n], types: vec![0; n] };
+        let tokens = [t(1), t(3), t(2), t(3), t(0)];
+        assert_eq!(longest_first(&tokens), vec![1, 3, 2, 0, 4]);
+        assert!(longest_first(&[]).is_empty());
     }
 
     #[test]

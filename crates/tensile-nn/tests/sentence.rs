@@ -153,3 +153,81 @@ fn a_nan_weight_gives_nan_embeddings_not_an_error() {
     let e = model.embed(&["hello"]).unwrap();
     assert!(e[0].iter().all(|v| v.is_nan()), "{:?}", e[0]);
 }
+
+/// Texts whose token counts (1 to 16, the tiny model's limit, past which they are truncated)
+/// are far from sorted either way, so a batched run that forgot to restore the input order
+/// would hand back another text's vector.
+const RAGGED: [&str; 8] = [
+    "hello",
+    "hello world hello world hello world hello world hello world hello world hello world hello world hello",
+    "world world",
+    "hello world hello world hello world hello",
+    "world hello world",
+    "hello hello hello hello hello hello hello hello hello hello hello world",
+    "cat",
+    "world",
+];
+
+/// Every text embedded alone (a batch of one has no padding), next to `embed_batched` with
+/// batch sizes that split the texts differently: all must agree text by text.
+fn batched_equals_one_at_a_time(model: &SentenceEmbedder, texts: &[&str], tol: f32) {
+    let alone: Vec<Vec<f32>> = texts.iter().map(|t| model.embed_batched(&[*t], 1).unwrap().remove(0)).collect();
+    // The check below means something only if no two texts share a vector.
+    for i in 0..texts.len() {
+        for j in 0..i {
+            let gap = alone[i].iter().zip(&alone[j]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(gap > 1e-3, "{:?} and {:?} embed alike ({gap}): the order would not be tested", texts[i], texts[j]);
+        }
+    }
+    for batch in [1, 3, 32] {
+        let got = model.embed_batched(texts, batch).unwrap();
+        assert_eq!(got.len(), texts.len());
+        for ((text, g), a) in texts.iter().zip(&got).zip(&alone) {
+            assert_eq!(g.len(), a.len());
+            let diff = g.iter().zip(a).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(diff <= tol, "batch size {batch}, {text:?}: max difference {diff} from the text embedded alone");
+        }
+    }
+    // `embed` is `embed_batched` with the default batch size.
+    assert_eq!(model.embed(texts).unwrap(), model.embed_batched(texts, tensile_nn::sentence::DEFAULT_BATCH_SIZE).unwrap());
+}
+
+#[test]
+fn batches_sorted_by_length_give_each_text_its_own_embedding_in_input_order() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_bert::write(dir.path(), |_| {});
+    let model = SentenceEmbedder::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    batched_equals_one_at_a_time(&model, &RAGGED, 1e-5);
+}
+
+#[test]
+fn minilm_batches_sorted_by_length_match_one_at_a_time() {
+    let Some(dir) = model_dir() else { return };
+    let model = SentenceEmbedder::load(&dir, DType::F32, &Device::Cpu).unwrap();
+    let long = "the quick brown fox jumps over the lazy dog while the tensile tests check kernels ".repeat(20);
+    let texts = ["a", long.as_str(), "sentence embeddings in batches", "", "two words", &long[..200], "what is the capital of france?"];
+    batched_equals_one_at_a_time(&model, &texts, 1e-5);
+}
+
+#[test]
+fn a_batch_size_of_zero_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_bert::write(dir.path(), |_| {});
+    let model = SentenceEmbedder::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    let e = model.embed_batched(&["hello"], 0).unwrap_err().to_string();
+    assert!(e.contains("batch_size") && e.contains("at least 1"), "{e}");
+    assert!(model.embed_batched(&[], 4).unwrap().is_empty());
+}
+
+#[test]
+fn a_text_without_tokens_embeds_without_a_panic() {
+    // The tiny tokenizer adds no [CLS] or [SEP], so "" has no tokens; sorted to the end, it
+    // forms a batch of its own.
+    let dir = tempfile::tempdir().unwrap();
+    tiny_bert::write(dir.path(), |_| {});
+    let model = SentenceEmbedder::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    let e = model.embed_batched(&["hello world", ""], 1).unwrap();
+    assert_eq!((e.len(), e[1].len()), (2, tiny_bert::HIDDEN));
+    // Mean pooling over no tokens is the zero vector, as sentence-transformers' clamped mean gives.
+    assert!(e[1].iter().all(|v| *v == 0.0), "{:?}", e[1]);
+}
