@@ -56,6 +56,7 @@ mod rms_norm;
 mod rotary;
 pub mod runtime;
 pub mod sentence;
+mod silu_mul;
 mod swiglu;
 mod tagged;
 pub mod tokenizer;

@@ -33,8 +33,14 @@ impl SwiGlu {
 
 impl Module for SwiGlu {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let gate = self.act.forward(&self.gate_proj.forward(xs)?)?;
-        self.down_proj.forward(&(gate * self.up_proj.forward(xs)?)?)
+        let (gate, up) = (self.gate_proj.forward(xs)?, self.up_proj.forward(xs)?);
+        let gated = if self.act == crate::Activation::Silu {
+            // The gate and the product in one pass, with its own backward.
+            crate::silu_mul::SiluMul::apply(&gate, &up)?
+        } else {
+            (self.act.forward(&gate)? * up)?
+        };
+        self.down_proj.forward(&gated)
     }
 }
 
