@@ -64,7 +64,7 @@ impl CustomOp1 for GeluErf {
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let x = arg.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let mut g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let inv_sqrt_2pi = 1.0 / (2.0 * std::f32::consts::PI).sqrt();
+        let inv_sqrt_2pi = if crate::fault::is(crate::fault::Fault::GeluBackward) { 0.0 } else { 1.0 / (2.0 * std::f32::consts::PI).sqrt() };
         let work = g.len();
         par_rows(&mut g, CHUNK, work, |first, part| {
             let xs = &x[first * CHUNK..first * CHUNK + part.len()];

@@ -33,6 +33,7 @@ pub mod causal_softmax;
 pub mod corpus;
 mod embedding;
 mod error;
+pub mod fault;
 pub mod files;
 mod gelu_kernel;
 mod gelu_mlp;

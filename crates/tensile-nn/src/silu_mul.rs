@@ -73,11 +73,12 @@ impl CustomOp2 for SiluMul {
                 *d = g * a * sigmoid(*a);
             }
         });
+        let slope = if crate::fault::is(crate::fault::Fault::SiluMulBackward) { 0.0 } else { 1.0 };
         par_rows(&mut da, CHUNK, g.len(), |first, part| {
             let r = first * CHUNK..first * CHUNK + part.len();
             for ((d, a), b) in part.iter_mut().zip(&av[r.clone()]).zip(&bv[r]) {
                 let s = sigmoid(*a);
-                *d *= b * s * (1.0 + a * (1.0 - s));
+                *d *= b * s * (1.0 + slope * a * (1.0 - s));
             }
         });
         Ok((Some(Tensor::from_vec(da, a.shape(), a.device())?), Some(Tensor::from_vec(db, b.shape(), b.device())?)))

@@ -130,10 +130,11 @@ impl CustomOp2 for RmsNorm {
         // backward), then the scaled output.
         let mut inv = vec![0f32; x.len() / width];
         let eps = self.eps;
+        let divisor = if crate::fault::is(crate::fault::Fault::RmsNormDivisor) { width.saturating_sub(1).max(1) } else { width } as f32;
         par_rows(&mut inv, 1, x.len(), |first, part| {
             for (i, r) in part.iter_mut().enumerate() {
                 let row = &x[(first + i) * width..(first + i + 1) * width];
-                *r = 1.0 / (sum_of_squares(row) / width as f32 + eps).sqrt();
+                *r = 1.0 / (sum_of_squares(row) / divisor + eps).sqrt();
             }
         });
         let mut out = vec![0f32; x.len()];

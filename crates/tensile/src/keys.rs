@@ -127,6 +127,9 @@ keys! {
         MaxRelErr = "max_rel_err",
         /// Gradient coordinates checked.
         Coordinates = "coordinates",
+        /// Largest difference of the fast path's f32 autograd gradient from the float64 twin's,
+        /// relative to the largest magnitude of that gradient.
+        FastPathGradErr = "fast_path_grad_err",
         /// bf16 output's largest difference from f32.
         Bf16MaxAbs = "bf16_max_abs",
         /// bf16 output's correlation with f32.
