@@ -9,7 +9,7 @@
 //! library call per element.
 
 use crate::training_kernels::par_rows;
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
 
 /// `softmax(scale · x + causal mask)` over the last dimension of `x: (…, s, t)`: query row
 /// `i` (counted within its `s` rows) sees keys `0..=offset + i`, with `offset = t − s` (the
@@ -86,30 +86,14 @@ impl CustomOp1 for ScaledCausalSoftmax {
     /// `dx = scale · p ⊙ (g − Σ_j g_j p_j)` per row, from the output `p` alone; the masked
     /// entries have `p = 0` and get no gradient.
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let scale = f64::from(self.scale);
-        if !(res.dtype() == DType::F32 && res.device().is_cpu() && grad_res.dtype() == DType::F32) {
-            let dot = (grad_res * res)?.sum_keepdim(D::Minus1)?;
-            return Ok(Some(((res * grad_res.broadcast_sub(&dot)?)? * scale)?));
-        }
-        let t = res.dim(D::Minus1)?.max(1);
-        let p = res.flatten_all()?.to_vec1::<f32>()?;
-        let mut g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let work = g.len();
-        par_rows(&mut g, t, work, |first, part| {
-            for (i, row) in part.chunks_mut(t).enumerate() {
-                let pr = &p[(first + i) * t..(first + i + 1) * t];
-                let dot: f32 = row.iter().zip(pr).map(|(g, p)| g * p).sum();
-                row.iter_mut().zip(pr).for_each(|(g, p)| *g = self.scale * p * (*g - dot));
-            }
-        });
-        Ok(Some(Tensor::from_vec(g, res.shape(), res.device())?))
+        crate::training_kernels::softmax_backward(res, grad_res, self.scale).map(Some)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     /// The composition the fused op replaces: scale, add a −∞ causal mask, softmax.
     fn composed(x: &Tensor, scale: f64) -> Tensor {

@@ -82,23 +82,30 @@ impl CustomOp1 for Softmax {
 
     /// `dx = p ⊙ (g − Σ_j g_j p_j)` per row, from the output `p` alone.
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        if !(fusable(res) && fusable(grad_res)) {
-            let dot = (grad_res * res)?.sum_keepdim(D::Minus1)?;
-            return Ok(Some((res * grad_res.broadcast_sub(&dot)?)?));
-        }
-        let width = res.dim(D::Minus1)?;
-        let p = res.flatten_all()?.to_vec1::<f32>()?;
-        let mut g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let work = g.len();
-        par_rows(&mut g, width, work, |first, part| {
-            for (i, row) in part.chunks_mut(width).enumerate() {
-                let pr = &p[(first + i) * width..(first + i + 1) * width];
-                let dot: f32 = row.iter().zip(pr).map(|(g, p)| g * p).sum();
-                row.iter_mut().zip(pr).for_each(|(g, p)| *g = p * (*g - dot));
-            }
-        });
-        Ok(Some(Tensor::from_vec(g, res.shape(), res.device())?))
+        softmax_backward(res, grad_res, 1.0).map(Some)
     }
+}
+
+/// The gradient of a softmax's input, `scale · p ⊙ (g − Σ_j g_j p_j)` per row of the last
+/// dimension, from its output `p` alone (for `softmax(scale · x)`; entries a mask set to 0 get
+/// none): one pass per row on f32 CPU tensors, candle's operations elsewhere.
+pub(crate) fn softmax_backward(res: &Tensor, grad_res: &Tensor, scale: f32) -> Result<Tensor> {
+    if !(fusable(res) && fusable(grad_res)) {
+        let dot = (grad_res * res)?.sum_keepdim(D::Minus1)?;
+        return (res * grad_res.broadcast_sub(&dot)?)? * f64::from(scale);
+    }
+    let width = res.dim(D::Minus1)?.max(1);
+    let p = res.flatten_all()?.to_vec1::<f32>()?;
+    let mut g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let work = g.len();
+    par_rows(&mut g, width, work, |first, part| {
+        for (i, row) in part.chunks_mut(width).enumerate() {
+            let pr = &p[(first + i) * width..(first + i + 1) * width];
+            let dot: f32 = row.iter().zip(pr).map(|(g, p)| g * p).sum();
+            row.iter_mut().zip(pr).for_each(|(g, p)| *g = scale * p * (*g - dot));
+        }
+    });
+    Tensor::from_vec(g, res.shape(), res.device())
 }
 
 /// `x / sqrt(mean(x²) + eps) · w` over the last dimension.
