@@ -45,8 +45,8 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     checks: Option<Vec<String>>,
     /// Replace thresholds of every case: one number (atol = rtol, PCC and cosine 1 − 10·tol)
-    /// or fields such as 'atol=0.2,min_pcc=0.95' (atol, rtol, min_pcc, min_cosine, atol_rms);
-    /// the others keep each case's own, e.g. the quantization format's defaults.
+    /// or fields such as 'atol=0.2,min_pcc=0.95' (atol, rtol, min_pcc, min_cosine, atol_rms,
+    /// min_snr_db); the others keep each case's own, e.g. the quantization format's defaults.
     #[arg(long, value_name = "TOL|FIELD=X,...", allow_hyphen_values = true)]
     tolerance: Option<String>,
     /// Write the JSON report here.

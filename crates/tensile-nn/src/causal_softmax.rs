@@ -36,7 +36,8 @@ impl ScaledCausalSoftmax {
     }
 }
 
-/// `e^x` within 2 ulp for x in [−87, 88], and 0 below: Cody–Waite range reduction to
+/// `e^x` within 2.5e-7 relative for x in [−87, 88], and `e^−87` (1.6e-38) below, `e^88` above:
+/// Cody–Waite range reduction to
 /// `x = n·ln 2 + r`, a degree-6 polynomial for `e^r`, and `2^n` built in the exponent bits.
 /// Branch-free, so a loop over a row compiles to vector instructions.
 #[inline(always)]
@@ -66,6 +67,10 @@ impl CustomOp1 for ScaledCausalSoftmax {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous(storage, layout)?;
         let dims = layout.dims();
+        // The row maximum of `scale · x` is `scale · max(x)` only for a positive scale.
+        if dims.len() < 2 || dims[dims.len() - 1] < dims[dims.len() - 2] || !(self.scale > 0.0) {
+            candle_core::bail!("causal softmax: scores of shape {dims:?} (need …, s, t with t ≥ s) at scale {}", self.scale);
+        }
         let (s, t) = (dims[dims.len() - 2].max(1), dims[dims.len() - 1].max(1));
         let scale = self.scale;
         let mut out = vec![0f32; x.len()];

@@ -112,12 +112,13 @@ impl RotaryEmbedding {
     }
 
     /// `(cos, sin)` of shape `(seq, head_dim / 2)` for positions `offset..offset + seq`, as
-    /// rows of the cached tables; a longer sequence rebuilds them at twice the length needed,
-    /// so a decode loop rebuilds them a logarithmic number of times.
+    /// rows of the cached tables; a longer sequence rebuilds them at the length needed or twice
+    /// the old length, whichever is more, so a decode loop rebuilds them a logarithmic number
+    /// of times.
     fn tables(&self, offset: usize, seq: usize, dtype: DType, dev: &Device) -> Result<(Tensor, Tensor)> {
         let end = offset + seq;
         let mut cache = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        let found = cache.iter().position(|t| t.dtype == dtype && t.device == dev.location());
+        let found = cache.iter().position(|t| t.dtype == dtype && t.device == dev.location() && t.cos.device().same_device(dev));
         let index = match found {
             Some(i) if cache[i].len >= end => i,
             _ => {
@@ -170,7 +171,10 @@ impl RotaryEmbedding {
     pub fn forward_reference(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
         let x = to_f64_cpu(x)?;
         let seq = x.dim(2)?;
-        let (cos, sin) = self.tables(offset, seq, DType::F64, &Device::Cpu)?;
+        // Built here rather than read from the fast path's cache, so that a slip in the cache
+        // (an offset, a growth) shows up as a difference between the two.
+        let (cos, sin) = self.build(offset + seq, DType::F64, &Device::Cpu)?;
+        let (cos, sin) = (cos.narrow(0, offset, seq)?, sin.narrow(0, offset, seq)?);
         let cos = Tensor::cat(&[&cos, &cos], D::Minus1)?; // (seq, head_dim)
         let sin = Tensor::cat(&[&sin, &sin], D::Minus1)?;
         let half = self.head_dim / 2;

@@ -29,7 +29,8 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Res
 /// serial sweep) gets a serial kernel.
 pub fn par_rows<T: Send>(out: &mut [T], width: usize, work: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     use rayon::prelude::*;
-    let rows = out.len() / width.max(1);
+    let width = width.max(1);
+    let rows = out.len() / width;
     let threads = if work < 1 << 15 { 1 } else { rayon::current_num_threads().clamp(1, rows.max(1)) };
     if threads == 1 {
         return f(0, out);
@@ -129,9 +130,9 @@ impl CustomOp2 for RmsNorm {
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(xs, xl, "rms_norm")?;
         let w = contiguous_f32(ws, wl, "rms_norm")?;
-        let width = w.len().max(1);
-        if x.len() % width != 0 {
-            candle_core::bail!("rms_norm: input of {} values is not rows of {width}", x.len());
+        let width = w.len();
+        if wl.dims().len() != 1 || xl.dims().last() != Some(&width) || width == 0 {
+            candle_core::bail!("rms_norm: a weight of shape {:?} does not match an input of shape {:?}", wl.dims(), xl.dims());
         }
         // Two passes, each over the rows in parallel: the per-row `1/rms` (kept for the
         // backward), then the scaled output.
@@ -191,6 +192,15 @@ mod tests {
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn a_weight_that_does_not_match_the_rows_is_an_error() {
+        let x = Tensor::zeros((2, 8), DType::F32, &Device::Cpu).unwrap();
+        for w in [Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap(), Tensor::zeros((2, 4), DType::F32, &Device::Cpu).unwrap()] {
+            let e = training::rms_norm(&x, &w, 1e-6).unwrap_err().to_string();
+            assert!(e.contains("does not match an input of shape [2, 8]"), "{e}");
+        }
     }
 
     /// The fused kernels against the same math composed from candle operations (the path

@@ -52,8 +52,11 @@ pub fn snr_db(a: &[f64], e: &[f64]) -> f64 {
     if a.iter().chain(e).any(|v| !v.is_finite()) {
         return f64::NAN;
     }
-    let signal: f64 = e.iter().map(|v| v * v).sum();
-    let noise: f64 = a.iter().zip(e).map(|(x, y)| (x - y) * (x - y)).sum();
+    // Both sums in units of the largest magnitude, so that neither underflows nor overflows.
+    let unit = a.iter().chain(e).fold(0.0f64, |m, v| m.max(v.abs()));
+    let unit = if unit > 0.0 { unit } else { 1.0 };
+    let signal: f64 = e.iter().map(|v| (v / unit) * (v / unit)).sum();
+    let noise: f64 = a.iter().zip(e).map(|(x, y)| ((x - y) / unit) * ((x - y) / unit)).sum();
     if noise == 0.0 {
         return SNR_CAP_DB;
     }
@@ -215,6 +218,8 @@ mod tests {
         assert_eq!(snr_db(&[1.0, 2.0], &[1.0, 2.0]), SNR_CAP_DB);
         assert_eq!(snr_db(&[], &[]), SNR_CAP_DB);
         assert_eq!(snr_db(&[1e-3], &[0.0]), -SNR_CAP_DB);
+        // Values whose squares underflow (or overflow) keep their ratio: twice the signal is 0 dB.
+        assert!(snr_db(&[2e-170], &[1e-170]).abs() < 1e-9 && snr_db(&[2e170], &[1e170]).abs() < 1e-9);
         assert_eq!(snr_db(&[1.0 + 1e-150], &[1.0]), SNR_CAP_DB, "rounding below the cap's noise is capped");
         assert!(snr_db(&[1.0], &[f64::INFINITY]).is_nan() && compare_slices(&[f64::NAN], &[1.0], DType::F32).snr_db.is_nan());
         assert_eq!(compare_slices(&[3.0, 4.5], &[3.0, 4.0], DType::F64).snr_db, snr_db(&[3.0, 4.5], &[3.0, 4.0]));

@@ -163,7 +163,8 @@ impl ToleranceOverride {
 
 impl std::str::FromStr for ToleranceOverride {
     type Err = String;
-    /// One number (every threshold, as a spec's `tolerance = 1e-3`), or comma-separated
+    /// One number (atol, rtol, PCC and cosine, as a spec's `tolerance = 1e-3`; `atol_rms`
+    /// and `min_snr_db` keep the case's own), or comma-separated
     /// `field=value` pairs such as `atol=0.2,min_pcc=0.95`. Each value follows the rules of
     /// [`Tolerance::validate`].
     fn from_str(s: &str) -> std::result::Result<Self, String> {
@@ -203,7 +204,12 @@ fn rms(v: &[f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
-    (v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64).sqrt()
+    // In units of the largest magnitude, so that the squares neither underflow nor overflow.
+    let unit = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    if !(unit > 0.0) || unit.is_infinite() {
+        return if unit.is_nan() || unit.is_infinite() { f64::NAN } else { 0.0 };
+    }
+    unit * (v.iter().map(|x| (x / unit) * (x / unit)).sum::<f64>() / v.len() as f64).sqrt()
 }
 
 #[cfg(test)]

@@ -202,7 +202,7 @@ fn fast_path(
             .fold((0, 0.0f64), |best, (i, d)| if d > best.1 || d.is_nan() { (i, d) } else { best });
         let floor = scale.max(1e-2 * global);
         let rel = if floor > 0.0 { gap / floor } else { gap };
-        worst = if rel.is_nan() { f64::NAN } else { worst.max(rel) };
+        worst = if rel.is_nan() || worst.is_nan() { f64::NAN } else { worst.max(rel) };
         if !(rel <= FAST_PATH_TOLERANCE) && errors.len() < MAX_MESSAGES {
             errors.push(format!(
                 "`{name}` element {i}: the fast path's gradient {:.6e} vs the twin's {:.6e} ({:.2e} of its largest magnitude, allowed {FAST_PATH_TOLERANCE})",

@@ -59,7 +59,14 @@ pub(super) fn section(cases: &[CaseResult]) -> (String, usize) {
         return (String::new(), 0);
     }
     let Some(plot) = render(&series) else { return (String::new(), 0) };
-    let caption = caption(&series);
+    // Every failed module of a layer, those without a finite SNR (a NaN output) included.
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| layer_path::split(&c.case.name).is_some())
+        .filter(|c| c.checks.iter().any(|x| x.check == Check::Correctness && !x.outcome.passed))
+        .map(|c| c.case.name.as_str())
+        .collect();
+    let caption = caption(&series, &failed);
     (format!("<section id=\"layers\">\n<h2>Error per layer</h2>\n<figure>{plot}<figcaption>{}</figcaption></figure>\n</section>\n", esc(&caption)), 1)
 }
 
@@ -133,7 +140,7 @@ fn all_capped(points: &[Point]) -> bool {
 }
 
 /// The numbers behind the plot: each role's worst layer, and the failed modules.
-fn caption(series: &BTreeMap<String, Vec<Point>>) -> String {
+fn caption(series: &BTreeMap<String, Vec<Point>>, failed: &[&str]) -> String {
     let equal: Vec<&str> = series.iter().filter(|(_, p)| all_capped(p)).map(|(r, _)| r.as_str()).collect();
     let mut parts: Vec<String> = series
         .iter()
@@ -143,7 +150,6 @@ fn caption(series: &BTreeMap<String, Vec<Point>>) -> String {
             Some(format!("{role}: lowest {} dB at layer {}", num(worst.snr, 3), worst.layer))
         })
         .collect();
-    let failed: Vec<&str> = series.values().flatten().filter(|p| !p.passed).map(|p| p.name).collect();
     parts.push(if failed.is_empty() { "every module passed".to_string() } else { format!("failed: {}", failed.join(", ")) });
     if !equal.is_empty() {
         parts.push(format!("equal to the reference in every layer, not drawn: {}", equal.join(", ")));
@@ -167,6 +173,18 @@ mod tests {
         }
         let info = CaseInfo { index: 0, name: name.into(), module: "llama.mlp".into(), dtype: "f32".into(), device: "cpu".into(), input_shape: vec![1, 4, 8] };
         CaseResult::new(info, vec![CheckResult { check: Check::Correctness, outcome, elapsed_s: 0.1, repeat: None }])
+    }
+
+    #[test]
+    fn a_failed_module_without_a_finite_snr_is_still_named() {
+        let cases = [
+            case("m::model.layers.0.mlp", Some(40.0), true),
+            case("m::model.layers.1.mlp", Some(41.0), true),
+            case("m::model.layers.2.mlp", Some(f64::NAN), false),
+        ];
+        let (html, n) = section(&cases);
+        assert_eq!(n, 1);
+        assert!(html.contains("failed: m::model.layers.2.mlp") && !html.contains("every module passed"), "{html}");
     }
 
     #[test]
