@@ -26,7 +26,7 @@ use crate::plan::{Plan, Settings};
 use crate::report::escape::{visible, visible_line};
 use crate::spec::{Check, ModuleTest, Scaling, Spec, Target, Targets};
 use crate::tolerance::Tolerance;
-use crate::toml_fields::{array_of_tables, to_json, ConfigValue, ExponentEntry, FullTolerance, OneOrMany, ScalingEntry, ToleranceEntry};
+use crate::toml_fields::{array_of_tables, to_json, ConfigValue, ExponentEntry, OneOrMany, ScalingEntry, ToleranceEntry};
 use candle_core::DType;
 use serde::Deserialize;
 use std::ops::Range;
@@ -192,18 +192,8 @@ fn lower(loc: &Locator, base: &Path, e: Entry) -> Result<ModuleTest> {
     if let Some(t) = &e.tolerance {
         spec.tolerance(match t.get_ref() {
             ToleranceEntry::Uniform(v) => Tolerance::from(*v),
-            ToleranceEntry::Full(FullTolerance { atol, rtol, min_pcc, min_cosine, atol_rms, min_snr_db }) => {
-                // Unset thresholds take the first dtype's defaults.
-                let d = Tolerance::for_dtype(spec.dtypes.first().copied().unwrap_or(DType::F32));
-                Tolerance {
-                    atol: atol.unwrap_or(d.atol),
-                    rtol: rtol.unwrap_or(d.rtol),
-                    min_pcc: min_pcc.unwrap_or(d.min_pcc),
-                    min_cosine: min_cosine.unwrap_or(d.min_cosine),
-                    atol_rms: atol_rms.unwrap_or(d.atol_rms),
-                    min_snr_db: min_snr_db.or(d.min_snr_db),
-                }
-            }
+            // Unset thresholds take the first dtype's defaults.
+            ToleranceEntry::Full(o) => o.apply(Tolerance::for_dtype(spec.dtypes.first().copied().unwrap_or(DType::F32))),
         });
     }
     if let Some(p) = &e.expected_performance {

@@ -128,10 +128,12 @@ impl Tolerance {
     }
 }
 
-/// Thresholds that replace those of every case (`tensile run --tolerance`): each field given
-/// replaces that threshold, the others keep the case's own (its spec's, its module's
-/// per-format default, or its dtype's).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// Some thresholds by name, applied over others: `tensile run --tolerance` over every case's
+/// own (its spec's, its module's per-format default, or its dtype's), and a spec file's
+/// `tolerance = { atol = …, … }` table over its first dtype's defaults. Each field given
+/// replaces that threshold; the others keep the base's.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ToleranceOverride {
     /// Replaces `atol`.
     pub atol: Option<f64>,

@@ -66,18 +66,7 @@ impl<'de> Deserialize<'de> for OneOrMany {
 /// `tolerance`: one number for every threshold, or some of them by name.
 pub(crate) enum ToleranceEntry {
     Uniform(f64),
-    Full(FullTolerance),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FullTolerance {
-    pub atol: Option<f64>,
-    pub rtol: Option<f64>,
-    pub min_pcc: Option<f64>,
-    pub min_cosine: Option<f64>,
-    pub atol_rms: Option<f64>,
-    pub min_snr_db: Option<f64>,
+    Full(crate::tolerance::ToleranceOverride),
 }
 
 impl<'de> Deserialize<'de> for ToleranceEntry {
@@ -95,7 +84,7 @@ impl<'de> Deserialize<'de> for ToleranceEntry {
                 Ok(ToleranceEntry::Uniform(v as f64))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ToleranceEntry, A::Error> {
-                FullTolerance::deserialize(de::value::MapAccessDeserializer::new(map)).map(ToleranceEntry::Full)
+                crate::tolerance::ToleranceOverride::deserialize(de::value::MapAccessDeserializer::new(map)).map(ToleranceEntry::Full)
             }
         }
         d.deserialize_any(V)
