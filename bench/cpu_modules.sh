@@ -8,7 +8,8 @@
 #   BEFORE=/tmp/tensile-old bash bench/cpu_modules.sh   # adds the times of another build
 #
 # PyTorch comes from PYTHON when it has torch and transformers, else from bench/.venv, which
-# the script creates and fills from PyPI (CPU wheels). When neither works, the PyTorch column
+# the script creates and fills from PyTorch's CPU wheel index, or from PyPI when that index
+# cannot be reached (PyPI's Linux wheel is built for CUDA, 5.6 GB installed, and runs on the CPU). When neither works, the PyTorch column
 # says why and the tensile column is still measured.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,7 +24,8 @@ elif has_torch bench/.venv/bin/python; then
 else
     echo "cpu_modules.sh: installing torch and transformers into bench/.venv" >&2
     if python3 -m venv bench/.venv >&2 &&
-        bench/.venv/bin/pip install --quiet --index-url https://download.pytorch.org/whl/cpu torch >&2 &&
+        { bench/.venv/bin/pip install --quiet --index-url https://download.pytorch.org/whl/cpu torch >&2 ||
+            bench/.venv/bin/pip install --quiet torch >&2; } &&
         bench/.venv/bin/pip install --quiet transformers >&2 && has_torch bench/.venv/bin/python; then
         py=bench/.venv/bin/python
     fi

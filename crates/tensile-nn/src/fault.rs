@@ -20,6 +20,10 @@ pub enum Fault {
     GeluBackward = 3,
     /// SwiGLU's gate backward leaves out the `a·(1 − σ(a))` term of `∂/∂a`.
     SiluMulBackward = 4,
+    /// The linear kernel leaves the last output feature of every row at zero.
+    LinearLastFeature = 5,
+    /// The fused LayerNorm forgets to subtract the mean.
+    LayerNormMean = 6,
 }
 
 #[cfg(feature = "fault-injection")]
