@@ -1,5 +1,6 @@
 //! Scaling, causal masking and softmax of attention scores as one CPU operation with its own
-//! backward pass, for f32 CPU tensors.
+//! backward pass, for f32, bf16 and f16 CPU tensors (computed in f32, written in the input's
+//! dtype; see [`crate::training_kernels`]).
 //!
 //! Composed, the three take four passes over the `(…, s, t)` score matrix (scale, add a mask
 //! built for every call, then softmax's max, exp and normalise) and a mask allocation. Fused,
@@ -8,7 +9,8 @@
 //! The exponential is a polynomial the compiler vectorises (`exp_poly`), where `f32::exp` is a
 //! library call per element.
 
-use crate::training_kernels::par_rows;
+use crate::training_kernels::{contiguous, dispatch, par_rows, Elem};
+use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
 
 /// `softmax(scale · x + causal mask)` over the last dimension of `x: (…, s, t)`: query row
@@ -54,9 +56,33 @@ pub(crate) fn exp_poly(x: f32) -> f32 {
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("causal softmax needs a contiguous input") };
-    Ok(&storage.as_slice::<f32>()?[start..end])
+impl ScaledCausalSoftmax {
+    fn forward<T: Elem>(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous::<T>(storage, layout, "causal softmax")?;
+        let dims = layout.dims();
+        // The row maximum of `scale · x` is `scale · max(x)` only for a positive scale (not NaN).
+        if dims.len() < 2 || dims[dims.len() - 1] < dims[dims.len() - 2] || self.scale.is_nan() || self.scale <= 0.0 {
+            candle_core::bail!("causal softmax: scores of shape {dims:?} (need …, s, t with t ≥ s) at scale {}", self.scale);
+        }
+        let (s, t) = (dims[dims.len() - 2].max(1), dims[dims.len() - 1].max(1));
+        let scale = self.scale;
+        let mut out = vec![T::zero(); x.len()];
+        par_rows(&mut out, t, x.len(), |first, part| {
+            let (mut xs, mut ps) = (Vec::new(), Vec::new());
+            for (i, row) in part.chunks_mut(t).enumerate() {
+                let r = first + i;
+                let n = (Self::visible(r, s, t) + usize::from(crate::fault::is(crate::fault::Fault::CausalSoftmaxBoundary))).min(t);
+                let xr = T::read(&x[r * t..r * t + n], &mut xs);
+                let max = xr.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * scale;
+                T::write(&mut row[..n], &mut ps, |pr| {
+                    pr.iter_mut().zip(xr).for_each(|(p, v)| *p = exp_poly(v * scale - max));
+                    let inv = 1.0 / pr.iter().sum::<f32>();
+                    pr.iter_mut().for_each(|p| *p *= inv);
+                });
+            }
+        });
+        Ok((T::to_cpu_storage_owned(out), layout.shape().clone()))
+    }
 }
 
 impl CustomOp1 for ScaledCausalSoftmax {
@@ -65,27 +91,7 @@ impl CustomOp1 for ScaledCausalSoftmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout)?;
-        let dims = layout.dims();
-        // The row maximum of `scale · x` is `scale · max(x)` only for a positive scale.
-        if dims.len() < 2 || dims[dims.len() - 1] < dims[dims.len() - 2] || !(self.scale > 0.0) {
-            candle_core::bail!("causal softmax: scores of shape {dims:?} (need …, s, t with t ≥ s) at scale {}", self.scale);
-        }
-        let (s, t) = (dims[dims.len() - 2].max(1), dims[dims.len() - 1].max(1));
-        let scale = self.scale;
-        let mut out = vec![0f32; x.len()];
-        par_rows(&mut out, t, x.len(), |first, part| {
-            for (i, row) in part.chunks_mut(t).enumerate() {
-                let r = first + i;
-                let n = (Self::visible(r, s, t) + usize::from(crate::fault::is(crate::fault::Fault::CausalSoftmaxBoundary))).min(t);
-                let (xr, pr) = (&x[r * t..r * t + n], &mut row[..n]);
-                let max = xr.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * scale;
-                pr.iter_mut().zip(xr).for_each(|(p, v)| *p = exp_poly(v * scale - max));
-                let inv = 1.0 / pr.iter().sum::<f32>();
-                pr.iter_mut().for_each(|p| *p *= inv);
-            }
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        dispatch!(storage.dtype(), "causal softmax", T => self.forward::<T>(storage, layout))
     }
 
     /// `dx = scale · p ⊙ (g − Σ_j g_j p_j)` per row, from the output `p` alone; the masked
@@ -98,6 +104,7 @@ impl CustomOp1 for ScaledCausalSoftmax {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::training_kernels::testing::*;
     use candle_core::{DType, Device, Var};
 
     /// The composition the fused op replaces: scale, add a −∞ causal mask, softmax.
@@ -107,6 +114,44 @@ mod tests {
         let z = (x * scale).unwrap().broadcast_add(&Tensor::from_vec(mask, (s, t), x.device()).unwrap()).unwrap();
         let e = z.broadcast_sub(&z.max_keepdim(D::Minus1).unwrap().detach()).unwrap().exp().unwrap();
         e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap()
+    }
+
+    /// The same composition in float64, the twin.
+    fn composed64(x: &Tensor, scale: f64) -> Tensor {
+        let (s, t) = (x.dim(D::Minus2).unwrap(), x.dim(D::Minus1).unwrap());
+        let mask: Vec<f64> = (0..s).flat_map(|i| (0..t).map(move |j| if j > t - s + i { f64::NEG_INFINITY } else { 0.0 })).collect();
+        let z = (x * scale).unwrap().broadcast_add(&Tensor::from_vec(mask, (s, t), x.device()).unwrap()).unwrap();
+        let e = z.broadcast_sub(&z.max_keepdim(D::Minus1).unwrap().detach()).unwrap().exp().unwrap();
+        e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap()
+    }
+
+    /// Two queries over three keys: query 0 sees keys 0 and 1, query 1 all three. At scale
+    /// 0.5 the rows are softmax(1, 2) = (0.2689414, 0.7310586) and softmax(0, 1, 2) =
+    /// (0.0900306, 0.2447285, 0.6652410); the masked 100 is never read.
+    #[test]
+    fn gives_hand_computed_values_in_every_dtype() {
+        for dtype in DTYPES {
+            let x = Tensor::new(&[[[2f32, 4., 100.], [0., 2., 4.]]], &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
+            let p = ScaledCausalSoftmax::apply(&x, 0.5).unwrap();
+            assert_golden(&format!("{dtype:?}"), &p, &[0.268_941_4, 0.731_058_6, 0.0, 0.090_030_6, 0.244_728_5, 0.665_241_0], dtype);
+            assert_eq!(p.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap()[2], 0.0, "masked: exactly 0");
+        }
+    }
+
+    /// Values and gradients against the float64 twin in each dtype; the last shape takes the
+    /// threaded path, with rows of 99 keys (a tail of 3 past the last chunk of eight).
+    #[test]
+    fn matches_a_float64_twin_in_every_dtype() {
+        for dtype in DTYPES {
+            for (heads, s, t) in [(2, 5, 5), (3, 4, 9), (4, 96, 99)] {
+                let what = format!("{dtype:?} {heads}×{s}×{t}");
+                let (x, up) = (randn(7, "x", (1, heads, s, t), 3.0, dtype), randn(8, "g", (1, heads, s, t), 1.0, dtype));
+                let x64 = twin(&x);
+                let (fused, reference) = (ScaledCausalSoftmax::apply(x.as_tensor(), 0.7).unwrap(), composed64(x64.as_tensor(), 0.7));
+                assert_close(&what, &fused, &reference, tolerance(dtype));
+                assert_grads(&what, &fused, &[&x], &reference, &[&x64], up.as_tensor());
+            }
+        }
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {

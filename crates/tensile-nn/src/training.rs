@@ -8,9 +8,10 @@
 //! at a fraction of the speed). Outside a scope nothing changes: inference keeps the fused
 //! kernels and never applies dropout.
 //!
-//! On f32 CPU tensors softmax and RMSNorm are single operations with their own backward
-//! passes (one pass each way instead of a dozen); the compositions serve other dtypes and
-//! devices, and the tests hold the two equal.
+//! On f32, bf16 and f16 CPU tensors softmax and RMSNorm are single operations with their own
+//! backward passes (one pass each way instead of a dozen), which compute in f32 and return the
+//! input's dtype; the compositions serve other dtypes and devices, and the tests hold the two
+//! equal.
 //!
 //! Dropout masks come from a ChaCha stream seeded by `(seed, key, call)`, where `key` is
 //! chosen by the caller (the trainer passes its step and micro-batch) and `call` counts the
@@ -136,8 +137,9 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// `x / sqrt(mean(x²) + eps) · weight` over the last dimension; statistics in f32 for
 /// half-precision inputs, as the fused kernel and PyTorch compute them.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    // On f32 CPU tensors the fused kernel is also the faster forward (row-parallel on the
-    // running rayon pool, vectorised sums), in inference as in training.
+    // On CPU tensors the fused kernel is also the faster forward (row-parallel on the running
+    // rayon pool, vectorised sums), in inference as in training. It reads a weight of another
+    // dtype than `x` as f32 and returns `x`'s dtype.
     if crate::training_kernels::fusable(x) && crate::training_kernels::fusable(weight) {
         return x.contiguous()?.apply_op2(&weight.contiguous()?, crate::training_kernels::RmsNorm::new(eps));
     }

@@ -1,22 +1,154 @@
 //! Softmax and RMSNorm as single CPU operations with their own backward passes, for training
-//! on f32 CPU tensors ([`crate::training`] uses them there, and the compositions elsewhere).
+//! ([`crate::training`] uses them there, and the compositions elsewhere), and the pieces every
+//! fused kernel of this crate shares: the element types, the row splitting, the chunked sums.
 //!
 //! Composed from candle operations, a softmax takes five passes over its input forward and
 //! about ten backward, each with an allocation; RMSNorm about as many. Fused, each takes one
 //! pass forward and one backward: softmax's backward needs only its output
 //! (`dx = p ⊙ (g − Σ g ⊙ p)`), and RMSNorm's reuses the per-row `1/rms` its forward saved.
+//!
+//! # Dtypes
+//!
+//! The kernels (these, [`crate::causal_softmax`], the GELU and SwiGLU-gate kernels) take f32, bf16 and f16 CPU tensors ([`fusable`]). Half-precision values are widened to f32
+//! as they are read, every sum and statistic is computed and accumulated in f32 (as PyTorch's
+//! CPU kernels do), and the result is rounded once, to the input's dtype; gradients likewise
+//! come back in their input's dtype. The f32 path reads and writes its buffers directly: the
+//! element conversions are the identity there and compile away. A weight or bias may have a
+//! dtype other than the input's (a bf16 activation with an f32 weight): it is read as f32,
+//! and its gradient returned in its own dtype.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType, D};
+use half::{bf16, f16};
+use std::borrow::Cow;
 use std::sync::Mutex;
 
-/// Whether `t` is an f32 tensor on the CPU, the case the fused kernels handle.
+/// Whether `t` is an f32, bf16 or f16 tensor on the CPU, the cases the fused kernels handle.
 pub(crate) fn fusable(t: &Tensor) -> bool {
-    t.dtype() == DType::F32 && t.device().is_cpu()
+    matches!(t.dtype(), DType::F32 | DType::BF16 | DType::F16) && t.device().is_cpu()
 }
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+/// An element type the fused kernels read and write. Every kernel computes in f32: f32 values
+/// are used as they are, bf16 and f16 values widened on reading and rounded once on writing.
+pub(crate) trait Elem: WithDType {
+    /// The value as f32 (exact: every bf16 and f16 value is an f32 value).
+    fn to_f32(self) -> f32;
+
+    /// `v` rounded to the nearest value of this type.
+    fn from_f32(v: f32) -> Self;
+
+    /// `row` as f32 values: `row` itself for f32, so that path copies nothing; for the half
+    /// types the values widened into `scratch`, once, for a kernel that reads a row more than
+    /// once (a maximum, then the exponentials).
+    fn read<'a>(row: &'a [Self], scratch: &'a mut Vec<f32>) -> &'a [f32] {
+        scratch.clear();
+        scratch.extend(row.iter().map(|v| v.to_f32()));
+        scratch
+    }
+
+    /// Runs `f` on an f32 view of `out`, whose values `f` must all write (it may then read and
+    /// update them): `out` itself for f32; for the half types `scratch`, rounded into `out`
+    /// afterwards, so that a kernel that normalises in place rounds only once.
+    fn write(out: &mut [Self], scratch: &mut Vec<f32>, f: impl FnOnce(&mut [f32])) {
+        scratch.clear();
+        scratch.resize(out.len(), 0.0);
+        f(scratch);
+        out.iter_mut().zip(scratch.iter()).for_each(|(o, v)| *o = Self::from_f32(*v));
+    }
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+
+    #[inline(always)]
+    fn read<'a>(row: &'a [f32], _scratch: &'a mut Vec<f32>) -> &'a [f32] {
+        row
+    }
+
+    #[inline(always)]
+    fn write(out: &mut [f32], _scratch: &mut Vec<f32>, f: impl FnOnce(&mut [f32])) {
+        f(out)
+    }
+}
+
+impl Elem for bf16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        bf16::from_f32(v)
+    }
+}
+
+impl Elem for f16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+}
+
+/// Evaluates `$body` with the type name `$T` standing for the element type of `$dtype` (f32,
+/// bf16 or f16), or fails with an error naming `$op` for any other dtype: one match per kernel
+/// entry point instead of three copies of each kernel.
+macro_rules! dispatch {
+    ($dtype:expr, $op:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            candle_core::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            candle_core::DType::BF16 => {
+                type $T = half::bf16;
+                $body
+            }
+            candle_core::DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            other => candle_core::bail!("{}: no CPU kernel for {other:?} (f32, bf16 and f16 only)", $op),
+        }
+    };
+}
+pub(crate) use dispatch;
+
+/// The values of a contiguous `storage` of element type `T`; an error for a strided layout or
+/// another dtype.
+pub(crate) fn contiguous<'a, T: Elem>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [T]> {
     let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{op} needs a contiguous input") };
-    Ok(&storage.as_slice::<f32>()?[start..end])
+    Ok(&storage.as_slice::<T>()?[start..end])
+}
+
+/// A contiguous `storage` (a weight or a bias, one row long) as f32, whatever its dtype among
+/// the three: borrowed for f32, widened for the half types. Reading it once here lets a bf16
+/// activation take an f32 weight, and costs one row.
+pub(crate) fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<Cow<'a, [f32]>> {
+    Ok(match storage.dtype() {
+        DType::F32 => Cow::Borrowed(contiguous::<f32>(storage, layout, op)?),
+        DType::BF16 => Cow::Owned(contiguous::<bf16>(storage, layout, op)?.iter().map(|v| v.to_f32()).collect()),
+        DType::F16 => Cow::Owned(contiguous::<f16>(storage, layout, op)?.iter().map(|v| v.to_f32()).collect()),
+        other => candle_core::bail!("{op}: no CPU kernel for {other:?} (f32, bf16 and f16 only)"),
+    })
+}
+
+/// The values of `t` (any layout) as f32, for a weight in a backward pass.
+pub(crate) fn f32_vec(t: &Tensor) -> Result<Vec<f32>> {
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
 }
 
 /// Runs `f(first_row, rows_slice)` over `out` (`width` values a row) split into row-aligned
@@ -39,22 +171,52 @@ pub fn par_rows<T: Send>(out: &mut [T], width: usize, work: usize, f: impl Fn(us
     out.par_chunks_mut(chunk * width).enumerate().for_each(|(k, part)| f(k * chunk, part));
 }
 
-/// `Σ v²` with eight running sums, which the compiler keeps in one vector register: a single
-/// running sum is a chain of dependent additions that no compiler may reorder.
-fn sum_of_squares(row: &[f32]) -> f32 {
+/// `Σ f(v)` over `row` with eight running sums, which the compiler keeps in one vector
+/// register: a single running sum is a chain of dependent additions that no compiler may
+/// reorder. The values past the last whole chunk of eight are summed apart.
+#[inline(always)]
+pub(crate) fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = row.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    let tail: f32 = chunks.remainder().iter().map(|v| f(*v)).sum();
     for c in chunks {
         for (a, v) in acc.iter_mut().zip(c) {
-            *a += v * v;
+            *a += f(*v);
         }
     }
     acc.iter().sum::<f32>() + tail
 }
 
+/// `Σ v²`, vectorised ([`lane_sum`]).
+fn sum_of_squares(row: &[f32]) -> f32 {
+    lane_sum(row, |v| v * v)
+}
+
 /// Softmax over the last dimension.
 pub(crate) struct Softmax;
+
+fn softmax_fwd<T: Elem>(storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+    let x = contiguous::<T>(storage, layout, "softmax")?;
+    let width = layout.dims().last().copied().unwrap_or(1).max(1);
+    let mut out = vec![T::zero(); x.len()];
+    par_rows(&mut out, width, x.len(), |first, part| {
+        let (mut xs, mut os) = (Vec::new(), Vec::new());
+        for (i, row) in part.chunks_mut(width).enumerate() {
+            let xr = T::read(&x[(first + i) * width..(first + i + 1) * width], &mut xs);
+            let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            T::write(row, &mut os, |row| {
+                let mut sum = 0.0;
+                for (o, v) in row.iter_mut().zip(xr) {
+                    *o = (v - max).exp();
+                    sum += *o;
+                }
+                let inv = 1.0 / sum;
+                row.iter_mut().for_each(|v| *v *= inv);
+            });
+        }
+    });
+    Ok((T::to_cpu_storage_owned(out), layout.shape().clone()))
+}
 
 impl CustomOp1 for Softmax {
     fn name(&self) -> &'static str {
@@ -62,23 +224,7 @@ impl CustomOp1 for Softmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(storage, layout, "softmax")?;
-        let width = layout.dims().last().copied().unwrap_or(1).max(1);
-        let mut out = x.to_vec();
-        let work = out.len();
-        par_rows(&mut out, width, work, |_, part| {
-            for row in part.chunks_mut(width) {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for v in row.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
-                }
-                let inv = 1.0 / sum;
-                row.iter_mut().for_each(|v| *v *= inv);
-            }
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        dispatch!(storage.dtype(), "softmax", T => softmax_fwd::<T>(storage, layout))
     }
 
     /// `dx = p ⊙ (g − Σ_j g_j p_j)` per row, from the output `p` alone.
@@ -89,21 +235,30 @@ impl CustomOp1 for Softmax {
 
 /// The gradient of a softmax's input, `scale · p ⊙ (g − Σ_j g_j p_j)` per row of the last
 /// dimension, from its output `p` alone (for `softmax(scale · x)`; entries a mask set to 0 get
-/// none): one pass per row on f32 CPU tensors, candle's operations elsewhere.
+/// none): one pass per row on CPU tensors of one dtype the kernels take, in that dtype; candle's
+/// operations elsewhere.
 pub(crate) fn softmax_backward(res: &Tensor, grad_res: &Tensor, scale: f32) -> Result<Tensor> {
-    if !(fusable(res) && fusable(grad_res)) {
+    if !(fusable(res) && fusable(grad_res) && res.dtype() == grad_res.dtype()) {
         let dot = (grad_res * res)?.sum_keepdim(D::Minus1)?;
         return (res * grad_res.broadcast_sub(&dot)?)? * f64::from(scale);
     }
+    dispatch!(res.dtype(), "softmax backward", T => softmax_bwd::<T>(res, grad_res, scale))
+}
+
+fn softmax_bwd<T: Elem>(res: &Tensor, grad_res: &Tensor, scale: f32) -> Result<Tensor> {
     let width = res.dim(D::Minus1)?.max(1);
-    let p = res.flatten_all()?.to_vec1::<f32>()?;
-    let mut g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let p = res.flatten_all()?.to_vec1::<T>()?;
+    let mut g = grad_res.contiguous()?.flatten_all()?.to_vec1::<T>()?;
+    if p.len() != g.len() {
+        candle_core::bail!("softmax backward: {} probabilities but {} gradients", p.len(), g.len());
+    }
     let work = g.len();
     par_rows(&mut g, width, work, |first, part| {
+        let mut ps = Vec::new();
         for (i, row) in part.chunks_mut(width).enumerate() {
-            let pr = &p[(first + i) * width..(first + i + 1) * width];
-            let dot: f32 = row.iter().zip(pr).map(|(g, p)| g * p).sum();
-            row.iter_mut().zip(pr).for_each(|(g, p)| *g = scale * p * (*g - dot));
+            let pr = T::read(&p[(first + i) * width..(first + i + 1) * width], &mut ps);
+            let dot: f32 = row.iter().zip(pr).map(|(g, p)| g.to_f32() * p).sum();
+            row.iter_mut().zip(pr).for_each(|(g, p)| *g = T::from_f32(scale * p * (g.to_f32() - dot)));
         }
     });
     Tensor::from_vec(g, res.shape(), res.device())
@@ -120,16 +275,11 @@ impl RmsNorm {
     pub(crate) fn new(eps: f64) -> Self {
         Self { eps: eps as f32, inv_rms: Mutex::new(Vec::new()) }
     }
-}
 
-impl CustomOp2 for RmsNorm {
-    fn name(&self) -> &'static str {
-        "tensile-rms-norm"
-    }
-
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(xs, xl, "rms_norm")?;
-        let w = contiguous_f32(ws, wl, "rms_norm")?;
+    fn forward<T: Elem>(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous::<T>(xs, xl, "rms_norm")?;
+        let w = f32_values(ws, wl, "rms_norm")?;
+        let w: &[f32] = &w;
         let width = w.len();
         if wl.dims().len() != 1 || xl.dims().last() != Some(&width) || width == 0 {
             candle_core::bail!("rms_norm: a weight of shape {:?} does not match an input of shape {:?}", wl.dims(), xl.dims());
@@ -140,35 +290,37 @@ impl CustomOp2 for RmsNorm {
         let eps = self.eps;
         let divisor = if crate::fault::is(crate::fault::Fault::RmsNormDivisor) { width.saturating_sub(1).max(1) } else { width } as f32;
         par_rows(&mut inv, 1, x.len(), |first, part| {
+            let mut xs = Vec::new();
             for (i, r) in part.iter_mut().enumerate() {
-                let row = &x[(first + i) * width..(first + i + 1) * width];
+                let row = T::read(&x[(first + i) * width..(first + i + 1) * width], &mut xs);
                 *r = 1.0 / (sum_of_squares(row) / divisor + eps).sqrt();
             }
         });
-        let mut out = vec![0f32; x.len()];
+        let mut out = vec![T::zero(); x.len()];
         par_rows(&mut out, width, x.len(), |first, part| {
             for (i, row) in part.chunks_mut(width).enumerate() {
                 let (r, xr) = (inv[first + i], &x[(first + i) * width..(first + i + 1) * width]);
-                row.iter_mut().zip(xr.iter().zip(w)).for_each(|(o, (v, w))| *o = v * r * w);
+                row.iter_mut().zip(xr.iter().zip(w)).for_each(|(o, (v, w))| *o = T::from_f32(v.to_f32() * r * w));
             }
         });
         *self.inv_rms.lock().unwrap_or_else(|e| e.into_inner()) = inv;
-        Ok((CpuStorage::F32(out), xl.shape().clone()))
+        Ok((T::to_cpu_storage_owned(out), xl.shape().clone()))
     }
 
-    /// With `x̂ = x / rms`: `dw = Σ_rows g ⊙ x̂`, and `dx = (g ⊙ w − x̂ · mean(g ⊙ w ⊙ x̂)) / rms`.
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn backward<T: Elem>(&self, x: &Tensor, w: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let width = w.elem_count().max(1);
         let inv = self.inv_rms.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let xv = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let wv = w.flatten_all()?.to_vec1::<f32>()?;
-        let g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        if inv.len() * width != xv.len() {
+        let xv = x.contiguous()?.flatten_all()?.to_vec1::<T>()?;
+        let wv = f32_vec(w)?;
+        let g = grad_res.contiguous()?.flatten_all()?.to_vec1::<T>()?;
+        if inv.len() * width != xv.len() || g.len() != xv.len() || wv.len() != width {
             candle_core::bail!("rms_norm: backward without its forward");
         }
-        let mut dx = vec![0f32; xv.len()];
+        let mut dx = vec![T::zero(); xv.len()];
         let mut dw = vec![0f32; width];
+        let (mut xs, mut gs, mut os) = (Vec::new(), Vec::new(), Vec::new());
         for (r, (dxr, (xr, gr))) in dx.chunks_mut(width).zip(xv.chunks(width).zip(g.chunks(width))).enumerate() {
+            let (xr, gr) = (T::read(xr, &mut xs), T::read(gr, &mut gs));
             let ir = inv[r];
             let mut dot = 0.0;
             for j in 0..width {
@@ -177,18 +329,192 @@ impl CustomOp2 for RmsNorm {
                 dot += gr[j] * wv[j] * xhat;
             }
             let mean = dot / width as f32;
-            for j in 0..width {
-                dxr[j] = (gr[j] * wv[j] - xr[j] * ir * mean) * ir;
-            }
+            T::write(dxr, &mut os, |dxr| {
+                for j in 0..width {
+                    dxr[j] = (gr[j] * wv[j] - xr[j] * ir * mean) * ir;
+                }
+            });
         }
-        Ok((Some(Tensor::from_vec(dx, x.shape(), x.device())?), Some(Tensor::from_vec(dw, w.shape(), w.device())?)))
+        let dw = Tensor::from_vec(dw, w.shape(), w.device())?.to_dtype(w.dtype())?;
+        Ok((Some(Tensor::from_vec(dx, x.shape(), x.device())?), Some(dw)))
+    }
+}
+
+impl CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "tensile-rms-norm"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        dispatch!(xs.dtype(), "rms_norm", T => self.forward::<T>(xs, xl, ws, wl))
+    }
+
+    /// With `x̂ = x / rms`: `dw = Σ_rows g ⊙ x̂`, and `dx = (g ⊙ w − x̂ · mean(g ⊙ w ⊙ x̂)) / rms`.
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        dispatch!(x.dtype(), "rms_norm backward", T => self.backward::<T>(x, w, grad_res))
+    }
+}
+
+/// What the kernels' tests share: the dtypes, their tolerances, the float64 twins' inputs and
+/// the comparisons.
+#[cfg(test)]
+pub(crate) mod testing {
+    use candle_core::{DType, Device, Shape, Tensor, Var};
+
+    /// The dtypes every kernel is tested in.
+    pub(crate) const DTYPES: [DType; 3] = [DType::F32, DType::BF16, DType::F16];
+
+    /// The error a kernel's output may have in `dtype`, relative to the largest value expected
+    /// (`max |got − want| / max |want|`): rounding the result once costs up to 2⁻⁹ in bf16 and
+    /// 2⁻¹¹ in f16 of each value; the sums, kept in f32, add little to that.
+    pub(crate) fn tolerance(dtype: DType) -> f64 {
+        match dtype {
+            DType::BF16 => 1e-2,
+            DType::F16 => 1e-3,
+            _ => 1e-5,
+        }
+    }
+
+    /// The same for a gradient, which also inherits the forward's rounded output or a
+    /// difference of two rounded terms (`g − Σ g·p` of a softmax): twice the value's.
+    pub(crate) fn grad_tolerance(dtype: DType) -> f64 {
+        2.0 * tolerance(dtype)
+    }
+
+    /// `max |got − want| / max |want|` over all values, in f64 (either may have any dtype).
+    pub(crate) fn rel_err(got: &Tensor, want: &Tensor) -> f64 {
+        let (got, want) = (got.to_dtype(DType::F64).unwrap(), want.to_dtype(DType::F64).unwrap());
+        let scale = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap().max(f64::MIN_POSITIVE);
+        (got - want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap() / scale
+    }
+
+    /// Asserts that `got` holds `want` within `tol`, relative as in [`rel_err`].
+    pub(crate) fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
+        assert_eq!(got.dims(), want.dims(), "{what}: shapes");
+        let e = rel_err(got, want);
+        assert!(e <= tol, "{what}: relative error {e:.3e} above {tol:.0e}");
+    }
+
+    /// Asserts that `got` (of dtype `dtype`) holds the hand-derived values `want`, row-major.
+    pub(crate) fn assert_golden(what: &str, got: &Tensor, want: &[f64], dtype: DType) {
+        assert_eq!(got.dtype(), dtype, "{what}: the output keeps the input's dtype");
+        let want = Tensor::from_slice(want, got.shape(), &Device::Cpu).unwrap();
+        assert_close(what, got, &want, tolerance(dtype));
+    }
+
+    /// Seeded normal values times `scale`, rounded to `dtype`, as a variable.
+    pub(crate) fn randn(seed: u64, name: &str, shape: impl Into<Shape>, scale: f64, dtype: DType) -> Var {
+        let t = (crate::init::randn(seed, name, shape, DType::F32, &Device::Cpu).unwrap() * scale).unwrap();
+        Var::from_tensor(&t.to_dtype(dtype).unwrap()).unwrap()
+    }
+
+    /// The float64 twin's input: `v`'s values as they are (already rounded to `v`'s dtype, so
+    /// that the comparison measures the kernel, not the input's rounding).
+    pub(crate) fn twin(v: &Var) -> Var {
+        Var::from_tensor(&v.as_tensor().to_dtype(DType::F64).unwrap()).unwrap()
+    }
+
+    /// The gradients of `Σ y ⊙ up` with respect to `vars` (`up` converted to `y`'s dtype).
+    pub(crate) fn grads(y: &Tensor, up: &Tensor, vars: &[&Var]) -> Vec<Tensor> {
+        let g = (y * up.to_dtype(y.dtype()).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+        vars.iter().map(|v| g.get(v.as_tensor()).expect("a gradient").clone()).collect()
+    }
+
+    /// Asserts the gradients of `Σ fused ⊙ up` against the twin's, each in its variable's dtype.
+    pub(crate) fn assert_grads(what: &str, fused: &Tensor, vars: &[&Var], twin: &Tensor, twins: &[&Var], up: &Tensor) {
+        for (i, (a, b)) in grads(fused, up, vars).iter().zip(grads(twin, up, twins)).enumerate() {
+            let dtype = vars[i].dtype();
+            assert_eq!(a.dtype(), dtype, "{what}: gradient {i} in its input's dtype");
+            assert_close(&format!("{what}: gradient {i}"), a, &b, grad_tolerance(dtype));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::testing::*;
     use crate::training::{self, TrainingMode};
     use candle_core::{DType, Device, Tensor, Var, D};
+
+    /// Softmax over the last dimension, written out in float64.
+    fn softmax64(x: &Tensor) -> Tensor {
+        let e = x.broadcast_sub(&x.max_keepdim(D::Minus1).unwrap().detach()).unwrap().exp().unwrap();
+        e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap()
+    }
+
+    /// RMSNorm written out in float64.
+    fn rms_norm64(x: &Tensor, w: &Tensor, eps: f64) -> Tensor {
+        let inv = (x.sqr().unwrap().mean_keepdim(D::Minus1).unwrap() + eps).unwrap().sqrt().unwrap().recip().unwrap();
+        x.broadcast_mul(&inv).unwrap().broadcast_mul(w).unwrap()
+    }
+
+    #[test]
+    fn the_half_types_take_the_kernels_on_the_cpu() {
+        for dtype in DTYPES {
+            assert!(super::fusable(&Tensor::zeros(2, dtype, &Device::Cpu).unwrap()), "{dtype:?}");
+        }
+        assert!(!super::fusable(&Tensor::zeros(2, DType::F64, &Device::Cpu).unwrap()));
+        // Called directly on a dtype they do not take, the kernels fail with an error.
+        let e = Tensor::zeros((2, 3), DType::F64, &Device::Cpu).unwrap().apply_op1(super::Softmax).unwrap_err().to_string();
+        assert!(e.contains("no CPU kernel for F64"), "{e}");
+    }
+
+    /// Softmax and RMSNorm of small rows whose values are worked out by hand.
+    #[test]
+    fn softmax_and_rms_norm_give_hand_computed_values_in_every_dtype() {
+        let dev = &Device::Cpu;
+        for dtype in DTYPES {
+            // e^k / (e + e² + e³ + e⁴) for k = 1..4: 0.0320586, 0.0871443, 0.2368828, 0.6439143.
+            // The second row is the first plus 100, which subtracting the row maximum takes out.
+            let x = Tensor::new(&[[1f32, 2., 3., 4.], [101., 102., 103., 104.]], dev).unwrap().to_dtype(dtype).unwrap();
+            let p = training::scope(&TrainingMode::default(), 0, || training::softmax_last_dim(&x).unwrap());
+            let row = [0.032_058_6, 0.087_144_3, 0.236_882_8, 0.643_914_3];
+            assert_golden(&format!("softmax {dtype:?}"), &p, &[row, row].concat(), dtype);
+            // rms(1, 2, 3, 4) = √(30/4) = 2.7386128 and rms(3, −4, 0, 0) = √(25/4) = 2.5, then
+            // times w = (1, 2, 0.5, −1); eps 0.
+            let x = Tensor::new(&[[1f32, 2., 3., 4.], [3., -4., 0., 0.]], dev).unwrap().to_dtype(dtype).unwrap();
+            let w = Tensor::new(&[1f32, 2., 0.5, -1.], dev).unwrap().to_dtype(dtype).unwrap();
+            let y = training::rms_norm(&x, &w, 0.0).unwrap();
+            let want = [0.365_148_4, 1.460_593_5, 0.547_722_6, -1.460_593_5, 1.2, -3.2, 0.0, 0.0];
+            assert_golden(&format!("rms_norm {dtype:?}"), &y, &want, dtype);
+        }
+    }
+
+    /// Values and gradients against float64 twins, in each dtype; the second shape takes the
+    /// threaded path, with rows of 515 = 64·8 + 3 values: a tail shorter than a sum's chunk.
+    #[test]
+    fn softmax_and_rms_norm_match_float64_twins_in_value_and_gradient() {
+        for dtype in DTYPES {
+            for (rows, width) in [(6, 5), (80, 515)] {
+                let what = format!("{dtype:?} {rows}×{width}");
+                let (x, w) = (randn(3, "x", (rows, width), 2.0, dtype), randn(4, "w", width, 1.0, dtype));
+                let up = randn(5, "g", (rows, width), 1.0, dtype);
+                let (x64, w64) = (twin(&x), twin(&w));
+                let (sm, rms) =
+                    training::scope(&TrainingMode::default(), 0, || (training::softmax_last_dim(&x).unwrap(), training::rms_norm(&x, &w, 1e-6).unwrap()));
+                let (sm64, rms64) = (softmax64(&x64), rms_norm64(&x64, &w64, 1e-6));
+                assert_close(&format!("softmax {what}"), &sm, &sm64, tolerance(dtype));
+                assert_grads(&format!("softmax {what}"), &sm, &[&x], &sm64, &[&x64], up.as_tensor());
+                assert_close(&format!("rms_norm {what}"), &rms, &rms64, tolerance(dtype));
+                assert_grads(&format!("rms_norm {what}"), &rms, &[&x, &w], &rms64, &[&x64, &w64], up.as_tensor());
+            }
+        }
+    }
+
+    /// A bf16 activation with an f32 weight (or the other way round): the output in the
+    /// activation's dtype, each gradient in its own input's.
+    #[test]
+    fn rms_norm_takes_a_weight_of_another_dtype() {
+        for (xt, wt) in [(DType::BF16, DType::F32), (DType::F32, DType::F16)] {
+            let (x, w, up) = (randn(1, "x", (3, 24), 1.0, xt), randn(2, "w", 24, 1.0, wt), randn(3, "g", (3, 24), 1.0, xt));
+            let y = training::rms_norm(&x, &w, 1e-6).unwrap();
+            assert_eq!(y.dtype(), xt);
+            let (x64, w64) = (twin(&x), twin(&w));
+            let y64 = rms_norm64(&x64, &w64, 1e-6);
+            assert_close(&format!("{xt:?} × {wt:?}"), &y, &y64, tolerance(xt));
+            assert_grads(&format!("{xt:?} × {wt:?}"), &y, &[&x, &w], &y64, &[&x64, &w64], up.as_tensor());
+        }
+    }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
