@@ -7,6 +7,8 @@ use crate::error::config_err;
 use crate::limits;
 use crate::linear::Linear;
 use crate::rotary::{validate_rope, RopeScaling, RotaryEmbedding};
+use crate::flash_attention::{self, Band, FlashAttention};
+use crate::matmul_kernel::BatchedMatmul;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -180,6 +182,8 @@ impl Attention {
     ///
     /// Grouped-query attention never repeats K/V: the `rep = heads / kv_heads` queries that
     /// share a key/value head are stacked along the sequence axis and meet K/V in one matmul.
+    /// On the CPU, without padding or attention dropout, the tiled kernel of
+    /// `flash_attention` replaces the scores, the softmax and the second product.
     ///
     /// # Shapes
     /// `x: (batch, seq, hidden) → (batch, seq, hidden)`
@@ -200,15 +204,21 @@ impl Attention {
             (k, v) = cache.append(&k, &v)?;
         }
         let t = k.dim(2)?;
-        let q = q.reshape((b, kvh, rep * s, d))?; // query heads grouped by their K/V head
         let scale = (d as f64).powf(-0.5);
+        if padding.is_none() && flash_attention::fusable(&q) && !crate::training::dropout_active(crate::training::DropoutSite::Attention) {
+            // Tiled: only the keys each query tile can see are multiplied, K/V read once per group.
+            let band = if c.causal { Band::CAUSAL } else { Band::FULL };
+            let out = FlashAttention::apply(&q, &k, &v, scale, band)?; // (b, h, s, d)
+            return self.o_proj.forward(&out.transpose(1, 2)?.reshape((b, s, h * d))?);
+        }
+        let q = q.reshape((b, kvh, rep * s, d))?; // query heads grouped by their K/V head
         let probs = if c.causal && padding.is_none() && crate::training_kernels::fusable(&q) {
             // Scale, causal mask and softmax in one pass, with its own backward.
-            let scores = q.matmul(&k.t()?)?.reshape((b, kvh, rep, s, t))?; // (b, kvh, rep, s, t)
+            let scores = BatchedMatmul::nt(&q, &k)?.reshape((b, kvh, rep, s, t))?; // (b, kvh, rep, s, t)
             crate::causal_softmax::ScaledCausalSoftmax::apply(&scores, scale)?
         } else {
-            let scores = (q.matmul(&k.t()?)? * scale)?; // (b, kvh, rep·s, t)
-                                                        // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
+            let scores = (BatchedMatmul::nt(&q, &k)? * scale)?; // (b, kvh, rep·s, t)
+            // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
             let mut scores = scores.to_dtype(DType::F32)?.reshape((b, kvh, rep, s, t))?;
             if let Some(mask) = self.mask(s, t, padding, x.device())? {
                 scores = scores.broadcast_add(&mask)?;
@@ -216,7 +226,7 @@ impl Attention {
             crate::training::softmax_last_dim(&scores)?
         };
         let probs = crate::training::dropout(&probs, crate::training::DropoutSite::Attention)?.to_dtype(x.dtype())?;
-        let out = probs.reshape((b, kvh, rep * s, t))?.matmul(&v.contiguous()?)?; // (b, kvh, rep·s, d)
+        let out = BatchedMatmul::nn(&probs.reshape((b, kvh, rep * s, t))?, &v)?; // (b, kvh, rep·s, d)
         let out = out.reshape((b, h, s, d))?.transpose(1, 2)?.reshape((b, s, h * d))?;
         self.o_proj.forward(&out)
     }

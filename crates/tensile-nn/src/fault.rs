@@ -24,6 +24,8 @@ pub enum Fault {
     LinearLastFeature = 5,
     /// The fused LayerNorm forgets to subtract the mean.
     LayerNormMean = 6,
+    /// The tiled attention lets the last query of every tile see one key past its band.
+    AttentionTileBoundary = 7,
 }
 
 #[cfg(feature = "fault-injection")]

@@ -192,7 +192,7 @@ pub(crate) fn matmul_t(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Ten
     let dims = x.dims();
     let (inner, outer) = (dims[dims.len() - 1], w.dim(0)?);
     let rows = x.elem_count() / inner.max(1);
-    let y = x.reshape((rows, inner))?.matmul(&w.t()?)?; // (rows, out)
+    let y = crate::matmul_kernel::BatchedMatmul::nt(&x.reshape((rows, inner))?, w)?; // (rows, out)
     let y = match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,

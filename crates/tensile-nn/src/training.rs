@@ -92,6 +92,17 @@ pub fn is_active() -> bool {
     ACTIVE.with(|a| a.borrow().is_some())
 }
 
+/// Whether [`dropout`] at `site` would change anything: a training scope with a positive
+/// probability there. Fused kernels that have no dropout step inside ask this first.
+pub(crate) fn dropout_active(site: DropoutSite) -> bool {
+    ACTIVE.with(|a| {
+        a.borrow().as_ref().is_some_and(|a| match site {
+            DropoutSite::Hidden => a.mode.dropout > 0.0,
+            DropoutSite::Attention => a.mode.attention_dropout > 0.0,
+        })
+    })
+}
+
 /// Inverted dropout at `site`: inside a training scope with a positive probability `p`, each
 /// element is zeroed with probability `p` and the rest scaled by `1 / (1 − p)`, so the
 /// expectation is unchanged; otherwise `x` itself.

@@ -7,6 +7,8 @@ use crate::block::{bytes_of, softmax_reference, to_f64_cpu, Block, Child, Cost};
 use crate::catalog::BlockKind;
 use crate::linear::Linear;
 use crate::rotary::RotaryEmbedding;
+use crate::flash_attention::{self, Band, FlashAttention};
+use crate::matmul_kernel::BatchedMatmul;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -91,15 +93,21 @@ impl ModernBertAttention {
         let (h, d) = (self.cfg.num_attention_heads, self.cfg.head_dim());
         let [q, k, v] = Self::split(&self.wqkv.forward(x)?, h, d)?; // each (b, h, s, d)
         let (q, k) = (self.rotary.forward(&q, 0)?, self.rotary.forward(&k, 0)?);
-        let scores = (q.matmul(&k.t()?)? * (d as f64).powf(-0.5))?; // (b, h, s, s)
-                                                                    // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
+        if padding.is_none() && flash_attention::fusable(&q) && !crate::training::dropout_active(crate::training::DropoutSite::Attention) {
+            // Tiled: a local layer multiplies only the keys inside each query tile's window.
+            let band = self.pattern.window.map_or(Band::FULL, Band::window);
+            let out = FlashAttention::apply(&q, &k, &v, (d as f64).powf(-0.5), band)?; // (b, h, s, d)
+            return self.wo.forward(&out.transpose(1, 2)?.reshape((b, s, hidden))?);
+        }
+        let scores = (BatchedMatmul::nt(&q, &k)? * (d as f64).powf(-0.5))?; // (b, h, s, s)
+        // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
         let mut scores = scores.to_dtype(DType::F32)?;
         if let Some(mask) = self.mask(s, padding, x.device())? {
             scores = scores.broadcast_add(&mask)?;
         }
         let probs = crate::training::softmax_last_dim(&scores)?;
         let probs = crate::training::dropout(&probs, crate::training::DropoutSite::Attention)?.to_dtype(x.dtype())?;
-        let out = probs.matmul(&v)?; // (b, h, s, d)
+        let out = BatchedMatmul::nn(&probs, &v)?; // (b, h, s, d)
         self.wo.forward(&out.transpose(1, 2)?.reshape((b, s, hidden))?)
     }
 
