@@ -44,6 +44,7 @@ pub mod heads;
 pub mod inference;
 pub mod init;
 mod layer_norm;
+mod layer_norm_kernel;
 mod limits;
 mod linear;
 pub mod llama;

@@ -8,10 +8,11 @@
 //! at a fraction of the speed). Outside a scope nothing changes: inference keeps the fused
 //! kernels and never applies dropout.
 //!
-//! On f32, bf16 and f16 CPU tensors softmax and RMSNorm are single operations with their own
-//! backward passes (one pass each way instead of a dozen), which compute in f32 and return the
-//! input's dtype; the compositions serve other dtypes and devices, and the tests hold the two
-//! equal.
+//! On f32, bf16 and f16 CPU tensors softmax, RMSNorm and LayerNorm are single operations with
+//! their own backward passes (one pass each way instead of a dozen), which compute in f32 and
+//! return the input's dtype; the compositions serve other dtypes and devices, and the tests
+//! hold the two equal. RMSNorm and LayerNorm take their kernels outside a scope too, where they
+//! are also the faster forward.
 //!
 //! Dropout masks come from a ChaCha stream seeded by `(seed, key, call)`, where `key` is
 //! chosen by the caller (the trainer passes its step and micro-batch) and `call` counts the
@@ -166,6 +167,12 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
 /// `(x − mean) / sqrt(var + eps) · weight + bias` over the last dimension, with the biased
 /// variance; statistics in f32 for half-precision inputs.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    // As for RMSNorm: on CPU tensors the fused kernel, in inference as in training, with its
+    // two-pass variance (candle's fused LayerNorm takes `E[x²] − mean²`).
+    let fusable = crate::training_kernels::fusable;
+    if fusable(x) && fusable(weight) && bias.is_none_or(fusable) {
+        return crate::layer_norm_kernel::LayerNorm::apply(x, weight, bias, eps);
+    }
     if !is_active() {
         let zeros;
         let bias = match bias {

@@ -9,13 +9,14 @@
 //!
 //! # Dtypes
 //!
-//! The kernels (these, [`crate::causal_softmax`], the GELU and SwiGLU-gate kernels) take f32, bf16 and f16 CPU tensors ([`fusable`]). Half-precision values are widened to f32
-//! as they are read, every sum and statistic is computed and accumulated in f32 (as PyTorch's
-//! CPU kernels do), and the result is rounded once, to the input's dtype; gradients likewise
-//! come back in their input's dtype. The f32 path reads and writes its buffers directly: the
-//! element conversions are the identity there and compile away. A weight or bias may have a
-//! dtype other than the input's (a bf16 activation with an f32 weight): it is read as f32,
-//! and its gradient returned in its own dtype.
+//! These kernels and the crate's other CPU kernels built on them (GELU, SwiGLU's gate,
+//! LayerNorm) take f32, bf16 and f16 CPU tensors ([`fusable`]). Half-precision values are
+//! widened to f32 as they are read, every sum and statistic is computed and accumulated in f32
+//! (as PyTorch's CPU kernels do), and the result is rounded once, to the input's dtype;
+//! gradients likewise come back in their input's dtype. The f32 path reads and writes its
+//! buffers directly: the element conversions are the identity there and compile away. A weight
+//! or bias may have a dtype other than the input's (a bf16 activation with an f32 weight): it
+//! is read as f32, and its gradient returned in its own dtype.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType, D};
@@ -182,6 +183,21 @@ pub(crate) fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     for c in chunks {
         for (a, v) in acc.iter_mut().zip(c) {
             *a += f(*v);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ f(a_j, b_j)` over two rows of one length, with eight running sums as in [`lane_sum`].
+#[inline(always)]
+pub(crate) fn lane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let n = a.len().min(b.len());
+    let (ca, cb) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| f(*x, *y)).sum();
+    let mut acc = [0f32; 8];
+    for (x, y) in ca.zip(cb) {
+        for ((a, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *a += f(*x, *y);
         }
     }
     acc.iter().sum::<f32>() + tail

@@ -1,6 +1,6 @@
-//! tensile-nn's own CPU kernels (the fused causal softmax, RMSNorm, GELU and SwiGLU's gate)
-//! with planted faults: each is caught by the check meant to catch it, and the same module
-//! passes once the fault is healed. The faults live in the kernels themselves
+//! tensile-nn's own CPU kernels (the fused causal softmax, RMSNorm, LayerNorm, GELU and
+//! SwiGLU's gate) with planted faults: each is caught by the check meant to catch it, and the
+//! same module passes once the fault is healed. The faults live in the kernels themselves
 //! (`tensile_nn::fault`, the `fault-injection` feature), so what is tested is the shipped
 //! kernel code with one thing wrong, not a wrapper around it.
 //!
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tensile::{Check, ModuleTest, ModuleUnderTest, NnModule, Plan, Settings, Spec};
 use tensile_nn::fault::{plant, Fault};
 use tensile_nn::init::SeededInit;
-use tensile_nn::{Activation, Attention, AttentionConfig, GeluMlp, RmsNorm, SwiGlu};
+use tensile_nn::{Activation, Attention, AttentionConfig, GeluMlp, LayerNorm, RmsNorm, SwiGlu};
 
 fn module(block: impl tensile_nn::Block + 'static) -> Arc<dyn ModuleUnderTest> {
     Arc::new(NnModule::new(block))
@@ -41,9 +41,10 @@ fn every_planted_kernel_fault_is_caught_and_healing_it_passes() {
         causal: true,
         rope: Some((10_000.0, None)),
     };
-    let cases: [(Fault, Arc<dyn ModuleUnderTest>, Check); 4] = [
+    let cases: [(Fault, Arc<dyn ModuleUnderTest>, Check); 5] = [
         (Fault::CausalSoftmaxBoundary, module(Attention::new(&attention, vb()).unwrap()), Check::Correctness),
         (Fault::RmsNormDivisor, module(RmsNorm::new(64, 1e-6, vb()).unwrap()), Check::Correctness),
+        (Fault::LayerNormMean, module(LayerNorm::new(64, 1e-5, true, vb()).unwrap()), Check::Correctness),
         (Fault::GeluBackward, module(GeluMlp::new(64, 96, Activation::Gelu, vb()).unwrap()), Check::Gradients),
         (Fault::SiluMulBackward, module(SwiGlu::new(64, 96, false, Activation::Silu, vb()).unwrap()), Check::Gradients),
     ];
