@@ -4,11 +4,11 @@
 use crate::block::{bytes_of, softmax_reference, to_f64_cpu, Block, Child, Cost};
 use crate::catalog::BlockKind;
 use crate::error::config_err;
+use crate::flash_attention::{self, Band, FlashAttention};
 use crate::limits;
 use crate::linear::Linear;
-use crate::rotary::{validate_rope, RopeScaling, RotaryEmbedding};
-use crate::flash_attention::{self, Band, FlashAttention};
 use crate::matmul_kernel::BatchedMatmul;
+use crate::rotary::{validate_rope, RopeScaling, RotaryEmbedding};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -212,19 +212,14 @@ impl Attention {
             return self.o_proj.forward(&out.transpose(1, 2)?.reshape((b, s, h * d))?);
         }
         let q = q.reshape((b, kvh, rep * s, d))?; // query heads grouped by their K/V head
-        let probs = if c.causal && padding.is_none() && crate::training_kernels::fusable(&q) {
-            // Scale, causal mask and softmax in one pass, with its own backward.
-            let scores = BatchedMatmul::nt(&q, &k)?.reshape((b, kvh, rep, s, t))?; // (b, kvh, rep, s, t)
-            crate::causal_softmax::ScaledCausalSoftmax::apply(&scores, scale)?
-        } else {
-            let scores = (BatchedMatmul::nt(&q, &k)? * scale)?; // (b, kvh, rep·s, t)
-            // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
-            let mut scores = scores.to_dtype(DType::F32)?.reshape((b, kvh, rep, s, t))?;
-            if let Some(mask) = self.mask(s, t, padding, x.device())? {
-                scores = scores.broadcast_add(&mask)?;
-            }
-            crate::training::softmax_last_dim(&scores)?
-        };
+                                                  // With padding or attention dropout: scores, an additive mask and a softmax in f32 (for
+                                                  // half-precision inputs too, as PyTorch's eager attention does).
+        let scores = (BatchedMatmul::nt(&q, &k)? * scale)?; // (b, kvh, rep·s, t)
+        let mut scores = scores.to_dtype(DType::F32)?.reshape((b, kvh, rep, s, t))?;
+        if let Some(mask) = self.mask(s, t, padding, x.device())? {
+            scores = scores.broadcast_add(&mask)?;
+        }
+        let probs = crate::training::softmax_last_dim(&scores)?;
         let probs = crate::training::dropout(&probs, crate::training::DropoutSite::Attention)?.to_dtype(x.dtype())?;
         let out = BatchedMatmul::nn(&probs.reshape((b, kvh, rep * s, t))?, &v)?; // (b, kvh, rep·s, d)
         let out = out.reshape((b, h, s, d))?.transpose(1, 2)?.reshape((b, s, h * d))?;

@@ -12,8 +12,6 @@
 pub enum Fault {
     /// No fault: every kernel computes what it should.
     None = 0,
-    /// The fused causal softmax lets each query see one key past its own position.
-    CausalSoftmaxBoundary = 1,
     /// RMSNorm divides the sum of squares by `width − 1` instead of `width`.
     RmsNormDivisor = 2,
     /// GELU's backward leaves out the `x·φ(x)` term.

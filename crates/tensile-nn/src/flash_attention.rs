@@ -17,7 +17,7 @@
 //! f32 throughout; bf16 and f16 inputs are converted to f32 and the output back, as PyTorch's
 //! CPU attention accumulates half-precision inputs in f32.
 
-use crate::causal_softmax::exp_poly;
+use crate::fast_exp::exp_poly;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -89,7 +89,11 @@ impl FlashAttention {
     fn probs(&self, q: &[f32], k: &[f32], (s, t, d): (usize, usize, usize), (i0, i1): (usize, usize), p: &mut Vec<f32>) -> (usize, usize) {
         let offset = t - s;
         let (lo, _) = self.band.keys(offset + i0, t);
-        let (_, hi) = self.band.keys(offset + i1 - 1, t);
+        let (_, mut hi) = self.band.keys(offset + i1 - 1, t);
+        let boundary = crate::fault::is(crate::fault::Fault::AttentionTileBoundary);
+        if boundary {
+            hi = (hi + 1).min(t); // the planted fault: the tile takes one key past its band
+        }
         let (rows, l) = (i1 - i0, hi.saturating_sub(lo));
         p.clear();
         p.resize(rows * l, 0.0);
@@ -97,11 +101,10 @@ impl FlashAttention {
             return (lo, lo);
         }
         mm(rows, l, d, p, l, false, &q[i0 * d..i1 * d], d, 1, &k[lo * d..hi * d], 1, d);
-        let boundary = crate::fault::is(crate::fault::Fault::AttentionTileBoundary);
         for (r, row) in p.chunks_mut(l).enumerate() {
             let (a, mut z) = self.band.keys(offset + i0 + r, t);
             if boundary && r + 1 == rows {
-                z = (z + 1).min(hi); // the planted fault: a tile's last query sees one key too many
+                z = (z + 1).min(hi); // and its last query sees that key
             }
             let (a, z) = (a - lo, z - lo);
             let max = row[a..z].iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x)) * self.scale;
@@ -147,7 +150,20 @@ impl FlashAttention {
 /// `dst (m × n, row stride dst_rs) (+)= a (m × k) · b (k × n)` on the calling thread, with each
 /// operand given by its row and column strides.
 #[allow(clippy::too_many_arguments)]
-fn mm(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usize, accumulate: bool, a: &[f32], a_rs: usize, a_cs: usize, b: &[f32], b_rs: usize, b_cs: usize) {
+fn mm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+) {
     let extent = |rows: usize, cols: usize, rs: usize, cs: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
     assert!(extent(m, n, dst_rs, 1) <= dst.len() && extent(m, k, a_rs, a_cs) <= a.len() && extent(k, n, b_rs, b_cs) <= b.len(), "mm operands out of bounds");
     if m == 0 || n == 0 || k == 0 {
@@ -247,7 +263,8 @@ impl CustomOp3 for FlashAttention {
                         }
                     }
                     mm(rows, d, l, &mut dqh[i0 * d..i1 * d], d, false, &dp, l, 1, &kk[lo * d..hi * d], d, 1); // dQ = dS K
-                    mm(l, d, rows, &mut dk[lo * d..hi * d], d, true, &dp, 1, l, gq, d, 1); // dK += dSᵀ Q
+                    mm(l, d, rows, &mut dk[lo * d..hi * d], d, true, &dp, 1, l, gq, d, 1);
+                    // dK += dSᵀ Q
                 }
             }
         };
@@ -338,12 +355,35 @@ mod tests {
     /// sees `v₀ = 2`, the second `(2 + 4) / 2`; a window of 0 sees only its own value.
     #[test]
     fn equal_scores_average_the_visible_values() {
-        let q = Tensor::zeros((1, 1, 2, 1), DType::F32, &Device::Cpu).unwrap();
-        let v = Tensor::new(&[2f32, 4.], &Device::Cpu).unwrap().reshape((1, 1, 2, 1)).unwrap();
-        let out = |band| FlashAttention::apply(&q, &q, &v, 1.0, band).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(out(Band::CAUSAL), vec![2.0, 3.0]);
-        assert_eq!(out(Band::FULL), vec![3.0, 3.0]);
-        assert_eq!(out(Band::window(0)), vec![2.0, 4.0]);
+        for dtype in crate::training_kernels::testing::DTYPES {
+            let q = Tensor::zeros((1, 1, 2, 1), dtype, &Device::Cpu).unwrap();
+            let v = Tensor::new(&[2f32, 4.], &Device::Cpu).unwrap().to_dtype(dtype).unwrap().reshape((1, 1, 2, 1)).unwrap();
+            let out =
+                |band| FlashAttention::apply(&q, &q, &v, 1.0, band).unwrap().to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(out(Band::CAUSAL), vec![2.0, 3.0], "{dtype:?}");
+            assert_eq!(out(Band::FULL), vec![3.0, 3.0], "{dtype:?}");
+            assert_eq!(out(Band::window(0)), vec![2.0, 4.0], "{dtype:?}");
+        }
+    }
+
+    /// In every dtype, values and the three gradients against the float64 formula on the same
+    /// (rounded) inputs: causal with grouped queries and a tile tail, and windowed.
+    #[test]
+    fn matches_a_float64_twin_in_every_dtype() {
+        use crate::training_kernels::testing::*;
+        for dtype in DTYPES {
+            for ((h, kvh, s, d), band) in [((4, 2, 70, 16), Band::CAUSAL), ((2, 1, 40, 8), Band::window(5))] {
+                let what = format!("{dtype:?} h{h} kvh{kvh} s{s} {band:?}");
+                let (q, k, v) = (randn(1, "q", (1, h, s, d), 1.0, dtype), randn(2, "k", (1, kvh, s, d), 1.0, dtype), randn(3, "v", (1, kvh, s, d), 1.0, dtype));
+                let (q64, k64, v64) = (twin(&q), twin(&k), twin(&v));
+                let ours = FlashAttention::apply(&q, &k, &v, 0.3, band).unwrap();
+                assert_eq!(ours.dtype(), dtype);
+                let want = naive(&q64, &k64, &v64, 0.3, band);
+                assert_close(&what, &ours, &want, tolerance(dtype));
+                let up = randn(4, "up", (1, h, s, d), 1.0, dtype);
+                assert_grads(&what, &ours, &[&q, &k, &v], &want, &[&q64, &k64, &v64], up.as_tensor());
+            }
+        }
     }
 
     /// bf16 and f16 inputs give their own dtype back, within that dtype's precision of the f32 result.

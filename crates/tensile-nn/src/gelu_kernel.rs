@@ -5,10 +5,10 @@
 //! candle's `gelu_erf` calls the scalar `erff` of `libm` per element: a tenth of a BERT
 //! layer's time on a 2-core CPU. Here `erf` is the Abramowitz–Stegun rational approximation
 //! 7.1.26 (absolute error 1.5e-7 in exact arithmetic, below 1e-6 as computed in f32) over the
-//! polynomial exponential of [`crate::causal_softmax`], both branch-free, so each row of the
+//! polynomial exponential of [`crate::fast_exp`], both branch-free, so each row of the
 //! loop compiles to vector instructions; rows run on the rayon pool.
 
-use crate::causal_softmax::exp_poly;
+use crate::fast_exp::exp_poly;
 use crate::training_kernels::{contiguous, dispatch, fusable, par_rows, Elem};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};

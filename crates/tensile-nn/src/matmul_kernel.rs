@@ -207,8 +207,16 @@ mod tests {
     /// without the pool, many small ones split across the pool, edges of one row or one column, and a depth of one.
     #[test]
     fn matches_candle_in_value_and_gradient() {
-        let shapes: [(&[usize], usize, usize, usize); 8] =
-            [(&[], 3, 5, 4), (&[], 300, 260, 270), (&[], 70, 300, 260), (&[], 200, 300, 400), (&[2, 3], 70, 64, 90), (&[4], 1, 33, 17), (&[], 9, 1, 1), (&[2], 5, 7, 1)];
+        let shapes: [(&[usize], usize, usize, usize); 8] = [
+            (&[], 3, 5, 4),
+            (&[], 300, 260, 270),
+            (&[], 70, 300, 260),
+            (&[], 200, 300, 400),
+            (&[2, 3], 70, 64, 90),
+            (&[4], 1, 33, 17),
+            (&[], 9, 1, 1),
+            (&[2], 5, 7, 1),
+        ];
         for (lead, m, k, n) in shapes {
             let sh = |x: usize, y: usize| [lead, &[x, y]].concat();
             let a = Var::from_tensor(&randn(1, &sh(m, k))).unwrap();

@@ -5,9 +5,9 @@
 //! Composed, the gate takes two passes and an intermediate as large as the MLP's widest
 //! activation (`silu(a)`, then the product), with a library `exp` per element. Fused, one
 //! pass reads `a` and `b` and writes the product, with the polynomial exponential of
-//! [`crate::causal_softmax`]; rows run on the rayon pool.
+//! [`crate::fast_exp`]; rows run on the rayon pool.
 
-use crate::causal_softmax::exp_poly;
+use crate::fast_exp::exp_poly;
 use crate::training_kernels::{contiguous, dispatch, fusable, par_rows, Elem};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};

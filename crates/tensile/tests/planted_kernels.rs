@@ -1,5 +1,5 @@
-//! tensile-nn's own CPU kernels (the fused causal softmax, RMSNorm, LayerNorm, GELU and
-//! SwiGLU's gate) with planted faults: each is caught by the check meant to catch it, and the
+//! tensile-nn's own CPU kernels (tiled attention, the matrix products, RMSNorm, LayerNorm, GELU
+//! and SwiGLU's gate) with planted faults: each is caught by the check meant to catch it, and the
 //! same module passes once the fault is healed. The faults live in the kernels themselves
 //! (`tensile_nn::fault`, the `fault-injection` feature), so what is tested is the shipped
 //! kernel code with one thing wrong, not a wrapper around it.
@@ -18,10 +18,10 @@ fn module(block: impl tensile_nn::Block + 'static) -> Arc<dyn ModuleUnderTest> {
     Arc::new(NnModule::new(block))
 }
 
-/// The check's outcome (passed, errors) for `m` on a (1, 16, 64) f32 input.
-fn outcome(m: &Arc<dyn ModuleUnderTest>, check: Check) -> (bool, Vec<String>) {
+/// The check's outcome (passed, errors) for `m` on a (1, seq, 64) f32 input.
+fn outcome(m: &Arc<dyn ModuleUnderTest>, check: Check, seq: usize) -> (bool, Vec<String>) {
     let mut spec = Spec::default();
-    spec.checks(vec![check]).input_shape(vec![1, 16, 64]).dtypes(vec![DType::F32]);
+    spec.checks(vec![check]).input_shape(vec![1, seq, 64]).dtypes(vec![DType::F32]);
     let tests = vec![ModuleTest { name: "kernel".into(), module: m.clone(), spec }];
     let plan = Plan::new(&tests, &Settings::default()).expect("a valid plan");
     let summary = tensile::runner::run(&plan, &mut []);
@@ -41,20 +41,24 @@ fn every_planted_kernel_fault_is_caught_and_healing_it_passes() {
         causal: true,
         rope: Some((10_000.0, None)),
     };
-    let cases: [(Fault, Arc<dyn ModuleUnderTest>, Check); 5] = [
-        (Fault::CausalSoftmaxBoundary, module(Attention::new(&attention, vb()).unwrap()), Check::Correctness),
-        (Fault::RmsNormDivisor, module(RmsNorm::new(64, 1e-6, vb()).unwrap()), Check::Correctness),
-        (Fault::LayerNormMean, module(LayerNorm::new(64, 1e-5, true, vb()).unwrap()), Check::Correctness),
-        (Fault::GeluBackward, module(GeluMlp::new(64, 96, Activation::Gelu, vb()).unwrap()), Check::Gradients),
-        (Fault::SiluMulBackward, module(SwiGlu::new(64, 96, false, Activation::Silu, vb()).unwrap()), Check::Gradients),
+    // The attention's planted fault sits at the edge of a 64-query tile, so its input spans two.
+    let cases: [(Fault, Arc<dyn ModuleUnderTest>, Check, usize); 8] = [
+        (Fault::AttentionTileBoundary, module(Attention::new(&attention, vb()).unwrap()), Check::Correctness, 80),
+        (Fault::AttentionTileBoundary, module(Attention::new(&attention, vb()).unwrap()), Check::Gradients, 80),
+        (Fault::LinearLastFeature, module(SwiGlu::new(64, 96, false, Activation::Silu, vb()).unwrap()), Check::Correctness, 16),
+        (Fault::RmsNormDivisor, module(RmsNorm::new(64, 1e-6, vb()).unwrap()), Check::Correctness, 16),
+        (Fault::LayerNormMean, module(LayerNorm::new(64, 1e-5, true, vb()).unwrap()), Check::Correctness, 16),
+        (Fault::GeluBackward, module(GeluMlp::new(64, 96, Activation::Gelu, vb()).unwrap()), Check::Gradients, 16),
+        (Fault::SiluMulBackward, module(SwiGlu::new(64, 96, false, Activation::Silu, vb()).unwrap()), Check::Gradients, 16),
+        (Fault::LinearLastFeature, module(GeluMlp::new(64, 96, Activation::Gelu, vb()).unwrap()), Check::Gradients, 16),
     ];
-    for (fault, m, check) in cases {
+    for (fault, m, check, seq) in cases {
         plant(fault);
-        let (passed, errors) = outcome(&m, check);
+        let (passed, errors) = outcome(&m, check, seq);
         plant(Fault::None);
         assert!(!passed, "{fault:?} was not caught by {check}");
         assert!(!errors.is_empty(), "{fault:?}: a failure says why");
-        let (passed, errors) = outcome(&m, check);
+        let (passed, errors) = outcome(&m, check, seq);
         assert!(passed, "{fault:?} healed: {check} should pass, got {errors:?}");
     }
 }

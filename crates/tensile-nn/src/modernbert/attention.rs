@@ -5,10 +5,10 @@ use super::{LayerAttention, ModernBertConfig};
 use crate::attention::{key_padding_mask, MASKED};
 use crate::block::{bytes_of, softmax_reference, to_f64_cpu, Block, Child, Cost};
 use crate::catalog::BlockKind;
-use crate::linear::Linear;
-use crate::rotary::RotaryEmbedding;
 use crate::flash_attention::{self, Band, FlashAttention};
+use crate::linear::Linear;
 use crate::matmul_kernel::BatchedMatmul;
+use crate::rotary::RotaryEmbedding;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -100,7 +100,7 @@ impl ModernBertAttention {
             return self.wo.forward(&out.transpose(1, 2)?.reshape((b, s, hidden))?);
         }
         let scores = (BatchedMatmul::nt(&q, &k)? * (d as f64).powf(-0.5))?; // (b, h, s, s)
-        // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
+                                                                            // Softmax in f32 for half-precision inputs, as PyTorch's eager attention does.
         let mut scores = scores.to_dtype(DType::F32)?;
         if let Some(mask) = self.mask(s, padding, x.device())? {
             scores = scores.broadcast_add(&mask)?;
