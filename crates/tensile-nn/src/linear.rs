@@ -192,10 +192,10 @@ pub(crate) fn matmul_t(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Ten
     let dims = x.dims();
     let (inner, outer) = (dims[dims.len() - 1], w.dim(0)?);
     let rows = x.elem_count() / inner.max(1);
-    let y = crate::matmul_kernel::BatchedMatmul::nt(&x.reshape((rows, inner))?, w)?; // (rows, out)
+    let x = x.reshape((rows, inner))?;
     let y = match b {
-        Some(b) => y.broadcast_add(b)?,
-        None => y,
+        Some(b) => crate::matmul_kernel::BatchedMatmul::nt_bias(&x, w, b)?, // (rows, out)
+        None => crate::matmul_kernel::BatchedMatmul::nt(&x, w)?,
     };
     let mut shape = dims.to_vec();
     *shape.last_mut().expect("a rank ≥ 1 input") = outer;
