@@ -203,6 +203,21 @@ pub(crate) fn lane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f3
     acc.iter().sum::<f32>() + tail
 }
 
+/// `max v` over `row` (−∞ for an empty row) with eight running maxima, as [`lane_sum`] keeps
+/// eight sums: a single running `f32::max` is a dependent chain the compiler will not reorder.
+#[inline(always)]
+pub(crate) fn lane_max(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a = if *v > *a { *v } else { *a };
+        }
+    }
+    acc.iter().fold(tail, |m, v| m.max(*v))
+}
+
 /// `Σ v²`, vectorised ([`lane_sum`]).
 fn sum_of_squares(row: &[f32]) -> f32 {
     lane_sum(row, |v| v * v)
@@ -219,7 +234,7 @@ fn softmax_fwd<T: Elem>(storage: &CpuStorage, layout: &Layout) -> Result<(CpuSto
         let (mut xs, mut os) = (Vec::new(), Vec::new());
         for (i, row) in part.chunks_mut(width).enumerate() {
             let xr = T::read(&x[(first + i) * width..(first + i + 1) * width], &mut xs);
-            let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let max = lane_max(xr);
             T::write(row, &mut os, |row| {
                 let mut sum = 0.0;
                 for (o, v) in row.iter_mut().zip(xr) {
@@ -451,6 +466,20 @@ mod tests {
     use super::testing::*;
     use crate::training::{self, TrainingMode};
     use candle_core::{DType, Device, Tensor, Var, D};
+
+    /// The lane-wise maximum against a plain fold, on lengths around the eight lanes, with the
+    /// maximum in the tail, in a lane, and every value negative.
+    #[test]
+    fn lane_max_is_the_maximum() {
+        assert_eq!(super::lane_max(&[]), f32::NEG_INFINITY);
+        for n in [1, 7, 8, 9, 17, 64] {
+            for at in [0, n / 2, n - 1] {
+                let mut row: Vec<f32> = (0..n).map(|i| -100.0 - i as f32).collect();
+                row[at] = -3.5;
+                assert_eq!(super::lane_max(&row), -3.5, "length {n}, maximum at {at}");
+            }
+        }
+    }
 
     /// Softmax over the last dimension, written out in float64.
     fn softmax64(x: &Tensor) -> Tensor {
