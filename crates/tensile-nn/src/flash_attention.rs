@@ -326,7 +326,9 @@ mod tests {
     /// tail, and sizes on either side of the threading threshold.
     #[test]
     fn matches_the_formula_in_value_and_gradient() {
-        let cases: [((usize, usize, usize, usize, usize, usize), Band); 6] = [
+        // (batch, heads, K/V heads, queries, keys, head size) and the band.
+        type Case = ((usize, usize, usize, usize, usize, usize), Band);
+        let cases: [Case; 6] = [
             ((1, 4, 2, 70, 70, 16), Band::CAUSAL),
             ((2, 2, 2, 5, 9, 8), Band::CAUSAL),
             ((1, 3, 1, 130, 130, 8), Band::window(20)),
