@@ -11,7 +11,7 @@
 //! variance as `E[x²] − mean²`, which cancels badly for rows far from zero mean; the two-pass
 //! variance here does not.
 
-use crate::training_kernels::{contiguous, dispatch, f32_values, f32_vec, lane_sum, lane_sum2, par_rows, Elem};
+use crate::training_kernels::{contiguous, dispatch, f32_values, f32_vec, lane_sum, lane_sum2, par_rows, streaming_work, Elem};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
@@ -65,7 +65,7 @@ impl LayerNorm {
         // are put in row order afterwards, so the split never changes what the backward sees.
         let parts = Mutex::new(Vec::new());
         let mut out = vec![T::zero(); x.len()];
-        par_rows(&mut out, width, x.len(), |first, part| {
+        par_rows(&mut out, width, streaming_work(x.len()), |first, part| {
             let (mut xs, mut os) = (Vec::new(), Vec::new());
             let mut stats = Vec::with_capacity(part.len() / width);
             for (i, row) in part.chunks_mut(width).enumerate() {
