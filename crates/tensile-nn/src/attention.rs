@@ -205,7 +205,7 @@ impl Attention {
         }
         let t = k.dim(2)?;
         let scale = (d as f64).powf(-0.5);
-        if padding.is_none() && flash_attention::fusable(&q) && !crate::training::dropout_active(crate::training::DropoutSite::Attention) {
+        if flash_attention::applies(&q, padding.is_some()) {
             // Tiled: only the keys each query tile can see are multiplied, K/V read once per group.
             let band = if c.causal { Band::CAUSAL } else { Band::FULL };
             let out = FlashAttention::apply(&q, &k, &v, scale, band)?; // (b, h, s, d)

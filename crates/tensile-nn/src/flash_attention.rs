@@ -18,7 +18,7 @@
 //! CPU attention accumulates half-precision inputs in f32.
 
 use crate::fast_exp::exp_poly;
-use crate::training_kernels::{lane_max, lane_sum, lane_sum2};
+use crate::training_kernels::{contiguous, fusable, lane_max, lane_sum, lane_sum2};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -56,9 +56,11 @@ impl Band {
     }
 }
 
-/// Whether `t`'s dtype and device are ones this kernel handles.
-pub(crate) fn fusable(t: &Tensor) -> bool {
-    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::BF16 | DType::F16)
+/// Whether an attention over queries `q` takes this kernel: a CPU tensor in a dtype the kernels
+/// take ([`fusable`]), no padding mask (`masked`), and no attention dropout, which has no step
+/// inside the kernel.
+pub(crate) fn applies(q: &Tensor, masked: bool) -> bool {
+    !masked && fusable(q) && !crate::training::dropout_active(crate::training::DropoutSite::Attention)
 }
 
 /// The operation: `scale` and the band; `q` is `(groups, rep, s, d)`, `k` and `v` `(groups, t, d)`.
@@ -198,11 +200,6 @@ fn mm(
     }
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let Some((start, end)) = l.contiguous_offsets() else { candle_core::bail!("flash attention needs contiguous inputs") };
-    Ok(&s.as_slice::<f32>()?[start..end])
-}
-
 fn flat(x: &Tensor) -> Result<Vec<f32>> {
     x.to_dtype(DType::F32)?.contiguous()?.flatten_all()?.to_vec1::<f32>()
 }
@@ -214,7 +211,8 @@ impl CustomOp3 for FlashAttention {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
         let (g, rep, s, t, d) = Self::dims(l1, l2, l3)?;
-        let (q, k, v) = (contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?);
+        let at = |s, l| contiguous::<f32>(s, l, "flash attention");
+        let (q, k, v) = (at(s1, l1)?, at(s2, l2)?, at(s3, l3)?);
         let mut out = vec![0f32; g * rep * s * d];
         if out.is_empty() {
             return Ok((CpuStorage::F32(out), l1.shape().clone()));

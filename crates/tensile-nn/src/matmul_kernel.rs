@@ -13,6 +13,7 @@
 //!   multiply-adds one thread is faster (64×256×256: 77 µs alone, 108 µs on two), and the many
 //!   small per-head products of attention are better split across heads, one thread each.
 
+use crate::training_kernels::contiguous;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -86,11 +87,6 @@ impl BatchedMatmul {
         }
         Ok((da[..r - 2].iter().product(), m, k, n))
     }
-}
-
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let Some((start, end)) = l.contiguous_offsets() else { candle_core::bail!("batched matmul needs contiguous inputs") };
-    Ok(&s.as_slice::<f32>()?[start..end])
 }
 
 /// `out = a · bᵀ` (`transposed`) or `a · b` for one `(m, k)` left operand, all row-major.
@@ -193,7 +189,7 @@ impl CustomOp2 for BatchedMatmul {
 impl BatchedMatmul {
     fn forward(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let (batch, m, k, n) = self.dims(l1, l2)?;
-        let (a, b) = (contiguous(s1, l1)?, contiguous(s2, l2)?);
+        let (a, b) = (contiguous::<f32>(s1, l1, "batched matmul")?, contiguous::<f32>(s2, l2, "batched matmul")?);
         if bias.is_some_and(|v| v.len() != n) {
             candle_core::bail!("batched matmul: a bias of {} values for {n} outputs", bias.map_or(0, <[f32]>::len));
         }
@@ -242,7 +238,7 @@ impl CustomOp3 for Biased {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.0.forward(s1, l1, s2, l2, Some(contiguous(s3, l3)?))
+        self.0.forward(s1, l1, s2, l2, Some(contiguous::<f32>(s3, l3, "batched matmul")?))
     }
 
     /// The product's gradients, and `∂bias = Σ_rows g`.

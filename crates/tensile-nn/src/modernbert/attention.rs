@@ -93,7 +93,7 @@ impl ModernBertAttention {
         let (h, d) = (self.cfg.num_attention_heads, self.cfg.head_dim());
         let [q, k, v] = Self::split(&self.wqkv.forward(x)?, h, d)?; // each (b, h, s, d)
         let (q, k) = (self.rotary.forward(&q, 0)?, self.rotary.forward(&k, 0)?);
-        if padding.is_none() && flash_attention::fusable(&q) && !crate::training::dropout_active(crate::training::DropoutSite::Attention) {
+        if flash_attention::applies(&q, padding.is_some()) {
             // Tiled: a local layer multiplies only the keys inside each query tile's window.
             let band = self.pattern.window.map_or(Band::FULL, Band::window);
             let out = FlashAttention::apply(&q, &k, &v, (d as f64).powf(-0.5), band)?; // (b, h, s, d)
