@@ -9,6 +9,7 @@ mod foundry;
 mod foundry_train;
 mod generate;
 mod golden;
+mod merge;
 mod placement;
 mod report;
 mod run;
@@ -57,6 +58,11 @@ enum Command {
     Dequantize(dequantize::DequantizeArgs),
     /// Continue a prompt with a GGUF Llama model (greedy by default, or sampled).
     Generate(generate::GenerateArgs),
+    /// Work with reports: merge the JSON reports of a plan's shards.
+    Report {
+        #[command(subcommand)]
+        command: merge::ReportCommand,
+    },
     /// The model foundry: prepare a corpus, train on it, evaluate and sample.
     Foundry {
         #[command(subcommand)]
@@ -80,6 +86,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(&args),
         Command::Dequantize(args) => dequantize::run(&args),
         Command::Foundry { command } => foundry::run(command),
+        Command::Report { command } => merge::run(&command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -12,6 +12,7 @@ use tensile::isolate::{parse_duration, Launcher};
 use tensile::presets::zero_weight_tests;
 use tensile::presets::{self, Weights};
 use tensile::report::coverage::against_presets;
+use tensile::shard::ShardArg;
 use tensile::{Check, Plan, Settings};
 
 #[derive(Args)]
@@ -97,6 +98,17 @@ pub struct RunArgs {
     /// Exit 0 when every check was skipped (default: exit 3, nothing was verified).
     #[arg(long)]
     allow_skips: bool,
+    /// Run one shard of the plan: K/N (1 ≤ K ≤ N), or auto inside a Slurm array job
+    /// (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT). A case goes to a
+    /// shard by a stable hash of its name, dtype and device; merge the shards' JSON reports
+    /// with `tensile report merge`.
+    #[arg(long, value_name = "K/N|auto")]
+    shard: Option<String>,
+    /// Balance the shards by the case durations recorded in a JSON report of an earlier run
+    /// (e.g. the last merged report) or in baseline NAME (in --baseline-dir), instead of by
+    /// hash.
+    #[arg(long, value_name = "REPORT|BASELINE")]
+    shard_by_time: Option<String>,
     /// Internal: run only the case with this plan index and print its events (used by
     /// --isolate).
     #[arg(long, hide = true, value_name = "INDEX")]
@@ -108,8 +120,12 @@ fn parse_memory(s: &str) -> std::result::Result<MemoryLimit, String> {
 }
 
 impl RunArgs {
-    fn outputs(&self) -> tensile::outputs::Outputs {
-        tensile::outputs::Outputs {
+    fn outputs(&self) -> Result<tensile::outputs::Outputs> {
+        let shard = match &self.shard {
+            Some(s) => Some(s.parse::<ShardArg>().map_err(|reason| anyhow::anyhow!("invalid --shard: {reason}"))?),
+            None => None,
+        };
+        Ok(tensile::outputs::Outputs {
             json: self.report_json.clone(),
             junit: self.junit.clone(),
             html: self.html.clone(),
@@ -124,12 +140,14 @@ impl RunArgs {
             timeout: self.timeout,
             isolate: self.isolate,
             allow_skips: self.allow_skips,
-        }
+            shard,
+            shard_by_time: self.shard_by_time.clone(),
+        })
     }
 }
 
 pub fn run(args: &RunArgs) -> Result<u8> {
-    let outputs = args.outputs();
+    let outputs = args.outputs()?;
     // The options (and the baseline file) are checked before anything runs.
     let mut options = outputs.run_options()?;
     let checks = match &args.checks {
@@ -178,6 +196,24 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     if plan.cases.is_empty() {
         bail!("no module test of {} matches the filter and tags", loaded.description);
     }
+    // What the reports say of the whole plan is settled before a shard of it is taken: every
+    // shard's report carries the same plan identity and coverage, which a merge relies on.
+    let sharding = outputs.sharding()?;
+    if !child {
+        options.coverage = Some(against_presets(plan.coverage(), &plan, zero_weight_tests(loaded.compare_with)?));
+        options.whole_plan = Some(tensile::shard::identity(&plan));
+    }
+    let plan = match &sharding {
+        Some(s) => {
+            let part = s.select(&plan);
+            options.shard = Some(s.info());
+            if !child {
+                eprintln!("shard {}: {} of the plan's {} cases", s.shard, part.cases.len(), plan.cases.len());
+            }
+            part
+        }
+        None => plan,
+    };
     tensile::interrupt::install()?;
     if let Some(index) = args.child_case {
         tensile::isolate::exit_with_parent();
@@ -189,7 +225,6 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     if args.isolate {
         options.isolate = Some(self_launcher()?);
     }
-    options.coverage = Some(against_presets(plan.coverage(), &plan, zero_weight_tests(loaded.compare_with)?));
     let summary = crate::report::run_with_reporters(&plan, &options, !args.no_progress, &outputs)?;
     let code = tensile::exit::of_run(&summary.totals, summary.passed(), args.allow_skips);
     // A non-finite weight fails the run whatever the module tests say.

@@ -51,6 +51,23 @@ pub struct Baseline {
     pub machine: Option<Machine>,
     /// One entry per case with a performance check.
     pub entries: Vec<Entry>,
+    /// Wall time of every case of the run, whatever its checks: what `--shard-by-time NAME`
+    /// balances shards by. Absent from files saved before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub durations: Vec<CaseSeconds>,
+}
+
+/// The wall time of one case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseSeconds {
+    /// Module test name.
+    pub name: String,
+    /// Dtype name.
+    pub dtype: String,
+    /// Device name.
+    pub device: String,
+    /// Seconds its checks took together.
+    pub seconds: f64,
 }
 
 /// The latency samples of one case.
@@ -229,6 +246,9 @@ impl Baseline {
         if b.schema_version != BASELINE_VERSION {
             return Err(bad(format!("format {} is not the supported {BASELINE_VERSION}", b.schema_version)));
         }
+        if let Some(d) = b.durations.iter().find(|d| !(d.seconds.is_finite() && d.seconds >= 0.0)) {
+            return Err(bad(format!("duration of `{}` ({}, {}): {} is not a number of seconds ≥ 0", d.name, d.dtype, d.device, d.seconds)));
+        }
         for e in &mut b.entries {
             e.validate().map_err(bad)?;
             e.samples_ms = thin(&e.samples_ms).into_owned();
@@ -266,8 +286,17 @@ impl Baseline {
                 })
             })
             .collect();
+        let durations = cases
+            .iter()
+            .map(|c| CaseSeconds {
+                name: c.case.name.clone(),
+                dtype: c.case.dtype.clone(),
+                device: c.case.device.clone(),
+                seconds: c.checks.iter().map(|r| r.elapsed_s).sum(),
+            })
+            .collect();
         let created_unix_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Self { schema_version: BASELINE_VERSION, name: name.to_string(), commit: detect_commit(), created_unix_s, machine, entries }
+        Self { schema_version: BASELINE_VERSION, name: name.to_string(), commit: detect_commit(), created_unix_s, machine, entries, durations }
     }
 
     /// The entry of `case`, if the baseline has one.
@@ -567,7 +596,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = BaselineWriter::new(dir.path(), "m");
         let machine = Machine { host: "h".into(), os: "linux".into(), cpus: 3, tensile_version: "0".into() };
-        w.on_event(&Event::RunStarted { cases: 2, checks: 2, machine: machine.clone(), devices: vec![], coverage: Default::default() });
+        w.on_event(&Event::RunStarted {
+            cases: 2,
+            checks: 2,
+            machine: machine.clone(),
+            devices: vec![],
+            coverage: Default::default(),
+            plan: None,
+            shard: None,
+            commit: None,
+            merged: Vec::new(),
+        });
         let case = |name: &str, ms: f64| {
             let mut outcome = CheckOutcome::default();
             outcome.series.insert(Series::SamplesMs, vec![ms, ms]);

@@ -128,6 +128,12 @@ pub enum Error {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// Reports that do not belong together were given to merge.
+    #[error("cannot merge the reports: {reason}")]
+    Merge {
+        /// What keeps them apart, naming the files.
+        reason: String,
+    },
     /// A preset name is unknown.
     #[error("unknown preset `{name}` (known: {known})")]
     UnknownPreset {

@@ -245,6 +245,19 @@ impl Machine {
     }
 }
 
+/// One shard run behind a merged report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRun {
+    /// The shard, when the report was one (an unsharded report merges as the whole plan).
+    pub shard: Option<crate::shard::ShardInfo>,
+    /// Where it ran.
+    pub host: Option<String>,
+    /// Its wall time in seconds.
+    pub elapsed_s: f64,
+    /// Its cases.
+    pub cases: usize,
+}
+
 /// What happens during a run, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -262,6 +275,18 @@ pub enum Event {
         /// Which configurations the plan exercises.
         #[serde(default)]
         coverage: crate::coverage::Coverage,
+        /// The whole plan this run belongs to (all shards' cases when it is one shard).
+        #[serde(default)]
+        plan: Option<crate::shard::PlanIdentity>,
+        /// Which shard of the plan runs, when it is split.
+        #[serde(default)]
+        shard: Option<crate::shard::ShardInfo>,
+        /// The commit of the code under test, when known ([`crate::baseline::detect_commit`]).
+        #[serde(default)]
+        commit: Option<String>,
+        /// The shard runs a merged report was made from (empty for a run).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        merged: Vec<ShardRun>,
     },
     /// A case starts.
     CaseStarted(CaseInfo),

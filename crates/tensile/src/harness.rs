@@ -5,6 +5,11 @@
 //!
 //! The same report files, baselines and repetitions as `tensile run` come from environment
 //! variables, e.g. `TENSILE_JUNIT=target/junit.xml TENSILE_REPEAT=5 cargo test -p my-model`.
+//!
+//! Sharding: `TENSILE_SHARD=K/N cargo test` runs the cases `tensile run --shard K/N` would (a
+//! case's checks stay together, and the reports merge with `tensile report merge`), while
+//! `cargo nextest run --partition hash:K/N` splits by trial (one check of one case) with
+//! nextest's own hash; both run every trial in exactly one shard.
 
 use crate::event::{CaseResult, CheckOutcome, CheckResult, Event, Reporter, Totals};
 use crate::interrupt;
@@ -169,6 +174,16 @@ pub fn run(args: &Arguments, tests: &[ModuleTest], settings: &Settings, outputs:
         // The reports say which preset modules the registered specs leave without a spec.
         options.coverage = Some(against_presets(plan.coverage(), &plan, zero_weight_tests(crate::presets::all())?));
     }
+    // A shard's reports describe the whole plan (its identity and coverage, settled above),
+    // so that the shards' reports merge into the report of an unsharded run.
+    let plan = match outputs.sharding()? {
+        Some(s) => {
+            options.whole_plan = Some(crate::shard::identity(&plan));
+            options.shard = Some(s.info());
+            s.select(&plan)
+        }
+        None => plan,
+    };
     let mode = match (child, outputs.isolate) {
         (true, _) => Mode::Child,
         (false, true) => Mode::Isolated,

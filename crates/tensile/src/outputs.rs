@@ -10,6 +10,7 @@ use crate::event::Reporter;
 use crate::plan::Plan;
 use crate::report::{EventLog, HtmlReporter, JsonReporter, JunitReporter, MarkdownReporter};
 use crate::runner::RunOptions;
+use crate::shard::{ShardArg, Sharding};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -44,6 +45,10 @@ pub struct Outputs {
     pub isolate: bool,
     /// A run whose every check was skipped exits 0 instead of [`crate::exit::ALL_SKIPPED`].
     pub allow_skips: bool,
+    /// Run one shard of the plan.
+    pub shard: Option<ShardArg>,
+    /// Balance shards by the durations in this JSON report or baseline name.
+    pub shard_by_time: Option<String>,
 }
 
 impl Default for Outputs {
@@ -63,6 +68,8 @@ impl Default for Outputs {
             timeout: None,
             isolate: false,
             allow_skips: false,
+            shard: None,
+            shard_by_time: None,
         }
     }
 }
@@ -149,7 +156,8 @@ impl Outputs {
     /// Reads `TENSILE_REPORT_JSON`, `TENSILE_JUNIT`, `TENSILE_HTML`, `TENSILE_MARKDOWN`, `TENSILE_EVENTS`,
     /// `TENSILE_SAVE_BASELINE`, `TENSILE_BASELINE`, `TENSILE_BASELINE_DIR`,
     /// `TENSILE_REGRESSION_THRESHOLD` (percent), `TENSILE_REPEAT`, `TENSILE_MAX_MEMORY` (`8GiB`,
-    /// `50%`), `TENSILE_TIMEOUT` (`30s`), `TENSILE_ISOLATE` and `TENSILE_ALLOW_SKIPS` (`1`).
+    /// `50%`), `TENSILE_TIMEOUT` (`30s`), `TENSILE_ISOLATE` and `TENSILE_ALLOW_SKIPS` (`1`),
+    /// `TENSILE_SHARD` (`K/N` or `auto`) and `TENSILE_SHARD_BY_TIME` (a report or baseline).
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
     }
@@ -180,6 +188,10 @@ impl Outputs {
         if let Some(t) = var("TENSILE_TIMEOUT") {
             o.timeout = Some(crate::isolate::parse_duration(&t).map_err(|e| bad("TENSILE_TIMEOUT", e))?);
         }
+        if let Some(s) = var("TENSILE_SHARD") {
+            o.shard = Some(s.parse().map_err(|e| bad("TENSILE_SHARD", e))?);
+        }
+        o.shard_by_time = var("TENSILE_SHARD_BY_TIME");
         o.isolate = flag(&var, "TENSILE_ISOLATE")?;
         o.allow_skips = flag(&var, "TENSILE_ALLOW_SKIPS")?;
         if let Some(n) = var("TENSILE_REPEAT") {
@@ -187,6 +199,20 @@ impl Outputs {
         }
         o.validate()?;
         Ok(o)
+    }
+
+    /// The shard of the plan to run (`auto` read from Slurm's variables), with the durations
+    /// to balance by when asked.
+    ///
+    /// # Errors
+    /// `auto` outside a Slurm array, or durations that cannot be read.
+    pub fn sharding(&self) -> Result<Option<Sharding>> {
+        if self.shard.is_none() && self.shard_by_time.is_some() {
+            return Err(bad("shard-by-time", "balances shards, so it needs a shard (--shard K/N or TENSILE_SHARD)"));
+        }
+        let Some(arg) = self.shard else { return Ok(None) };
+        let durations = self.shard_by_time.as_deref().map(|s| crate::report_file::load_durations(s, &self.baseline_dir)).transpose()?;
+        Ok(Some(Sharding { shard: arg.resolve()?, durations }))
     }
 
     /// Whether any file is to be written.

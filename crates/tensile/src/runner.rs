@@ -21,6 +21,7 @@ use crate::isolate::{self, ChildReporter, Launcher};
 use crate::module::convert;
 use crate::module::ModuleUnderTest;
 use crate::plan::{Case, Plan};
+use crate::shard::{PlanIdentity, ShardInfo};
 use crate::spec::Check;
 use candle_core::{Device, Tensor};
 use std::collections::BTreeMap;
@@ -98,11 +99,26 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// Run each case in a child process started by this launcher.
     pub isolate: Option<Launcher>,
+    /// The whole plan to announce in `RunStarted` when the plan run is one shard of it
+    /// (the plan run itself when absent).
+    pub whole_plan: Option<PlanIdentity>,
+    /// The shard the plan run is, to announce in `RunStarted`.
+    pub shard: Option<ShardInfo>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { repeat: 1, baseline: None, threshold: DEFAULT_THRESHOLD, coverage: None, max_memory: None, timeout: None, isolate: None }
+        Self {
+            repeat: 1,
+            baseline: None,
+            threshold: DEFAULT_THRESHOLD,
+            coverage: None,
+            max_memory: None,
+            timeout: None,
+            isolate: None,
+            whole_plan: None,
+            shard: None,
+        }
     }
 }
 
@@ -131,18 +147,24 @@ pub fn run(plan: &Plan, reporters: &mut [&mut dyn Reporter]) -> RunSummary {
 
 /// The `RunStarted` event of `plan`.
 pub(crate) fn started(plan: &Plan, options: &RunOptions) -> Event {
-    let mut devices: Vec<String> = Vec::new();
-    for c in &plan.cases {
-        if !devices.contains(&c.device) {
-            devices.push(c.device.clone());
-        }
-    }
+    // A shard names the whole plan's devices, as it carries the whole plan's coverage.
+    let identity = options.whole_plan.clone().unwrap_or_else(|| crate::shard::identity(plan));
     let coverage = options.coverage.clone().unwrap_or_else(|| plan.coverage());
-    Event::RunStarted { cases: plan.cases.len(), checks: plan.check_count(), machine: Machine::current(), devices, coverage }
+    Event::RunStarted {
+        cases: plan.cases.len(),
+        checks: plan.check_count(),
+        machine: Machine::current(),
+        devices: identity.devices.clone(),
+        coverage,
+        plan: Some(identity),
+        shard: options.shard,
+        commit: crate::baseline::detect_commit(),
+        merged: Vec::new(),
+    }
 }
 
 /// Adds `result` to `totals`.
-pub(crate) fn tally(totals: &mut Totals, result: &CaseResult) {
+pub fn tally(totals: &mut Totals, result: &CaseResult) {
     totals.cases += 1;
     totals.cases_passed += usize::from(result.passed);
     totals.checks += result.checks.len();

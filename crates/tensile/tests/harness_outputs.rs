@@ -82,3 +82,44 @@ fn listing_tests_writes_no_report_and_bad_options_are_errors() {
     let bad = Outputs { repeat: 0, ..Outputs::default() };
     assert!(harness::run(&Arguments::from_iter(["harness"]), &tests(), &Settings::default(), &bad).unwrap_err().to_string().contains("repeat"));
 }
+
+/// `TENSILE_SHARD=K/N cargo test` runs the cases `tensile run --shard K/N` would, and the
+/// shards' reports merge into the report of the unsharded harness run.
+#[test]
+fn harness_shards_merge_into_the_unsharded_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f);
+    let five: Vec<ModuleTest> = (0..5).flat_map(|i| tests().into_iter().map(move |t| ModuleTest { name: format!("{}{i}", t.name), ..t })).collect();
+    let args = Arguments::from_iter(["harness", "--test-threads", "1", "--quiet"]);
+    let run = |file: &str, shard: Option<&str>| {
+        let vars = |k: &str| match k {
+            "TENSILE_REPORT_JSON" => Some(p(file).display().to_string()),
+            "TENSILE_SHARD" => shard.map(str::to_string),
+            _ => None,
+        };
+        let outputs = Outputs::from_vars(vars).unwrap();
+        let outcome = harness::run(&args, &five, &Settings::default(), &outputs).unwrap();
+        assert!(!outcome.conclusion.has_failed());
+        tensile::merge::Input::read(p(file)).unwrap()
+    };
+    let whole = run("whole.json", None);
+    let parts = [run("s1.json", Some("1/3")), run("s2.json", Some("2/3")), run("s3.json", Some("3/3"))];
+    let sizes: Vec<usize> = parts.iter().map(|s| s.report.cases.len()).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 10, "{sizes:?}");
+    // The same partition as `tensile run --shard`: by the stable hash of each case.
+    let plan = tensile::Plan::new(&five, &Settings::default()).unwrap();
+    for (k, part) in parts.iter().enumerate() {
+        let expected = tensile::shard::Sharding { shard: tensile::shard::Shard { index: k + 1, count: 3 }, durations: None }.select(&plan);
+        let got: Vec<&str> = part.report.cases.iter().map(|c| c.case.name.as_str()).collect();
+        let want: Vec<&str> = expected.cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(got, want, "shard {}/3", k + 1);
+    }
+    let merged = tensile::merge::merge(&parts, false).unwrap();
+    let record = tensile::report::RunRecord::from_events(&merged.events);
+    assert_eq!(record.totals, whole.report.totals);
+    assert_eq!(record.coverage, whole.report.coverage);
+    assert_eq!(record.plan, whole.report.plan);
+    let ids = |cases: &[tensile::event::CaseResult]| cases.iter().map(|c| (c.case.clone(), c.passed)).collect::<Vec<_>>();
+    assert_eq!(ids(&record.cases), ids(&whole.report.cases));
+    assert!(Outputs::from_vars(|k| (k == "TENSILE_SHARD").then(|| "4/3".to_string())).unwrap_err().to_string().contains("TENSILE_SHARD"));
+}

@@ -143,6 +143,10 @@ fn run_of(cases: Vec<CaseResult>) -> Vec<Event> {
         machine: fixture::machine(),
         devices: vec!["cpu".into()],
         coverage: Default::default(),
+        plan: None,
+        shard: None,
+        commit: None,
+        merged: Vec::new(),
     }];
     events.extend(cases.into_iter().map(Event::CaseFinished));
     events.push(Event::RunFinished { totals, elapsed_s: 0.25 });

@@ -15,8 +15,17 @@ fn render(events: &[Event]) -> String {
 /// The fixture's run with `cases` in place of its own, and `totals`.
 fn run_of(cases: Vec<CaseResult>, totals: Totals) -> Vec<Event> {
     let checks = cases.iter().map(|c| c.checks.len()).sum();
-    let mut events =
-        vec![Event::RunStarted { cases: cases.len(), checks, machine: fixture::machine(), devices: vec!["cpu".into()], coverage: fixture::coverage() }];
+    let mut events = vec![Event::RunStarted {
+        cases: cases.len(),
+        checks,
+        machine: fixture::machine(),
+        devices: vec!["cpu".into()],
+        coverage: fixture::coverage(),
+        plan: None,
+        shard: None,
+        commit: None,
+        merged: Vec::new(),
+    }];
     events.extend(cases.into_iter().map(Event::CaseFinished));
     events.push(Event::RunFinished { totals, elapsed_s: 0.5 });
     events

@@ -8,14 +8,23 @@
 //!   changing its meaning bumps it.
 //! - `tensile_version` (string): version of tensile that ran the plan (taken from the run's
 //!   machine description, or this crate's version when the run never started).
+//! - `commit` (string or null): the commit of the code under test (`TENSILE_COMMIT`,
+//!   `GITHUB_SHA`, `CI_COMMIT_SHA`, else `git rev-parse HEAD`), null when unknown.
+//! - `plan` (object or null): the whole plan the run belongs to: `fingerprint` (16 hex digits
+//!   over every case's identity and settings), `cases`, `checks`.
+//! - `shard` (object or null): `index` (from 1), `count`, `by` (`hash` or `time`) when the run
+//!   was one shard of the plan (`--shard K/N`).
+//! - `merged` (array, only in a merged report): one object per shard report it was made from:
+//!   `shard`, `host`, `elapsed_s`, `cases`.
 //! - `machine` (object or null): `host`, `os` (e.g. `linux-x86_64`), `cpus` (logical CPUs),
 //!   `tensile_version`; null when no `RunStarted` event arrived.
 //! - `devices` (array of strings): devices in the plan (`cpu`, `cuda`, `cuda:1`).
 //! - `totals` (object): `cases`, `cases_passed`, `checks`, `checks_failed`, `checks_skipped`,
 //!   `checks_flaky` (repeated checks that both passed and failed; also counted as failed),
 //!   `interrupted` (true when SIGINT or SIGTERM stopped the run: the report holds what ran).
-//! - `elapsed_s` (number): wall time of the run in seconds.
-//! - `coverage` (object): `kinds` (per module kind: `kind`, `cases`, `tests`, `dtypes`,
+//! - `elapsed_s` (number): wall time of the run in seconds (of a merged report: the longest
+//!   shard's, the wall time when the shards ran side by side).
+//! - `coverage` (object): of the whole plan, also in a shard's report: `kinds` (per module kind: `kind`, `cases`, `tests`, `dtypes`,
 //!   `devices`, `checks`, and `dims`: configuration number → distinct values, `seq_len`
 //!   included), `presets` (presets compared against) and `uncovered` (`preset`, `test`, `kind`,
 //!   `dims` of each preset module no case covers).
@@ -53,41 +62,29 @@
 //! simply left out of `metrics`).
 
 use super::record::{FileReporter, Format, RunRecord};
-use crate::coverage::Coverage;
-use crate::event::{CaseResult, Machine, Totals};
-use serde::Serialize;
-
-/// Version of the report layout; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
-
-#[derive(Serialize)]
-struct Report<'a> {
-    schema_version: u32,
-    tensile_version: &'a str,
-    machine: &'a Option<Machine>,
-    devices: &'a [String],
-    totals: &'a Totals,
-    elapsed_s: f64,
-    coverage: &'a Coverage,
-    cases: &'a [CaseResult],
-}
+use crate::report_file::ReportFile;
+pub use crate::report_file::SCHEMA_VERSION;
 
 /// The JSON format.
 pub struct Json;
 
 impl Format for Json {
     fn render(r: &RunRecord) -> String {
-        let report = Report {
+        let report = ReportFile {
             schema_version: SCHEMA_VERSION,
             // The version comes from the run when there is one, so the report describes the
             // run rather than whichever build happens to render it.
-            tensile_version: r.tensile_version(),
-            machine: &r.machine,
-            devices: &r.devices,
-            totals: &r.totals,
+            tensile_version: r.tensile_version().to_string(),
+            commit: r.commit.clone(),
+            plan: r.plan.clone(),
+            shard: r.shard,
+            merged: r.merged.clone(),
+            machine: r.machine.clone(),
+            devices: r.devices.clone(),
+            totals: r.totals.clone(),
             elapsed_s: r.elapsed_s,
-            coverage: &r.coverage,
-            cases: &r.cases,
+            coverage: r.coverage.clone(),
+            cases: r.cases.clone(),
         };
         // Plain data with string keys: serialising cannot fail (non-finite numbers become null).
         serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"

@@ -2,7 +2,8 @@
 //! rendered file when the run finishes.
 
 use crate::coverage::Coverage;
-use crate::event::{CaseResult, Event, Machine, Reporter, Totals};
+use crate::event::{CaseResult, Event, Machine, Reporter, ShardRun, Totals};
+use crate::shard::{PlanIdentity, ShardInfo};
 use std::marker::PhantomData;
 use std::path::PathBuf;
 
@@ -21,16 +22,28 @@ pub struct RunRecord {
     pub totals: Totals,
     /// Wall time of the run, from `RunFinished`.
     pub elapsed_s: f64,
+    /// The whole plan, from `RunStarted`.
+    pub plan: Option<PlanIdentity>,
+    /// The shard that ran, from `RunStarted`.
+    pub shard: Option<ShardInfo>,
+    /// The commit under test, from `RunStarted`.
+    pub commit: Option<String>,
+    /// The shard runs behind a merged report, from `RunStarted`.
+    pub merged: Vec<ShardRun>,
 }
 
 impl RunRecord {
     /// Takes in one event.
     pub fn on_event(&mut self, event: &Event) {
         match event {
-            Event::RunStarted { machine, devices, coverage, .. } => {
+            Event::RunStarted { machine, devices, coverage, plan, shard, commit, merged, .. } => {
                 self.machine = Some(machine.clone());
                 self.devices = devices.clone();
                 self.coverage = coverage.clone();
+                self.plan = plan.clone();
+                self.shard = *shard;
+                self.commit = commit.clone();
+                self.merged = merged.clone();
             }
             Event::CaseFinished(case) => self.cases.push(case.clone()),
             Event::RunFinished { totals, elapsed_s } => {
