@@ -28,6 +28,10 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Under `mpirun -np N` or `srun` (a build with the `mpi` feature): how long a rank waits
+    /// for the others in one exchange before it gives up, e.g. 90s or 10m.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = tensile::isolate::parse_duration)]
+    rank_timeout: std::time::Duration,
 }
 
 #[derive(Args)]
@@ -63,15 +67,47 @@ pub struct LogsArgs {
 }
 
 pub fn train(args: &TrainArgs) -> Result<u8> {
+    let group = tensile_foundry::parallel::Group::from_environment(args.rank_timeout)?;
+    let result = train_in(args, &group);
+    if group.world_size() > 1 {
+        // A rank that stops with an error ends the job: the others would wait for it.
+        let code = match &result {
+            Ok(code) if *code == EXIT_OK || *code == tensile::exit::INTERRUPTED => None,
+            Ok(code) => Some(i32::from(*code)),
+            Err(e) => {
+                eprintln!("error: rank {}: {}", group.rank(), format!("{e:#}").lines().collect::<Vec<_>>().join(" "));
+                Some(i32::from(crate::EXIT_USAGE))
+            }
+        };
+        if let Some(code) = code {
+            group.0.abort(code);
+        }
+    }
+    result
+}
+
+fn train_in(args: &TrainArgs, group: &tensile_foundry::parallel::Group) -> Result<u8> {
     let loaded = tensile_foundry::config::load(&args.config)?;
     let device = tensile::device::parse_device(&args.device)?;
     tensile::interrupt::install()?;
     let resume = args.resume.as_deref().map(|r| if r == "latest" { Resume::Latest } else { Resume::From(PathBuf::from(r)) });
-    let opts =
-        TrainOptions { device, resume, skip_module_tests: args.skip_module_tests, stop_after: args.stop_after, interrupted: tensile::interrupt::requested };
-    let mut log = RunLog::open(&loaded)?;
+    let opts = TrainOptions {
+        device,
+        resume,
+        skip_module_tests: args.skip_module_tests,
+        stop_after: args.stop_after,
+        interrupted: tensile::interrupt::requested,
+        group: group.clone(),
+    };
+    // Rank 0 speaks for the run: its log, its progress bar, its summary. The others train in
+    // silence (their errors still reach stderr).
+    let lead = group.rank() == 0;
+    let mut log = if lead { Some(RunLog::open(&loaded)?) } else { None };
+    if group.world_size() > 1 && lead {
+        println!("data-parallel: {} ranks ({}); each step's global batch is split between them", group.world_size(), group.0.engine());
+    }
     let bar = indicatif::ProgressBar::new(0);
-    if args.no_progress {
+    if args.no_progress || !lead {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.set_style(indicatif::ProgressStyle::with_template("{pos}/{len} [{bar:30}] {msg} ETA {eta}").expect("a valid template").progress_chars("=> "));
@@ -89,20 +125,22 @@ pub fn train(args: &TrainArgs) -> Result<u8> {
             }
             _ => {}
         }
-        match log.on_event(e) {
-            Ok(Some(line)) => bar.suspend(|| println!("{line}")),
-            Ok(None) => {}
-            Err(err) => {
+        match log.as_mut().map(|l| l.on_event(e)) {
+            Some(Ok(Some(line))) => bar.suspend(|| println!("{line}")),
+            Some(Ok(None)) | None => {}
+            Some(Err(err)) => {
                 log_error.get_or_insert(err);
             }
         }
     });
     bar.finish_and_clear();
-    let finished = log.finish();
+    let finished = log.as_mut().map_or(Ok(()), |l| l.finish());
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
-            let _ = log.line(&format!("error: {e}"));
+            if let Some(l) = log.as_mut() {
+                let _ = l.line(&format!("error: {e}"));
+            }
             // A module that fails its test and a loss that diverges are failed runs (exit 1),
             // not bad input (exit 2).
             if matches!(e, tensile_foundry::Error::ModuleTest { .. } | tensile_foundry::Error::NonFinite { .. }) {
@@ -116,6 +154,7 @@ pub fn train(args: &TrainArgs) -> Result<u8> {
         return Err(e).context("failed to write the run's log");
     }
     finished?;
+    let Some(log) = log else { return Ok(if tensile::interrupt::requested() { tensile::exit::INTERRUPTED } else { EXIT_OK }) };
     let ck = outcome.checkpoint.as_ref().map_or("none".to_string(), |p| p.display().to_string());
     println!(
         "step {}/{}: loss {:.4} (first step of this run {:.4}); checkpoint {ck}; log {}",

@@ -47,6 +47,14 @@ pub enum Error {
     /// A library error (reading a file, building a model).
     #[error(transparent)]
     Nn(#[from] tensile_nn::Error),
+    /// The ranks of a data-parallel run could not exchange what they computed.
+    #[error("rank {rank}: {reason}")]
+    Collective {
+        /// This process's rank.
+        rank: usize,
+        /// What went wrong.
+        reason: String,
+    },
     /// A tensor operation failed (shapes, devices, memory).
     #[error("tensor operation failed: {}", tensile_nn::innermost_message(.0))]
     Tensor(#[from] candle_core::Error),

@@ -49,6 +49,7 @@ pub mod loader;
 pub mod model;
 pub mod objective;
 pub mod optim;
+pub mod parallel;
 pub mod preprocess;
 pub mod runlog;
 pub mod shard;

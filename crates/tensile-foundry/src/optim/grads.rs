@@ -50,6 +50,11 @@ impl Grads {
         Ok(())
     }
 
+    /// Sets the gradient of `var`.
+    pub fn insert(&mut self, var: &Var, grad: Tensor) {
+        self.by_id.insert(var.id(), grad);
+    }
+
     /// Multiplies every gradient by `factor`.
     pub fn scale(&mut self, factor: f64) -> Result<()> {
         for g in self.by_id.values_mut() {

@@ -28,6 +28,8 @@ use crate::loader::{Dataset, Loader};
 use crate::model::TrainModel;
 use crate::objective::{self, Example, MaskTokens};
 use crate::optim::{clip_to_norm, Schedule};
+pub use crate::parallel::Group;
+use crate::parallel::Solo;
 use candle_core::{DType, Device};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -58,11 +60,13 @@ pub struct TrainOptions {
     pub stop_after: Option<u64>,
     /// Returns true when the run should stop (Ctrl-C); checked after every step.
     pub interrupted: fn() -> bool,
+    /// The ranks training together ([`crate::parallel`]); one process alone by default.
+    pub group: Group,
 }
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        Self { device: Device::Cpu, resume: None, skip_module_tests: false, stop_after: None, interrupted: || false }
+        Self { device: Device::Cpu, resume: None, skip_module_tests: false, stop_after: None, interrupted: || false, group: Group::default() }
     }
 }
 
@@ -122,7 +126,7 @@ impl Task {
 pub fn step_gradients(model: &TrainModel, examples: &[Example], micro_batch: usize) -> Result<(f64, crate::optim::Grads)> {
     let mode = TrainingMode::default();
     let s = PassSettings { micro_batch, dtype: DType::F32, mode: &mode, step: 1, loss_scale: 1.0, budget_bytes: None };
-    match step::run(model, examples, &s) {
+    match step::run(model, examples, &s, &Solo) {
         Ok(p) => Ok((p.loss, p.grads)),
         Err(PassError::Failed(e)) => Err(e),
         Err(PassError::OutOfMemory { .. }) => Err(Error::Invalid { field: "micro_batch", reason: "out of memory".into() }),
@@ -207,7 +211,10 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
     let total = c.train_steps(train_data.len()) as u64;
     let schedule = Schedule { peak: t.learning_rate, warmup: c.warmup_steps(total as usize), total: total as usize, decay: t.lr_scheduler };
     let root = checkpoints_dir(loaded);
-    let removed = checkpoint::remove_unfinished(&root)?;
+    let group = opts.group.0.as_ref();
+    // Rank 0 alone writes (and tidies) checkpoints; every rank reads the one resumed from.
+    let lead = group.rank() == 0;
+    let removed = if lead { checkpoint::remove_unfinished(&root)? } else { 0 };
     if removed > 0 {
         on_event(&TrainEvent::Note { message: format!("removed {removed} unfinished checkpoint write(s) in {}", root.display()) });
     }
@@ -218,7 +225,7 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
     let predicted = crate::config::predicted_parameters(c, manifest.vocab_size)?;
     if opts.skip_module_tests {
         on_event(&TrainEvent::Note { message: "module tests skipped (--skip-module-tests)".into() });
-    } else {
+    } else if lead {
         let n = module_tests(&model.net(DType::F32)?, &c.experiment_name)?;
         on_event(&TrainEvent::Note { message: format!("module tests passed: {n} modules of layer 0 (correctness and gradients against the float64 twin)") });
     }
@@ -264,7 +271,7 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
         let examples: Vec<Example> = chunks.iter().enumerate().map(|(i, ch)| task.example(ch, step, i)).collect();
         let scale = state.loss_scale.map_or(1.0, |s| s.scale);
         let base = PassSettings { micro_batch: state.micro_batch, dtype, mode: &mode, step, loss_scale: scale, budget_bytes: budget };
-        let passes = step::run_with_fallback(&model, &examples, base, &mut state.micro_batch, t.memory_budget_mb, on_event)?;
+        let passes = step::run_with_fallback(&model, &examples, base, &mut state.micro_batch, t.memory_budget_mb, group, on_event)?;
         let mut grads = passes.grads;
         if scale != 1.0 {
             grads.scale(1.0 / scale)?;
@@ -305,7 +312,7 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
             grad_norm: norm,
             clipped: finite && norm > t.max_grad_norm,
             tokens_per_second: tps,
-            mfu: tps * flops_token / rate,
+            mfu: tps * flops_token / (rate * group.world_size() as f64),
             tokens_seen: state.tokens_seen,
             peak_mb: passes.peak_bytes.map(|b| b as f64 / 1048576.0),
             micro_batch: state.micro_batch,
@@ -313,10 +320,15 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
             skipped,
             seconds,
         }));
-        let stop = opts.stop_after.is_some_and(|s| step >= s) || (opts.interrupted)();
-        let save_now = saves.contains(&step) || stop;
-        let eval_now = if t.eval_every > 0 { step % t.eval_every as u64 == 0 || step == total } else { save_now };
-        if eval_now && !validation.is_empty() {
+        let mut stop = opts.stop_after.is_some_and(|s| step >= s) || (opts.interrupted)();
+        if group.world_size() > 1 {
+            // A stop on any rank (Ctrl-C reaches them at different times) stops every rank
+            // after the same step, so none waits for a step the others never take.
+            stop = group.max_u64(u64::from(stop))? == 1;
+        }
+        let save_now = lead && (saves.contains(&step) || stop);
+        let eval_now = if t.eval_every > 0 { step % t.eval_every as u64 == 0 || step == total } else { saves.contains(&step) || stop };
+        if lead && eval_now && !validation.is_empty() {
             let loss = validation_loss(&model.net(DType::F32)?, validation.clone(), &task, c.data.batch_size, t.eval_batches, device)?;
             if loss.is_finite() {
                 state.validation = Some((step, loss));

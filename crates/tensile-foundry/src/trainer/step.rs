@@ -1,12 +1,14 @@
 //! One optimiser step's forward and backward passes: the step's examples split into
 //! micro-batches, each run in a training scope, its gradients kept for the variables only and
-//! summed, its peak memory measured against the budget.
+//! summed in a fixed tree order (across ranks too), its peak memory measured against the
+//! budget.
 
 use crate::error::Error;
 use crate::model::TrainModel;
 use crate::objective::{stack, token_loss, Example};
 use crate::optim::Grads;
-use candle_core::{DType, Device, Var};
+use crate::parallel::{tree, Collective};
+use candle_core::{DType, Device, Tensor, Var};
 use tensile_nn::training::{self, TrainingMode};
 
 /// What the passes of one step produced.
@@ -80,18 +82,28 @@ fn peak_of<T>(device: &Device, f: impl FnOnce() -> T) -> (T, Option<usize>) {
     }
 }
 
-/// Runs forward and backward over `examples` in micro-batches.
-pub(crate) fn run(model: &TrainModel, examples: &[Example], s: &PassSettings) -> std::result::Result<Passes, PassError> {
+/// One micro-batch's loss (its share of the step's mean) and gradients.
+type Unit = (f64, Grads);
+
+/// Runs forward and backward over `examples` (the whole step's, on every rank) in
+/// micro-batches, the leaves of [`tree`]: this rank computes the subtrees it owns, and the
+/// ranks' sums are gathered and combined in the tree's order, so every rank ends with the same
+/// sum, bitwise the same as one process's. A micro-batch is the same computation on any rank:
+/// its dropout key and its examples' masking depend on its place in the step, the loss is
+/// normalised by the tokens of the whole step.
+pub(crate) fn run(model: &TrainModel, examples: &[Example], s: &PassSettings, group: &dyn Collective) -> std::result::Result<Passes, PassError> {
     let normaliser: usize = examples.iter().map(Example::counted).sum();
     let vars: Vec<Var> = model.parameters().iter().map(|(_, v)| v.clone()).collect();
-    let mut grads = Grads::default();
-    let (mut loss, mut peak_max) = (0.0, None::<usize>);
-    for (k, piece) in examples.chunks(s.micro_batch.max(1)).enumerate() {
+    let units: Vec<&[Example]> = examples.chunks(s.micro_batch.max(1)).collect();
+    let (world, rank) = (group.world_size(), group.rank());
+    let level = tree::nodes(units.len(), tree::depth(world));
+    let mut peak_max = None::<usize>;
+    let mut leaf = |k: usize| -> std::result::Result<Unit, PassError> {
         let key = s.step.wrapping_mul(1 << 16).wrapping_add(k as u64);
         let (out, peak) = peak_of(model.device(), || {
-            training::scope(s.mode, key, || -> std::result::Result<(f64, Grads), PassError> {
+            training::scope(s.mode, key, || -> std::result::Result<Unit, PassError> {
                 let net = model.net(s.dtype)?;
-                let (ids, targets) = stack(piece, model.device())?;
+                let (ids, targets) = stack(units[k], model.device())?;
                 let l = token_loss(&net.logits(&ids)?, &targets, normaliser)?;
                 let value = f64::from(l.to_scalar::<f32>()?);
                 let scaled = if s.loss_scale == 1.0 { l } else { (l * s.loss_scale)? };
@@ -103,15 +115,85 @@ pub(crate) fn run(model: &TrainModel, examples: &[Example], s: &PassSettings) ->
                 return Err(PassError::OutOfMemory { peak_bytes: Some(p) });
             }
         }
-        let (value, g) = out?;
-        loss += value;
-        grads.accumulate(g)?;
         peak_max = match (peak_max, peak) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
+        out
+    };
+    let mut add = |(la, mut ga): Unit, (lb, gb): Unit| -> std::result::Result<Unit, PassError> {
+        ga.accumulate(gb)?;
+        Ok((la + lb, ga))
+    };
+    let mine: std::result::Result<Vec<Option<Unit>>, PassError> = tree::owned(rank, world).map(|n| tree::sum(level[n].clone(), &mut leaf, &mut add)).collect();
+    if world == 1 {
+        let (loss, grads) = mine?.pop().flatten().unwrap_or_default();
+        return Ok(Passes { loss, grads, peak_bytes: peak_max });
     }
-    Ok(Passes { loss, grads, peak_bytes: peak_max })
+    // Every rank learns whether any ran out of memory (all then retry with smaller
+    // micro-batches, keeping the leaves alike) or failed, before anything is gathered.
+    let status = match &mine {
+        Ok(_) => 0,
+        Err(PassError::OutOfMemory { .. }) => 1,
+        Err(PassError::Failed(_)) => 2,
+    };
+    match (group.max_u64(status)?, mine) {
+        (_, Err(e)) => Err(e),
+        (1, Ok(_)) => Err(PassError::OutOfMemory { peak_bytes: None }),
+        (2, Ok(_)) => Err(PassError::Failed(Error::Collective { rank, reason: "another rank failed this step (see its error)".into() })),
+        (_, Ok(mine)) => {
+            let level = gather(group, &vars, mine)?;
+            let (loss, grads) = tree::combine(level, &mut add)?.unwrap_or_default();
+            Ok(Passes { loss, grads, peak_bytes: peak_max })
+        }
+    }
+}
+
+/// Every rank's node sums, in node order: each rank sends [`tree::slots`] slots (its nodes,
+/// then empty ones), each a presence flag and a loss (f64) and every variable's gradient
+/// (f32, in the model's variable order; a variable without one sends zeros).
+fn gather(group: &dyn Collective, vars: &[Var], mine: Vec<Option<Unit>>) -> crate::error::Result<Vec<Option<Unit>>> {
+    let world = group.world_size();
+    let slots = tree::slots(world);
+    let sizes: Vec<usize> = vars.iter().map(|v| v.elem_count()).collect();
+    let width: usize = sizes.iter().sum();
+    let (mut head, mut body) = (Vec::with_capacity(2 * slots), Vec::with_capacity(slots * width));
+    for k in 0..slots {
+        match mine.get(k).and_then(Option::as_ref) {
+            Some((loss, grads)) => {
+                head.extend([1.0, *loss]);
+                for (v, &n) in vars.iter().zip(&sizes) {
+                    match grads.get(v) {
+                        Some(g) => body.extend(g.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
+                        None => body.extend(std::iter::repeat_n(0f32, n)),
+                    }
+                }
+            }
+            None => {
+                head.extend([0.0, 0.0]);
+                body.extend(std::iter::repeat_n(0f32, width));
+            }
+        }
+    }
+    let heads = group.all_gather_f64(&head)?;
+    let bodies = group.all_gather_f32(&body)?;
+    let mut level: Vec<Option<Unit>> = (0..1usize << tree::depth(world)).map(|_| None).collect();
+    for r in 0..world {
+        for (k, node) in tree::owned(r, world).enumerate() {
+            let slot = r * slots + k;
+            if heads[2 * slot] != 1.0 {
+                continue;
+            }
+            let mut grads = Grads::default();
+            let mut at = slot * width;
+            for (v, &n) in vars.iter().zip(&sizes) {
+                grads.insert(v, Tensor::from_slice(&bodies[at..at + n], v.shape(), v.device())?.to_dtype(v.dtype())?);
+                at += n;
+            }
+            level[node] = Some((heads[2 * slot + 1], grads));
+        }
+    }
+    Ok(level)
 }
 
 /// [`run`], redone with half the micro-batch (and so twice the accumulation) while a
@@ -127,12 +209,13 @@ pub(crate) fn run_with_fallback(
     base: PassSettings,
     micro_batch: &mut usize,
     budget_mb: Option<f64>,
+    group: &dyn Collective,
     on_event: &mut dyn FnMut(&crate::trainer::TrainEvent),
 ) -> crate::error::Result<Passes> {
     let mib = |b: usize| b as f64 / 1048576.0;
     loop {
         let settings = PassSettings { micro_batch: *micro_batch, ..base };
-        match run(model, examples, &settings) {
+        match run(model, examples, &settings, group) {
             Ok(p) => return Ok(p),
             Err(PassError::OutOfMemory { peak_bytes }) if *micro_batch > 1 => {
                 let was = *micro_batch;
