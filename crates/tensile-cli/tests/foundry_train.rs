@@ -230,3 +230,18 @@ fn bad_foundry_input_is_one_line_and_exit_2() {
     let o = tensile(&["foundry", "train", "--config", cfg.to_str().unwrap(), "--no-progress"]);
     common::assert_usage_error(&o, "run `tensile foundry preprocess");
 }
+
+/// Launched as one of several MPI ranks, a build without the `mpi` feature says how to get
+/// one, rather than training alone four times over.
+#[test]
+#[cfg(not(feature = "mpi"))]
+fn several_ranks_need_the_mpi_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tensile"))
+        .args(["foundry", "train", "--config", dir.path().join("none.toml").to_str().unwrap()])
+        .env("OMPI_COMM_WORLD_RANK", "0")
+        .env("OMPI_COMM_WORLD_SIZE", "4")
+        .output()
+        .unwrap();
+    common::assert_usage_error(&o, "--features mpi");
+}

@@ -141,6 +141,7 @@ impl RunLog {
                     "step": s.step, "loss": s.loss, "lr": s.learning_rate, "grad_norm": s.grad_norm, "clipped": s.clipped,
                     "tokens_per_second": s.tokens_per_second, "mfu": s.mfu, "tokens_seen": s.tokens_seen, "peak_mb": s.peak_mb,
                     "micro_batch": s.micro_batch, "accumulation": s.accumulation, "skipped": s.skipped,
+                    "seconds": s.seconds, "exchange_seconds": s.exchange_seconds, "ranks": s.ranks,
                 }))?;
                 if let Some(tb) = self.tensorboard.as_mut() {
                     let scalars = [

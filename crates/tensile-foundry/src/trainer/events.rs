@@ -82,4 +82,8 @@ pub struct StepReport {
     pub skipped: bool,
     /// Seconds the step took.
     pub seconds: f64,
+    /// Seconds of the step spent exchanging gradients with the other ranks (0 alone).
+    pub exchange_seconds: f64,
+    /// Ranks that took the step together.
+    pub ranks: usize,
 }

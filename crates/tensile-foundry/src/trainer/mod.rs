@@ -319,6 +319,8 @@ pub fn train(loaded: &LoadedConfig, opts: &TrainOptions, on_event: &mut dyn FnMu
             accumulation: examples.len().div_ceil(state.micro_batch),
             skipped,
             seconds,
+            exchange_seconds: passes.exchange_seconds,
+            ranks: group.world_size(),
         }));
         let mut stop = opts.stop_after.is_some_and(|s| step >= s) || (opts.interrupted)();
         if group.world_size() > 1 {

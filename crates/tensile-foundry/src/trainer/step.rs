@@ -19,6 +19,8 @@ pub(crate) struct Passes {
     pub grads: Grads,
     /// The largest peak of one micro-batch, in bytes, where it can be measured.
     pub peak_bytes: Option<usize>,
+    /// Seconds spent exchanging with the other ranks.
+    pub exchange_seconds: f64,
 }
 
 /// Why the passes stopped.
@@ -128,8 +130,9 @@ pub(crate) fn run(model: &TrainModel, examples: &[Example], s: &PassSettings, gr
     let mine: std::result::Result<Vec<Option<Unit>>, PassError> = tree::owned(rank, world).map(|n| tree::sum(level[n].clone(), &mut leaf, &mut add)).collect();
     if world == 1 {
         let (loss, grads) = mine?.pop().flatten().unwrap_or_default();
-        return Ok(Passes { loss, grads, peak_bytes: peak_max });
+        return Ok(Passes { loss, grads, peak_bytes: peak_max, exchange_seconds: 0.0 });
     }
+    let exchange = std::time::Instant::now();
     // Every rank learns whether any ran out of memory (all then retry with smaller
     // micro-batches, keeping the leaves alike) or failed, before anything is gathered.
     let status = match &mine {
@@ -143,8 +146,9 @@ pub(crate) fn run(model: &TrainModel, examples: &[Example], s: &PassSettings, gr
         (2, Ok(_)) => Err(PassError::Failed(Error::Collective { rank, reason: "another rank failed this step (see its error)".into() })),
         (_, Ok(mine)) => {
             let level = gather(group, &vars, mine)?;
+            let exchange_seconds = exchange.elapsed().as_secs_f64();
             let (loss, grads) = tree::combine(level, &mut add)?.unwrap_or_default();
-            Ok(Passes { loss, grads, peak_bytes: peak_max })
+            Ok(Passes { loss, grads, peak_bytes: peak_max, exchange_seconds })
         }
     }
 }

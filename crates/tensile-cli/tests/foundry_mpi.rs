@@ -1,0 +1,157 @@
+//! `mpirun -np 2 tensile foundry train` end to end (built with `--features mpi`; skipped with
+//! a reason where mpirun is missing): two ranks train bitwise like one process, resume
+//! bit-exactly, and when one rank is killed the job ends within seconds with the last
+//! checkpoint intact.
+
+mod common;
+
+use common::{stderr, stdout, tensile};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn mpirun_available() -> bool {
+    let ok = Command::new("mpirun").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev)");
+    }
+    ok
+}
+
+/// A tiny experiment over the committed corpus in `out`, prepared.
+fn experiment(out: &Path, training: &str) -> PathBuf {
+    let corpus = root().join("crates/tensile-foundry/tests/data/tiny_corpus/*.txt");
+    let text = format!(
+        "experiment_name = \"mpi\"\nrandom_seed = 3\n[data]\nsources = [{:?}]\noutput_dir = \"data\"\nmax_sequence_length = 32\nbatch_size = 4\n\
+         validation_fraction = 0.1\ndocument_separator = \"\"\n[tokenizer]\nvocab_size = 400\noutput_dir = \"tokenizer\"\n[model]\narchitecture = \"llama\"\n\
+         num_hidden_layers = 2\nhidden_size = 64\nintermediate_size = 128\nnum_attention_heads = 2\ndropout = 0.1\n[training]\nlearning_rate = 3e-3\n\
+         warmup_steps = 2\ngradient_accumulation_steps = 3\noutput_dir = \"run\"\n{training}\n",
+        corpus.display().to_string()
+    );
+    let path = out.join("mpi.toml");
+    std::fs::write(&path, text).unwrap();
+    let o = tensile(&["foundry", "preprocess", "--config", path.to_str().unwrap(), "--no-progress"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    path
+}
+
+/// `mpirun -np N tensile foundry train --config CFG EXTRA...`, one thread per rank.
+fn mpirun(ranks: usize, cfg: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args(["--oversubscribe", "-np", &ranks.to_string(), "-x", "RAYON_NUM_THREADS=1", env!("CARGO_BIN_EXE_tensile")])
+        .args(["foundry", "train", "--config", cfg.to_str().unwrap(), "--no-progress", "--skip-module-tests"])
+        .args(extra)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("RAYON_NUM_THREADS", "1");
+    c
+}
+
+fn solo(cfg: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tensile"))
+        .args(["foundry", "train", "--config", cfg.to_str().unwrap(), "--no-progress", "--skip-module-tests"])
+        .args(extra)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
+fn last(dir: &Path, step: u64) -> Vec<Vec<u8>> {
+    let ck = dir.join(format!("run/checkpoints/step-{step:08}"));
+    ["model.safetensors", "optimizer.safetensors"].iter().map(|f| std::fs::read(ck.join(f)).unwrap_or_else(|e| panic!("{}: {e}", ck.display()))).collect()
+}
+
+fn losses(dir: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap();
+    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get("loss")?.as_f64()).map(f64::to_bits).collect()
+}
+
+#[test]
+fn two_mpi_ranks_train_like_one_process_and_resume_bit_exactly() {
+    if !mpirun_available() {
+        return;
+    }
+    let settings = "train_steps = 6\ncheckpoint_every = 3";
+    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ca, cb, cc) = (experiment(a.path(), settings), experiment(b.path(), settings), experiment(c.path(), settings));
+    let o = solo(&ca, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = mpirun(2, &cb, &[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("data-parallel: 2 ranks (mpi)"), "{}", stdout(&o));
+    assert_eq!(stdout(&o).matches("step 6/6: loss").count(), 1, "rank 0 alone reports: {}", stdout(&o));
+    assert_eq!(losses(b.path()), losses(a.path()), "the loss curve of 2 ranks is one process's");
+    assert!(last(b.path(), 6) == last(a.path(), 6), "the final weights and optimizer state are one process's");
+    let metrics = std::fs::read_to_string(b.path().join("run/metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"ranks\":2") && metrics.contains("exchange_seconds"), "{metrics}");
+    // Stopped after step 3 and resumed, with the same world size.
+    let o = mpirun(2, &cc, &["--stop-after", "3"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = mpirun(2, &cc, &["--resume"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(last(c.path(), 6) == last(a.path(), 6), "the resumed run ends where the uninterrupted one does");
+}
+
+/// The processes of this test's binary that mpirun started as `rank`.
+fn rank_pids(binary: &str, rank: usize) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let (Ok(env), Ok(exe)) = (std::fs::read(e.path().join("environ")), std::fs::read_link(e.path().join("exe"))) else { continue };
+        let marker = format!("OMPI_COMM_WORLD_RANK={rank}");
+        if exe.to_string_lossy() == binary && env.split(|&b| b == 0).any(|v| v == marker.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_killed_rank_ends_the_job_within_seconds_and_the_last_checkpoint_is_intact() {
+    if !mpirun_available() {
+        return;
+    }
+    let settings = "train_steps = 400\ncheckpoint_every = 2";
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = experiment(b.path(), settings);
+    let mut job = mpirun(2, &cfg, &["--rank-timeout", "30s"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_tensile")).unwrap().display().to_string();
+    let first = b.path().join("run/checkpoints/step-00000002");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !first.join("model.safetensors").is_file() {
+        assert!(Instant::now() < deadline, "no checkpoint within two minutes");
+        assert!(job.try_wait().unwrap().is_none(), "the job ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let victims = rank_pids(&binary, 1);
+    assert_eq!(victims.len(), 1, "one process is rank 1");
+    let killed = Instant::now();
+    // SAFETY: kill(2) with a pid read from /proc and a signal number; no memory is involved.
+    assert_eq!(unsafe { libc::kill(victims[0], libc::SIGKILL) }, 0);
+    let status = loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            break s;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(60), "the job did not end within a minute of rank 1's death");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let waited = killed.elapsed();
+    let err = std::io::read_to_string(job.stderr.take().unwrap()).unwrap();
+    assert_ne!(status.code(), Some(0), "{err}");
+    assert!(waited < Duration::from_secs(40), "{waited:?}: {err}");
+    // Every checkpoint on disk is whole: the newest loads and evaluates, and a resume (by
+    // one process) continues from it.
+    let newest = tensile_foundry::checkpoint::latest(&b.path().join("run/checkpoints")).expect("a checkpoint");
+    let o = tensile(&["foundry", "evaluate", "--checkpoint", newest.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let step: u64 = newest.file_name().unwrap().to_string_lossy().trim_start_matches("step-").parse().unwrap();
+    // The same run, uninterrupted, to that step: the checkpoint is bitwise its state.
+    let cfg_a = experiment(a.path(), settings);
+    let o = solo(&cfg_a, &["--stop-after", &step.to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(last(a.path(), step) == last(b.path(), step), "checkpoint {step} of the killed job is the uninterrupted run's");
+}
