@@ -21,18 +21,8 @@ pub struct MergeArgs {
     /// The shards' JSON reports.
     #[arg(required = true, value_name = "SHARD.json")]
     reports: Vec<PathBuf>,
-    /// Write the merged JSON report here.
-    #[arg(long)]
-    report_json: Option<PathBuf>,
-    /// Write the merged JUnit XML report here.
-    #[arg(long)]
-    junit: Option<PathBuf>,
-    /// Write the merged HTML report here.
-    #[arg(long)]
-    html: Option<PathBuf>,
-    /// Write the merged Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
-    #[arg(long)]
-    markdown: Option<PathBuf>,
+    #[command(flatten)]
+    files: crate::report::ReportFiles,
     /// Save the merged run's latency samples (and case durations, for --shard-by-time) as
     /// baseline NAME.
     #[arg(long, value_name = "NAME")]
@@ -57,10 +47,10 @@ pub fn run(command: &ReportCommand) -> Result<u8> {
 
 fn merge(args: &MergeArgs) -> Result<u8> {
     let outputs = Outputs {
-        json: args.report_json.clone(),
-        junit: args.junit.clone(),
-        html: args.html.clone(),
-        markdown: args.markdown.clone(),
+        json: args.files.report_json.clone(),
+        junit: args.files.junit.clone(),
+        html: args.files.html.clone(),
+        markdown: args.files.markdown.clone(),
         save_baseline: args.save_baseline.clone(),
         baseline_dir: args.baseline_dir.clone(),
         ..Outputs::default()

@@ -1,6 +1,9 @@
-//! Wiring of reporters for `tensile run`.
+//! Wiring of reporters for `tensile run`, and the report-file flags it shares with
+//! `tensile report merge`.
 
 use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
 use tensile::event::Reporter;
 use tensile::outputs::Outputs;
 use tensile::plan::Plan;
@@ -21,4 +24,21 @@ pub fn run_with_reporters(plan: &Plan, options: &RunOptions, progress: bool, out
         Some(e) => Err(e.into()),
         None => Ok(summary),
     }
+}
+
+/// The report files of `tensile run` and `tensile report merge`.
+#[derive(Args)]
+pub struct ReportFiles {
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+    /// Write a JUnit XML report here (one testcase per module check).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report with plots here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write a short Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
 }

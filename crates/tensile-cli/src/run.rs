@@ -50,18 +50,8 @@ pub struct RunArgs {
     /// min_snr_db); the others keep each case's own, e.g. the quantization format's defaults.
     #[arg(long, value_name = "TOL|FIELD=X,...", allow_hyphen_values = true)]
     tolerance: Option<String>,
-    /// Write the JSON report here.
-    #[arg(long)]
-    report_json: Option<PathBuf>,
-    /// Write a JUnit XML report here (one testcase per module check).
-    #[arg(long)]
-    junit: Option<PathBuf>,
-    /// Write a self-contained HTML report with plots here.
-    #[arg(long)]
-    html: Option<PathBuf>,
-    /// Write a short Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
-    #[arg(long)]
-    markdown: Option<PathBuf>,
+    #[command(flatten)]
+    files: crate::report::ReportFiles,
     /// Save the run's latency samples as baseline NAME (in --baseline-dir).
     #[arg(long, value_name = "NAME")]
     save_baseline: Option<String>,
@@ -126,10 +116,10 @@ impl RunArgs {
             None => None,
         };
         Ok(tensile::outputs::Outputs {
-            json: self.report_json.clone(),
-            junit: self.junit.clone(),
-            html: self.html.clone(),
-            markdown: self.markdown.clone(),
+            json: self.files.report_json.clone(),
+            junit: self.files.junit.clone(),
+            html: self.files.html.clone(),
+            markdown: self.files.markdown.clone(),
             save_baseline: self.save_baseline.clone(),
             baseline: self.baseline.clone(),
             baseline_dir: self.baseline_dir.clone(),
