@@ -18,6 +18,8 @@ pub fn depth(world: usize) -> u32 {
 /// The `2^depth` nodes at `depth` of the tree over `0..units`, left to right; nodes below a
 /// single unit are empty (their parent is that unit).
 pub fn nodes(units: usize, depth: u32) -> Vec<Range<usize>> {
+    // A level of one node, the root: a vector holding one range, not the range's numbers.
+    #[allow(clippy::single_range_in_vec_init)]
     let mut level = vec![0..units];
     for _ in 0..depth {
         level = level
