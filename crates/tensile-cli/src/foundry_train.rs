@@ -154,18 +154,21 @@ fn train_in(args: &TrainArgs, group: &tensile_foundry::parallel::Group) -> Resul
         return Err(e).context("failed to write the run's log");
     }
     finished?;
-    let Some(log) = log else { return Ok(if tensile::interrupt::requested() { tensile::exit::INTERRUPTED } else { EXIT_OK }) };
-    let ck = outcome.checkpoint.as_ref().map_or("none".to_string(), |p| p.display().to_string());
-    println!(
-        "step {}/{}: loss {:.4} (first step of this run {:.4}); checkpoint {ck}; log {}",
-        outcome.step,
-        outcome.total_steps,
-        outcome.loss,
-        outcome.first_loss.unwrap_or(f64::NAN),
-        log.path().display()
-    );
+    if let Some(log) = &log {
+        let ck = outcome.checkpoint.as_ref().map_or("none".to_string(), |p| p.display().to_string());
+        println!(
+            "step {}/{}: loss {:.4} (first step of this run {:.4}); checkpoint {ck}; log {}",
+            outcome.step,
+            outcome.total_steps,
+            outcome.loss,
+            outcome.first_loss.unwrap_or(f64::NAN),
+            log.path().display()
+        );
+    }
     if tensile::interrupt::requested() {
-        println!("interrupted: resume with `tensile foundry train --config {} --resume`", args.config.display());
+        if lead {
+            println!("interrupted: resume with `tensile foundry train --config {} --resume`", args.config.display());
+        }
         return Ok(tensile::exit::INTERRUPTED);
     }
     Ok(EXIT_OK)

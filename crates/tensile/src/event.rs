@@ -170,6 +170,13 @@ pub struct CaseInfo {
     pub input_shape: Vec<usize>,
 }
 
+impl CaseInfo {
+    /// The case's identity across runs and shards: test name, dtype and device.
+    pub fn key(&self) -> crate::shard::CaseKey {
+        (self.name.clone(), self.dtype.clone(), self.device.clone())
+    }
+}
+
 /// A finished case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseResult {

@@ -8,10 +8,11 @@
 //!
 //! Reports are refused, naming the mismatch, when they do not belong together: another plan,
 //! commit, tensile version or device list, or a coverage that differs. `force` merges them
-//! anyway, with a warning each. A case found in two reports, or a report whose totals disagree
-//! with its own cases, is refused even then: the totals would count something twice or not
-//! at all; so is a shard given twice. Cases of the plan that no report holds (a shard not given, or lost) are refused
-//! unless a shard was interrupted, since an interrupted run also lacks them.
+//! anyway, with a warning each. A shard given twice, a case found in two reports, or a report
+//! whose totals disagree with its own cases is refused even then: the totals would count
+//! something twice or not at all. Cases of the plan that no report holds (a shard not given,
+//! or lost) are refused unless a shard was interrupted, since an interrupted run also lacks
+//! them.
 
 use crate::error::{Error, Result};
 use crate::event::{CaseResult, Event, ShardRun, Totals};
@@ -121,12 +122,11 @@ pub fn merge(inputs: &[Input], force: bool) -> Result<Merged> {
     }
     // Every case once: by its index in the plan when the plans agree, and never two of one
     // name, dtype and device, whatever the plans.
-    let mut owner: BTreeMap<(String, String, String), &PathBuf> = BTreeMap::new();
+    let mut owner: BTreeMap<crate::shard::CaseKey, &PathBuf> = BTreeMap::new();
     let mut cases: Vec<(usize, usize, &CaseResult)> = Vec::new();
     for (n, i) in inputs.iter().enumerate() {
         for c in &i.report.cases {
-            let key = (c.case.name.clone(), c.case.dtype.clone(), c.case.device.clone());
-            if let Some(other) = owner.insert(key, &i.path) {
+            if let Some(other) = owner.insert(c.case.key(), &i.path) {
                 return Err(refuse(format!(
                     "case {} `{}` ({}, {}) is in both {} and {}: a shard given twice, or shards of different splits",
                     c.case.index,

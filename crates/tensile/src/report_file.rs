@@ -79,8 +79,7 @@ impl ReportFile {
     pub fn durations(&self) -> Durations {
         let mut out = Durations::new();
         for c in &self.cases {
-            let key = (c.case.name.clone(), c.case.dtype.clone(), c.case.device.clone());
-            *out.entry(key).or_default() += c.checks.iter().map(|r| r.elapsed_s).sum::<f64>();
+            *out.entry(c.case.key()).or_default() += c.checks.iter().map(|r| r.elapsed_s).sum::<f64>();
         }
         out
     }

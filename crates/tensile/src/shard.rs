@@ -161,8 +161,11 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 /// sequence length gives another.
 pub fn identity(plan: &Plan) -> PlanIdentity {
     use std::fmt::Write;
-    let mut text = String::new();
+    let (mut text, mut devices) = (String::new(), Vec::<String>::new());
     for c in &plan.cases {
+        if !devices.contains(&c.device) {
+            devices.push(c.device.clone());
+        }
         let dims: Vec<String> = c.module.dims().iter().map(|(k, v)| format!("{k}={v}")).collect();
         let checks: Vec<&str> = c.checks.iter().map(|k| k.name()).collect();
         let _ = writeln!(
@@ -178,12 +181,6 @@ pub fn identity(plan: &Plan) -> PlanIdentity {
             checks.join(","),
             c.tolerance
         );
-    }
-    let mut devices: Vec<String> = Vec::new();
-    for c in &plan.cases {
-        if !devices.contains(&c.device) {
-            devices.push(c.device.clone());
-        }
     }
     PlanIdentity { fingerprint: format!("{:016x}", stable_hash(text.as_bytes())), cases: plan.cases.len(), checks: plan.check_count(), devices }
 }

@@ -11,25 +11,26 @@
 //! - `commit` (string or null): the commit of the code under test (`TENSILE_COMMIT`,
 //!   `GITHUB_SHA`, `CI_COMMIT_SHA`, else `git rev-parse HEAD`), null when unknown.
 //! - `plan` (object or null): the whole plan the run belongs to: `fingerprint` (16 hex digits
-//!   over every case's identity and settings), `cases`, `checks`.
+//!   over every case's identity and settings), `cases`, `checks`, `devices`.
 //! - `shard` (object or null): `index` (from 1), `count`, `by` (`hash` or `time`) when the run
 //!   was one shard of the plan (`--shard K/N`).
 //! - `merged` (array, only in a merged report): one object per shard report it was made from:
 //!   `shard`, `host`, `elapsed_s`, `cases`.
 //! - `machine` (object or null): `host`, `os` (e.g. `linux-x86_64`), `cpus` (logical CPUs),
 //!   `tensile_version`; null when no `RunStarted` event arrived.
-//! - `devices` (array of strings): devices in the plan (`cpu`, `cuda`, `cuda:1`).
+//! - `devices` (array of strings): devices of the whole plan (`cpu`, `cuda`, `cuda:1`), also
+//!   in a shard's report.
 //! - `totals` (object): `cases`, `cases_passed`, `checks`, `checks_failed`, `checks_skipped`,
 //!   `checks_flaky` (repeated checks that both passed and failed; also counted as failed),
 //!   `interrupted` (true when SIGINT or SIGTERM stopped the run: the report holds what ran).
 //! - `elapsed_s` (number): wall time of the run in seconds (of a merged report: the longest
 //!   shard's, the wall time when the shards ran side by side).
-//! - `coverage` (object): of the whole plan, also in a shard's report: `kinds` (per module kind: `kind`, `cases`, `tests`, `dtypes`,
-//!   `devices`, `checks`, and `dims`: configuration number → distinct values, `seq_len`
-//!   included), `presets` (presets compared against) and `uncovered` (`preset`, `test`, `kind`,
-//!   `dims` of each preset module no case covers).
+//! - `coverage` (object): of the whole plan, also in a shard's report: `kinds` (per module
+//!   kind: `kind`, `cases`, `tests`, `dtypes`, `devices`, `checks`, and `dims`: configuration
+//!   number → distinct values, `seq_len` included), `presets` (presets compared against) and
+//!   `uncovered` (`preset`, `test`, `kind`, `dims` of each preset module no case covers).
 //! - `cases` (array): one object per case (module test × dtype × device), in run order:
-//!   - `index` (integer): position in the plan;
+//!   - `index` (integer): position in the whole plan (a shard keeps the whole plan's indices);
 //!   - `name` (string): module test name, e.g. `tiny-llama::attention`;
 //!   - `module` (string): module kind, e.g. `llama.attention`;
 //!   - `dtype` (string), `device` (string);
