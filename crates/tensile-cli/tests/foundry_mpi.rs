@@ -39,10 +39,13 @@ fn experiment(out: &Path, training: &str) -> PathBuf {
     path
 }
 
-/// `mpirun -np N tensile foundry train --config CFG EXTRA...`, one thread per rank.
+/// `mpirun -np N tensile foundry train --config CFG EXTRA...`, one thread per rank. The ranks
+/// carry their config's path in `TENSILE_TEST_JOB`, so that a test can tell its own job's
+/// processes from those of a test running beside it.
 fn mpirun(ranks: usize, cfg: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new("mpirun");
-    c.args(["--oversubscribe", "-np", &ranks.to_string(), "-x", "RAYON_NUM_THREADS=1", env!("CARGO_BIN_EXE_tensile")])
+    let job = format!("TENSILE_TEST_JOB={}", cfg.display());
+    c.args(["--oversubscribe", "-np", &ranks.to_string(), "-x", "RAYON_NUM_THREADS=1", "-x", &job, env!("CARGO_BIN_EXE_tensile")])
         .args(["foundry", "train", "--config", cfg.to_str().unwrap(), "--no-progress", "--skip-module-tests"])
         .args(extra)
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
@@ -96,14 +99,16 @@ fn two_mpi_ranks_train_like_one_process_and_resume_bit_exactly() {
     assert!(last(c.path(), 6) == last(a.path(), 6), "the resumed run ends where the uninterrupted one does");
 }
 
-/// The processes of this test's binary that mpirun started as `rank`.
-fn rank_pids(binary: &str, rank: usize) -> Vec<i32> {
+/// The processes of this test's binary that mpirun started as `rank` of the job training `cfg`.
+fn rank_pids(binary: &str, rank: usize, cfg: &Path) -> Vec<i32> {
+    let job = format!("TENSILE_TEST_JOB={}", cfg.display());
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
         let (Ok(env), Ok(exe)) = (std::fs::read(e.path().join("environ")), std::fs::read_link(e.path().join("exe"))) else { continue };
         let marker = format!("OMPI_COMM_WORLD_RANK={rank}");
-        if exe.to_string_lossy() == binary && env.split(|&b| b == 0).any(|v| v == marker.as_bytes()) {
+        let mut vars = env.split(|&b| b == 0);
+        if exe.to_string_lossy() == binary && vars.clone().any(|v| v == marker.as_bytes()) && vars.any(|v| v == job.as_bytes()) {
             out.push(pid);
         }
     }
@@ -127,7 +132,7 @@ fn a_killed_rank_ends_the_job_within_seconds_and_the_last_checkpoint_is_intact()
         assert!(job.try_wait().unwrap().is_none(), "the job ended early");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let victims = rank_pids(&binary, 1);
+    let victims = rank_pids(&binary, 1, &cfg);
     assert_eq!(victims.len(), 1, "one process is rank 1");
     let killed = Instant::now();
     // SAFETY: kill(2) with a pid read from /proc and a signal number; no memory is involved.
