@@ -22,14 +22,14 @@ pub struct TrainArgs {
     /// Stop after this step, with a checkpoint (resume later with --resume).
     #[arg(long, value_name = "STEP")]
     stop_after: Option<u64>,
-    /// Device: cpu, cuda or cuda:N.
+    /// Device: cpu, cuda or cuda:N (under a launcher, `cuda` is cuda:LOCAL_RANK).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
-    /// Under `mpirun -np N` or `srun` (a build with the `mpi` feature): how long a rank waits
-    /// for the others in one exchange before it gives up, e.g. 90s or 10m.
+    /// Under `mpirun -np N`, `srun` or `torchrun --no-python`: how long a rank waits for the
+    /// others to join, and then in one exchange, before it gives up, e.g. 90s or 10m.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = tensile::isolate::parse_duration)]
     rank_timeout: std::time::Duration,
 }
@@ -67,28 +67,32 @@ pub struct LogsArgs {
 }
 
 pub fn train(args: &TrainArgs) -> Result<u8> {
-    let group = tensile_foundry::parallel::Group::from_environment(args.rank_timeout)?;
-    let result = train_in(args, &group);
-    if group.world_size() > 1 {
-        // A rank that stops with an error ends the job: the others would wait for it.
-        let code = match &result {
-            Ok(code) if *code == EXIT_OK || *code == tensile::exit::INTERRUPTED => None,
-            Ok(code) => Some(i32::from(*code)),
-            Err(e) => {
-                eprintln!("error: rank {}: {}", group.rank(), format!("{e:#}").lines().collect::<Vec<_>>().join(" "));
-                Some(i32::from(crate::EXIT_USAGE))
-            }
-        };
-        if let Some(code) = code {
-            group.0.abort(code);
+    // Under a launcher, a bare `cuda` means this rank's own GPU (cuda:LOCAL_RANK).
+    let launch = tensile_foundry::parallel::Launch::from_env()?;
+    let device = tensile::device::parse_device(&launch.as_ref().map_or_else(|| args.device.clone(), |l| l.device_name(&args.device)))?;
+    let group = tensile_foundry::parallel::Group::join(launch.as_ref(), &device, args.rank_timeout)?;
+    let result = train_in(args, device, &group);
+    if group.world_size() == 1 {
+        return result;
+    }
+    // A rank that stops with an error ends the run on every rank: the others would wait for
+    // it. Its error is printed here, with its rank, because MPI's abort does not return.
+    match result {
+        Ok(code) if code == EXIT_OK || code == tensile::exit::INTERRUPTED => Ok(code),
+        Ok(code) => {
+            group.0.abort(i32::from(code));
+            Ok(code)
+        }
+        Err(e) => {
+            eprintln!("error: rank {}: {}", group.rank(), format!("{e:#}").lines().collect::<Vec<_>>().join(" "));
+            group.0.abort(i32::from(crate::EXIT_USAGE));
+            Ok(crate::EXIT_USAGE)
         }
     }
-    result
 }
 
-fn train_in(args: &TrainArgs, group: &tensile_foundry::parallel::Group) -> Result<u8> {
+fn train_in(args: &TrainArgs, device: candle_core::Device, group: &tensile_foundry::parallel::Group) -> Result<u8> {
     let loaded = tensile_foundry::config::load(&args.config)?;
-    let device = tensile::device::parse_device(&args.device)?;
     tensile::interrupt::install()?;
     let resume = args.resume.as_deref().map(|r| if r == "latest" { Resume::Latest } else { Resume::From(PathBuf::from(r)) });
     let opts = TrainOptions {

@@ -7,13 +7,12 @@
 //! `MPI_Finalize`, which waits for ranks still in a collective: the job hung), and a watchdog
 //! ends a rank that has waited on the others longer than the timeout.
 
+use super::watchdog::Watchdog;
 use super::Collective;
 use crate::error::{Error, Result};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// This process's place in the MPI world.
 pub struct MpiWorld {
@@ -23,9 +22,7 @@ pub struct MpiWorld {
     world: SimpleCommunicator,
     rank: usize,
     size: usize,
-    /// Milliseconds since `epoch` when the current collective started; 0 when none runs.
-    busy_since: Arc<AtomicU64>,
-    epoch: Instant,
+    watchdog: Watchdog,
     _universe: mpi::environment::Universe,
 }
 
@@ -50,25 +47,8 @@ impl MpiWorld {
         let universe = mpi::initialize().ok_or_else(|| Error::Collective { rank: 0, reason: "MPI could not be initialised (or was already)".into() })?;
         let world = universe.world();
         let (rank, size) = (world.rank() as usize, world.size() as usize);
-        let busy_since = Arc::new(AtomicU64::new(0));
-        let epoch = Instant::now();
-        let watched = busy_since.clone();
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(500).min(timeout));
-            let since = watched.load(Ordering::Relaxed);
-            if since != 0 && epoch.elapsed().as_millis() as u64 > since + timeout.as_millis() as u64 {
-                eprintln!("error: rank {rank}: no answer from the other ranks for {timeout:?} (one died or is stuck); stopping");
-                std::process::abort();
-            }
-        });
-        Ok(Self { _panic_guard: PanicGuard, world, rank, size, busy_since, epoch, _universe: universe })
-    }
-
-    fn watched<T>(&self, f: impl FnOnce() -> T) -> T {
-        self.busy_since.store((self.epoch.elapsed().as_millis() as u64).max(1), Ordering::Relaxed);
-        let out = f();
-        self.busy_since.store(0, Ordering::Relaxed);
-        out
+        let watchdog = Watchdog::start(rank, timeout);
+        Ok(Self { _panic_guard: PanicGuard, world, rank, size, watchdog, _universe: universe })
     }
 }
 
@@ -81,12 +61,12 @@ impl Collective for MpiWorld {
     }
     fn all_gather_f32(&self, local: &[f32]) -> Result<Vec<f32>> {
         let mut out = vec![0f32; local.len() * self.size];
-        self.watched(|| self.world.all_gather_into(local, &mut out[..]));
+        self.watchdog.watch(|| self.world.all_gather_into(local, &mut out[..]));
         Ok(out)
     }
     fn all_gather_f64(&self, local: &[f64]) -> Result<Vec<f64>> {
         let mut out = vec![0f64; local.len() * self.size];
-        self.watched(|| self.world.all_gather_into(local, &mut out[..]));
+        self.watchdog.watch(|| self.world.all_gather_into(local, &mut out[..]));
         Ok(out)
     }
     fn engine(&self) -> &'static str {

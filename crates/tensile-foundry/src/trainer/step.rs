@@ -155,32 +155,39 @@ pub(crate) fn run(model: &TrainModel, examples: &[Example], s: &PassSettings, gr
 
 /// Every rank's node sums, in node order: each rank sends [`tree::slots`] slots (its nodes,
 /// then empty ones), each a presence flag and a loss (f64) and every variable's gradient
-/// (f32, in the model's variable order; a variable without one sends zeros).
+/// (f32, in the model's variable order; a variable without one sends zeros). The gradients
+/// travel as one tensor on the model's device, so that an engine that exchanges device memory
+/// never copies them to the host.
 fn gather(group: &dyn Collective, vars: &[Var], mine: Vec<Option<Unit>>) -> crate::error::Result<Vec<Option<Unit>>> {
     let world = group.world_size();
     let slots = tree::slots(world);
     let sizes: Vec<usize> = vars.iter().map(|v| v.elem_count()).collect();
     let width: usize = sizes.iter().sum();
-    let (mut head, mut body) = (Vec::with_capacity(2 * slots), Vec::with_capacity(slots * width));
+    let device = vars.first().map_or(Device::Cpu, |v| v.device().clone());
+    let (mut head, mut body) = (Vec::with_capacity(2 * slots), Vec::with_capacity(slots * vars.len()));
     for k in 0..slots {
         match mine.get(k).and_then(Option::as_ref) {
             Some((loss, grads)) => {
                 head.extend([1.0, *loss]);
                 for (v, &n) in vars.iter().zip(&sizes) {
-                    match grads.get(v) {
-                        Some(g) => body.extend(g.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
-                        None => body.extend(std::iter::repeat_n(0f32, n)),
-                    }
+                    body.push(match grads.get(v) {
+                        Some(g) => g.to_dtype(DType::F32)?.flatten_all()?,
+                        None => Tensor::zeros(n, DType::F32, &device)?,
+                    });
                 }
             }
             None => {
                 head.extend([0.0, 0.0]);
-                body.extend(std::iter::repeat_n(0f32, width));
+                body.push(Tensor::zeros(width, DType::F32, &device)?);
             }
         }
     }
+    if body.is_empty() {
+        body.push(Tensor::zeros(0, DType::F32, &device)?);
+    }
     let heads = group.all_gather_f64(&head)?;
-    let bodies = group.all_gather_f32(&body)?;
+    // (world · slots · width,): every rank's slots, each its variables' gradients end to end.
+    let bodies = group.all_gather_tensor(&Tensor::cat(&body, 0)?)?;
     let mut level: Vec<Option<Unit>> = (0..1usize << tree::depth(world)).map(|_| None).collect();
     for r in 0..world {
         for (k, node) in tree::owned(r, world).enumerate() {
@@ -191,7 +198,7 @@ fn gather(group: &dyn Collective, vars: &[Var], mine: Vec<Option<Unit>>) -> crat
             let mut grads = Grads::default();
             let mut at = slot * width;
             for (v, &n) in vars.iter().zip(&sizes) {
-                grads.insert(v, Tensor::from_slice(&bodies[at..at + n], v.shape(), v.device())?.to_dtype(v.dtype())?);
+                grads.insert(v, bodies.narrow(0, at, n)?.reshape(v.shape())?.to_dtype(v.dtype())?);
                 at += n;
             }
             level[node] = Some((heads[2 * slot + 1], grads));
