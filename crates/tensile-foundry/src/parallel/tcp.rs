@@ -268,6 +268,14 @@ mod tests {
     }
 
     #[test]
+    fn ranks_out_of_step_are_an_error_not_a_garbled_gather() {
+        let out = ranks(2, Duration::from_secs(20), |g| g.all_gather_bytes(&vec![7; g.rank() + 1]));
+        let message = out[0].as_ref().unwrap().as_ref().unwrap_err().to_string();
+        assert!(message.contains("rank 1 sent 2 bytes where rank 0 has 1"), "{message}");
+        assert!(out[1].as_ref().unwrap().is_err(), "rank 1 learns it from rank 0's closed connection");
+    }
+
+    #[test]
     fn a_silent_rank_is_given_up_after_the_timeout() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
