@@ -10,6 +10,17 @@ fn a_child_ended_by_sigint_is_interrupted_and_stops_the_run() {
     let launcher = tensile::isolate::Launcher::new(|_| {
         let mut c = Command::new("sh");
         c.args(["-c", "kill -INT $$"]);
+        // The shell must be able to die of SIGINT. A test run started in the background of a
+        // non-interactive shell (`nohup cargo test &`) has SIGINT ignored, and a child
+        // inherits that (the CLI's own handler resets it for its children; this test binary
+        // installs none).
+        // SAFETY: signal(2) is async-signal-safe, as code between fork and exec must be.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         c
     });
     let run = tensile::isolate::run_in_child(0, "c", None, &launcher, |_| {});
