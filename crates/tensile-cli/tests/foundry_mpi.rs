@@ -5,14 +5,11 @@
 
 mod common;
 
+use common::ranks::{experiment, last, losses};
 use common::{stderr, stdout, tensile};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
 
 fn mpirun_available() -> bool {
     let ok = Command::new("mpirun").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
@@ -20,23 +17,6 @@ fn mpirun_available() -> bool {
         eprintln!("skipped: mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev)");
     }
     ok
-}
-
-/// A tiny experiment over the committed corpus in `out`, prepared.
-fn experiment(out: &Path, training: &str) -> PathBuf {
-    let corpus = root().join("crates/tensile-foundry/tests/data/tiny_corpus/*.txt");
-    let text = format!(
-        "experiment_name = \"mpi\"\nrandom_seed = 3\n[data]\nsources = [{:?}]\noutput_dir = \"data\"\nmax_sequence_length = 32\nbatch_size = 4\n\
-         validation_fraction = 0.1\ndocument_separator = \"\"\n[tokenizer]\nvocab_size = 400\noutput_dir = \"tokenizer\"\n[model]\narchitecture = \"llama\"\n\
-         num_hidden_layers = 2\nhidden_size = 64\nintermediate_size = 128\nnum_attention_heads = 2\ndropout = 0.1\n[training]\nlearning_rate = 3e-3\n\
-         warmup_steps = 2\ngradient_accumulation_steps = 3\noutput_dir = \"run\"\n{training}\n",
-        corpus.display().to_string()
-    );
-    let path = out.join("mpi.toml");
-    std::fs::write(&path, text).unwrap();
-    let o = tensile(&["foundry", "preprocess", "--config", path.to_str().unwrap(), "--no-progress"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    path
 }
 
 /// `mpirun -np N tensile foundry train --config CFG EXTRA...`, one thread per rank. The ranks
@@ -63,16 +43,6 @@ fn solo(cfg: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-fn last(dir: &Path, step: u64) -> Vec<Vec<u8>> {
-    let ck = dir.join(format!("run/checkpoints/step-{step:08}"));
-    ["model.safetensors", "optimizer.safetensors"].iter().map(|f| std::fs::read(ck.join(f)).unwrap_or_else(|e| panic!("{}: {e}", ck.display()))).collect()
-}
-
-fn losses(dir: &Path) -> Vec<u64> {
-    let text = std::fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap();
-    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get("loss")?.as_f64()).map(f64::to_bits).collect()
-}
-
 #[test]
 fn two_mpi_ranks_train_like_one_process_and_resume_bit_exactly() {
     if !mpirun_available() {
@@ -80,7 +50,7 @@ fn two_mpi_ranks_train_like_one_process_and_resume_bit_exactly() {
     }
     let settings = "train_steps = 6\ncheckpoint_every = 3";
     let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (ca, cb, cc) = (experiment(a.path(), settings), experiment(b.path(), settings), experiment(c.path(), settings));
+    let (ca, cb, cc) = (experiment(a.path(), "mpi", 3, settings), experiment(b.path(), "mpi", 3, settings), experiment(c.path(), "mpi", 3, settings));
     let o = solo(&ca, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = mpirun(2, &cb, &[]).output().unwrap();
@@ -122,7 +92,7 @@ fn a_killed_rank_ends_the_job_within_seconds_and_the_last_checkpoint_is_intact()
     }
     let settings = "train_steps = 400\ncheckpoint_every = 2";
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let cfg = experiment(b.path(), settings);
+    let cfg = experiment(b.path(), "mpi", 3, settings);
     let mut job = mpirun(2, &cfg, &["--rank-timeout", "30s"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_tensile")).unwrap().display().to_string();
     let first = b.path().join("run/checkpoints/step-00000002");
@@ -155,7 +125,7 @@ fn a_killed_rank_ends_the_job_within_seconds_and_the_last_checkpoint_is_intact()
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let step: u64 = newest.file_name().unwrap().to_string_lossy().trim_start_matches("step-").parse().unwrap();
     // The same run, uninterrupted, to that step: the checkpoint is bitwise its state.
-    let cfg_a = experiment(a.path(), settings);
+    let cfg_a = experiment(a.path(), "mpi", 3, settings);
     let o = solo(&cfg_a, &["--stop-after", &step.to_string()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(last(a.path(), step) == last(b.path(), step), "checkpoint {step} of the killed job is the uninterrupted run's");

@@ -8,31 +8,11 @@
 
 mod common;
 
-use common::{stderr, stdout, tensile};
-use std::path::{Path, PathBuf};
+use common::ranks::{experiment, last, losses};
+use common::{stderr, stdout};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
-
-/// A tiny experiment over the committed corpus in `out`, prepared.
-fn experiment(out: &Path, training: &str) -> PathBuf {
-    let corpus = root().join("crates/tensile-foundry/tests/data/tiny_corpus/*.txt");
-    let text = format!(
-        "experiment_name = \"tcp\"\nrandom_seed = 5\n[data]\nsources = [{:?}]\noutput_dir = \"data\"\nmax_sequence_length = 32\nbatch_size = 4\n\
-         validation_fraction = 0.1\ndocument_separator = \"\"\n[tokenizer]\nvocab_size = 400\noutput_dir = \"tokenizer\"\n[model]\narchitecture = \"llama\"\n\
-         num_hidden_layers = 2\nhidden_size = 64\nintermediate_size = 128\nnum_attention_heads = 2\ndropout = 0.1\n[training]\nlearning_rate = 3e-3\n\
-         warmup_steps = 2\ngradient_accumulation_steps = 3\noutput_dir = \"run\"\n{training}\n",
-        corpus.display().to_string()
-    );
-    let path = out.join("tcp.toml");
-    std::fs::write(&path, text).unwrap();
-    let o = tensile(&["foundry", "preprocess", "--config", path.to_str().unwrap(), "--no-progress"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    path
-}
 
 fn train(cfg: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tensile"));
@@ -68,21 +48,11 @@ fn finish(ranks: Vec<Child>) -> Vec<Output> {
     ranks.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
 }
 
-fn last(dir: &Path, step: u64) -> Vec<Vec<u8>> {
-    let ck = dir.join(format!("run/checkpoints/step-{step:08}"));
-    ["model.safetensors", "optimizer.safetensors"].iter().map(|f| std::fs::read(ck.join(f)).unwrap_or_else(|e| panic!("{}: {e}", ck.display()))).collect()
-}
-
-fn losses(dir: &Path) -> Vec<u64> {
-    let text = std::fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap();
-    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?.get("loss")?.as_f64()).map(f64::to_bits).collect()
-}
-
 #[test]
 fn two_torchrun_ranks_train_like_one_process_and_resume_bit_exactly() {
     let settings = "train_steps = 6\ncheckpoint_every = 3";
     let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (ca, cb, cc) = (experiment(a.path(), settings), experiment(b.path(), settings), experiment(c.path(), settings));
+    let (ca, cb, cc) = (experiment(a.path(), "tcp", 5, settings), experiment(b.path(), "tcp", 5, settings), experiment(c.path(), "tcp", 5, settings));
     let o = train(&ca, &[]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let outs = finish(torchrun(2, &cb, &[]));
@@ -110,7 +80,7 @@ fn two_torchrun_ranks_train_like_one_process_and_resume_bit_exactly() {
 fn a_killed_rank_stops_the_other_within_seconds_and_the_last_checkpoint_is_intact() {
     let settings = "train_steps = 400\ncheckpoint_every = 2";
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let cfg = experiment(b.path(), settings);
+    let cfg = experiment(b.path(), "tcp", 5, settings);
     let mut ranks = torchrun(2, &cfg, &["--rank-timeout", "60s"]);
     let first = b.path().join("run/checkpoints/step-00000002");
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -134,7 +104,7 @@ fn a_killed_rank_stops_the_other_within_seconds_and_the_last_checkpoint_is_intac
     assert!(err.contains("rank 0: rank 1 stopped"), "{err}");
     let newest = tensile_foundry::checkpoint::latest(&b.path().join("run/checkpoints")).expect("a checkpoint");
     let step: u64 = newest.file_name().unwrap().to_string_lossy().trim_start_matches("step-").parse().unwrap();
-    let cfg_a = experiment(a.path(), settings);
+    let cfg_a = experiment(a.path(), "tcp", 5, settings);
     let o = train(&cfg_a, &["--stop-after", &step.to_string()]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(last(a.path(), step) == last(b.path(), step), "checkpoint {step} of the killed run is the uninterrupted run's");

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod ranks;
+
 use std::process::{Command, Output};
 
 /// Runs the binary. Whatever the exit code, it must come from the program (not a signal) and a
