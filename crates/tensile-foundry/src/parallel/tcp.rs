@@ -255,13 +255,15 @@ mod tests {
         let out = ranks(3, Duration::from_secs(60), |g| {
             g.all_gather_f32(&[1.0]).unwrap();
             if g.rank() == 2 {
+                // Its process lives on (the group is handed back, not dropped): the abort alone
+                // must tell the others.
                 g.abort(1);
-                return Err(fail(2, "stopped".into()));
+                return (Err(fail(2, "stopped".into())), Some(g));
             }
-            g.all_gather_f32(&[2.0]).map(|_| ())
+            (g.all_gather_f32(&[2.0]).map(|_| ()), None)
         });
         // Rank 2 stopped; rank 0 learns it from the closed connection, and rank 1 from rank 0's.
-        let messages: Vec<String> = out.into_iter().map(|o| o.unwrap().unwrap_err().to_string()).collect();
+        let messages: Vec<String> = out.into_iter().map(|o| o.unwrap().0.unwrap_err().to_string()).collect();
         assert!(messages[0].contains("rank 0: rank 2 stopped"), "{}", messages[0]);
         assert!(messages[1].contains("rank 1: rank 0 stopped"), "{}", messages[1]);
         assert!(started.elapsed() < Duration::from_secs(30), "waited for the timeout: {:?}", started.elapsed());
