@@ -46,15 +46,7 @@ pub fn run(command: &ReportCommand) -> Result<u8> {
 }
 
 fn merge(args: &MergeArgs) -> Result<u8> {
-    let outputs = Outputs {
-        json: args.files.report_json.clone(),
-        junit: args.files.junit.clone(),
-        html: args.files.html.clone(),
-        markdown: args.files.markdown.clone(),
-        save_baseline: args.save_baseline.clone(),
-        baseline_dir: args.baseline_dir.clone(),
-        ..Outputs::default()
-    };
+    let outputs = Outputs { save_baseline: args.save_baseline.clone(), baseline_dir: args.baseline_dir.clone(), ..args.files.outputs() };
     // No output may overwrite one of the reports being merged.
     outputs.preflight(&Plan::default(), &args.reports)?;
     let inputs = args.reports.iter().map(tensile::merge::Input::read).collect::<tensile::Result<Vec<_>>>()?;

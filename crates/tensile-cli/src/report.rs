@@ -42,3 +42,10 @@ pub struct ReportFiles {
     #[arg(long)]
     pub markdown: Option<PathBuf>,
 }
+
+impl ReportFiles {
+    /// Outputs that write these files, and nothing else yet: each command adds its own.
+    pub fn outputs(&self) -> Outputs {
+        Outputs { json: self.report_json.clone(), junit: self.junit.clone(), html: self.html.clone(), markdown: self.markdown.clone(), ..Outputs::default() }
+    }
+}

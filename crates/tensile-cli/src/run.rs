@@ -116,10 +116,6 @@ impl RunArgs {
             None => None,
         };
         Ok(tensile::outputs::Outputs {
-            json: self.files.report_json.clone(),
-            junit: self.files.junit.clone(),
-            html: self.files.html.clone(),
-            markdown: self.files.markdown.clone(),
             save_baseline: self.save_baseline.clone(),
             baseline: self.baseline.clone(),
             baseline_dir: self.baseline_dir.clone(),
@@ -132,6 +128,7 @@ impl RunArgs {
             allow_skips: self.allow_skips,
             shard,
             shard_by_time: self.shard_by_time.clone(),
+            ..self.files.outputs()
         })
     }
 }
