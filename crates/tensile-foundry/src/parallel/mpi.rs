@@ -3,9 +3,10 @@
 //!
 //! Only the main thread calls MPI. A rank that stops answering must not leave the others
 //! waiting: mpirun ends the job when a process exits with an error, the command line ends
-//! every error on a rank with [`Collective::abort`], a panic aborts on its way out (unwinding would otherwise run
-//! `MPI_Finalize`, which waits for ranks still in a collective: the job hung), and a watchdog
-//! ends a rank that has waited on the others longer than the timeout.
+//! every error on a rank with [`Collective::abort`], a panic aborts on its way out
+//! (unwinding would otherwise run `MPI_Finalize`, which waits for ranks still in a
+//! collective: the job hung), and a watchdog ends a rank that has waited on the others
+//! longer than the timeout.
 
 use super::watchdog::Watchdog;
 use super::Collective;
